@@ -1,0 +1,229 @@
+package api
+
+import (
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// ChatRequest is the gateway's view of a chat completion request: the
+// client's bytes, untouched, and the few fields the gateway acts on.
+// Everything else stays in Body and reaches the provider as sent.
+type ChatRequest struct {
+	Body         []byte
+	Model        string
+	Stream       bool
+	IncludeUsage bool  // stream_options.include_usage
+	MaxTokens    int64 // max_completion_tokens or max_tokens, 0 when absent
+	N            int64 // 1 when absent
+}
+
+// Limits bound what a request may contain. Zero values mean "no limit".
+type Limits struct {
+	MaxMessages     int
+	MaxMaxTokens    int64
+	MaxN            int64
+	MaxContentBytes int
+}
+
+// DefaultLimits are generous bounds that stop abuse but no real workload.
+var DefaultLimits = Limits{MaxMessages: 2048, MaxMaxTokens: 1_000_000, MaxN: 16}
+
+var knownRoles = map[string]bool{
+	"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true,
+}
+
+// ParseChatRequest validates body as an OpenAI chat completion request and
+// returns its view. Every failure is an *Error naming the field at fault.
+func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
+	if len(body) == 0 {
+		return nil, InvalidRequest("", "request body is empty; expected a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return nil, InvalidRequest("", "request body is not valid UTF-8")
+	}
+	if !gjson.ValidBytes(body) {
+		return nil, InvalidRequest("", "request body is not valid JSON")
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, InvalidRequest("", "request body must be a JSON object")
+	}
+	req := &ChatRequest{Body: body, N: 1}
+	var perr *Error
+	var seenModel, seenMessages bool
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			seenModel = true
+			if v.Type != gjson.String || v.Str == "" {
+				perr = InvalidRequest("model", "model must be a non-empty string")
+				return false
+			}
+			req.Model = v.Str
+		case "messages":
+			seenMessages = true
+			perr = validateMessages(v, lim)
+		case "stream":
+			if v.Type == gjson.Null {
+				break
+			}
+			if !v.IsBool() {
+				perr = InvalidRequest("stream", "stream must be a boolean")
+				return false
+			}
+			req.Stream = v.Bool()
+		case "stream_options":
+			if v.Type == gjson.Null {
+				break
+			}
+			if !v.IsObject() {
+				perr = InvalidRequest("stream_options", "stream_options must be an object")
+				return false
+			}
+			req.IncludeUsage = v.Get("include_usage").Bool()
+		case "temperature":
+			perr = checkNumber(v, "temperature", 0, 2)
+		case "top_p":
+			perr = checkNumber(v, "top_p", 0, 1)
+		case "presence_penalty", "frequency_penalty":
+			perr = checkNumber(v, k.Str, -2, 2)
+		case "max_tokens", "max_completion_tokens":
+			if v.Type == gjson.Null {
+				break
+			}
+			if perr = checkInt(v, k.Str, 1, lim.MaxMaxTokens); perr == nil {
+				req.MaxTokens = v.Int()
+			}
+		case "n":
+			if v.Type == gjson.Null {
+				break
+			}
+			if perr = checkInt(v, "n", 1, lim.MaxN); perr == nil {
+				req.N = v.Int()
+			}
+		}
+		return perr == nil
+	})
+	if perr != nil {
+		return nil, perr
+	}
+	if !seenModel {
+		return nil, InvalidRequest("model", "you must provide a model parameter")
+	}
+	if !seenMessages {
+		return nil, InvalidRequest("messages", "you must provide a messages parameter")
+	}
+	return req, nil
+}
+
+func checkNumber(v gjson.Result, param string, lo, hi float64) *Error {
+	if v.Type == gjson.Null {
+		return nil
+	}
+	if v.Type != gjson.Number {
+		return InvalidRequest(param, "%s must be a number", param)
+	}
+	if f := v.Float(); f < lo || f > hi {
+		return InvalidRequest(param, "%s must be between %g and %g, got %s", param, lo, hi, v.Raw)
+	}
+	return nil
+}
+
+func checkInt(v gjson.Result, param string, lo, hi int64) *Error {
+	if v.Type != gjson.Number || v.Float() != float64(v.Int()) {
+		return InvalidRequest(param, "%s must be an integer", param)
+	}
+	if n := v.Int(); n < lo || (hi > 0 && n > hi) {
+		if hi > 0 {
+			return InvalidRequest(param, "%s must be between %d and %d, got %d", param, lo, hi, n)
+		}
+		return InvalidRequest(param, "%s must be at least %d, got %d", param, lo, n)
+	}
+	return nil
+}
+
+func validateMessages(v gjson.Result, lim Limits) *Error {
+	if !v.IsArray() {
+		return InvalidRequest("messages", "messages must be an array of message objects")
+	}
+	var perr *Error
+	i := 0
+	v.ForEach(func(_, m gjson.Result) bool {
+		perr = validateMessage(m, i)
+		i++
+		return perr == nil
+	})
+	if perr != nil {
+		return perr
+	}
+	if i == 0 {
+		return InvalidRequest("messages", "messages must contain at least one message")
+	}
+	if lim.MaxMessages > 0 && i > lim.MaxMessages {
+		return InvalidRequest("messages", "too many messages: %d, the limit is %d", i, lim.MaxMessages)
+	}
+	return nil
+}
+
+func validateMessage(m gjson.Result, i int) *Error {
+	param := func(field string) string { return "messages[" + itoa(i) + "]" + field }
+	if !m.IsObject() {
+		return InvalidRequest(param(""), "%s must be an object", param(""))
+	}
+	role := m.Get("role")
+	if role.Type != gjson.String {
+		return InvalidRequest(param(".role"), "%s must be a string", param(".role"))
+	}
+	if !knownRoles[role.Str] {
+		return InvalidRequest(param(".role"), "%s: unknown role %q; expected system, developer, user, assistant or tool", param(".role"), role.Str)
+	}
+	content := m.Get("content")
+	switch {
+	case content.Type == gjson.String, content.Type == gjson.Null:
+	case content.IsArray():
+		var perr *Error
+		j := 0
+		content.ForEach(func(_, part gjson.Result) bool {
+			p := param(".content[" + itoa(j) + "]")
+			j++
+			if !part.IsObject() {
+				perr = InvalidRequest(p, "%s must be an object", p)
+				return false
+			}
+			t := part.Get("type")
+			if t.Type != gjson.String || t.Str == "" {
+				perr = InvalidRequest(p+".type", "%s.type must be a non-empty string", p)
+				return false
+			}
+			if t.Str == "text" && part.Get("text").Type != gjson.String {
+				perr = InvalidRequest(p+".text", "%s.text must be a string", p)
+				return false
+			}
+			return true
+		})
+		if perr != nil {
+			return perr
+		}
+	default:
+		return InvalidRequest(param(".content"), "%s must be a string, an array of content parts or null", param(".content"))
+	}
+	if !content.Exists() && role.Str != "assistant" {
+		return InvalidRequest(param(".content"), "%s is required for role %s", param(".content"), role.Str)
+	}
+	return nil
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	var b [20]byte
+	n := len(b)
+	for i > 0 {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+	}
+	return string(b[n:])
+}

@@ -1,0 +1,65 @@
+// Package provider defines what an LLM provider adapter is and holds the
+// pieces every adapter shares: the tuned HTTP transport and upstream error
+// mapping.
+package provider
+
+import (
+	"context"
+	"net/http"
+)
+
+// Request is one chat completion call as the gateway hands it to a provider.
+type Request struct {
+	// Body is the client's OpenAI chat request JSON. Model has already been
+	// rewritten to the upstream model; every other field is as the client
+	// sent it. Adapters must not modify it in place.
+	Body []byte
+	// Model is the upstream model id.
+	Model string
+	// Stream asks for a streamed answer.
+	Stream bool
+	// MaxTokens is the client's max_tokens/max_completion_tokens (0: unset).
+	MaxTokens int64
+	// Header carries headers to propagate upstream (trace context). May be nil.
+	Header http.Header
+}
+
+// Response is a provider's answer in OpenAI format.
+type Response struct {
+	// Body is the complete OpenAI chat.completion JSON (non-streaming calls).
+	Body []byte
+	// Stream yields OpenAI chat.completion.chunk payloads (streaming calls).
+	Stream Stream
+	// Provider names the deployment that produced the answer when a router
+	// chose among several; "" means the provider called.
+	Provider string
+	// Attempts counts upstream calls made for this answer (0 means 1).
+	Attempts int
+}
+
+// Stream is a streamed answer translated to OpenAI chunks.
+//
+// Streams always end with a usage chunk ({"choices":[],"usage":{...}}) when
+// the upstream reports usage, whether or not the client asked for it; the
+// gateway decides what the client sees.
+type Stream interface {
+	// Next returns the next chunk's JSON, valid until the following call.
+	// It returns io.EOF after the last chunk ([DONE] or message_stop) and an
+	// error (an *api.Error where one applies) when the stream fails or ends
+	// early.
+	Next() ([]byte, error)
+	// Close releases the upstream connection. It is safe to call twice.
+	Close() error
+}
+
+// Provider is one configured upstream.
+type Provider interface {
+	// Name is the configured name, used in "name/model" and in metrics.
+	Name() string
+	// Type is the wire protocol: "openai" or "anthropic".
+	Type() string
+	// ChatCompletion sends the request upstream. Errors are *api.Error:
+	// upstream 4xx passed through with the provider's message, 5xx and
+	// connection failures 502, timeouts 504.
+	ChatCompletion(ctx context.Context, req *Request) (*Response, error)
+}

@@ -1,0 +1,155 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+)
+
+// TransportOptions tune the HTTP client of one provider.
+type TransportOptions struct {
+	ConnectTimeout        time.Duration // default 5s
+	ResponseHeaderTimeout time.Duration // time to first byte; 0: none (deadline comes from the context)
+	MaxIdleConnsPerHost   int           // default 512
+	MaxConnsPerHost       int           // 0: unlimited
+	IdleConnTimeout       time.Duration // default 90s
+}
+
+// NewTransport returns an http.Transport tuned for a gateway: a large
+// keep-alive pool, HTTP/2 when the upstream offers it over TLS, no
+// transparent gzip (we forward and parse bytes, and compression on loopback
+// or a LAN costs more than it saves).
+func NewTransport(o TransportOptions) *http.Transport {
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = 512
+	}
+	if o.IdleConnTimeout <= 0 {
+		o.IdleConnTimeout = 90 * time.Second
+	}
+	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          o.MaxIdleConnsPerHost * 4,
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		MaxConnsPerHost:       o.MaxConnsPerHost,
+		IdleConnTimeout:       o.IdleConnTimeout,
+		TLSHandshakeTimeout:   o.ConnectTimeout,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+}
+
+// TransportError maps a failure to reach the upstream (dial, TLS, timeout,
+// reset) to a 502 or 504. The message names the provider, never the URL's
+// credentials or a key.
+func TransportError(ctx context.Context, provider string, err error) *api.Error {
+	if ctx.Err() == context.Canceled {
+		return api.FromError(context.Canceled)
+	}
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		(errors.As(err, &ne) && ne.Timeout())
+	if timeout {
+		return &api.Error{Status: http.StatusGatewayTimeout, Type: api.TypeTimeout, Code: "upstream_timeout",
+			Message: fmt.Sprintf("provider %s did not answer in time", provider), Err: stripURL(err)}
+	}
+	code := "upstream_unavailable"
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		code = "upstream_connection_refused"
+	}
+	return &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: code,
+		Message: fmt.Sprintf("could not reach provider %s", provider), Err: stripURL(err)}
+}
+
+// stripURL drops the *url.Error wrapper whose text repeats the request URL.
+func stripURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// UpstreamError maps a non-2xx provider answer to the error the client
+// sees. 4xx are passed through with the provider's own message and type;
+// 5xx become 502 (504 for a gateway timeout upstream). The message is read
+// from OpenAI's {"error":{...}} and Anthropic's {"type":"error","error":{...}}.
+func UpstreamError(provider string, status int, header http.Header, body []byte) *api.Error {
+	msg := gjson.GetBytes(body, "error.message").String()
+	typ := gjson.GetBytes(body, "error.type").String()
+	code := gjson.GetBytes(body, "error.code").String()
+	param := gjson.GetBytes(body, "error.param").String()
+	if msg == "" {
+		msg = strings.TrimSpace(string(body))
+		if len(msg) > 512 || !gjson.Valid(msg) && strings.ContainsAny(msg, "<>") {
+			msg = http.StatusText(status)
+		}
+	}
+	e := &api.Error{UpstreamStatus: status, Message: msg, Type: typ, Code: code, Param: param,
+		RetryAfter: ParseRetryAfter(header.Get("Retry-After"), time.Now())}
+	switch {
+	case status == http.StatusTooManyRequests:
+		e.Status = status
+		if e.Type == "" {
+			e.Type = api.TypeRateLimit
+		}
+	case status >= 400 && status < 500:
+		e.Status = status
+		if e.Type == "" {
+			e.Type = api.TypeInvalidRequest
+		}
+	case status == http.StatusGatewayTimeout:
+		e.Status = http.StatusGatewayTimeout
+		e.Type = api.TypeTimeout
+		e.Message = fmt.Sprintf("provider %s timed out: %s", provider, msg)
+	default:
+		e.Status = http.StatusBadGateway
+		if e.Type == "" || e.Type == "api_error" || e.Type == "server_error" {
+			e.Type = api.TypeUpstream
+		}
+		e.Message = fmt.Sprintf("provider %s failed with status %d: %s", provider, status, msg)
+		if e.Code == "" {
+			e.Code = "upstream_error"
+		}
+	}
+	return e
+}
+
+// ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

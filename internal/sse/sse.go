@@ -1,0 +1,175 @@
+// Package sse reads and writes Server-Sent Events as LLM providers use them.
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+)
+
+// Event is one server-sent event. Data lines are joined with '\n'.
+// Event and Data are valid only until the next call to Reader.Next.
+type Event struct {
+	Event []byte
+	Data  []byte
+	ID    []byte
+}
+
+// Reader parses an event stream. It allocates nothing per event once its
+// buffers have grown to the largest event seen.
+type Reader struct {
+	br    *bufio.Reader
+	data  []byte
+	event []byte
+	id    []byte
+	line  []byte
+}
+
+// MaxLine bounds a single line so a broken upstream cannot exhaust memory.
+const MaxLine = 16 << 20
+
+// ErrLineTooLong reports a line over MaxLine.
+var ErrLineTooLong = errors.New("sse: line too long")
+
+// NewReader returns a Reader over r.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, 16<<10)}
+}
+
+// Next returns the next event with a data field or an event name. It
+// returns io.EOF at a clean end of input and io.ErrUnexpectedEOF when the
+// input ends inside an event.
+func (r *Reader) Next() (Event, error) {
+	r.data, r.event, r.id = r.data[:0], r.event[:0], r.id[:0]
+	hasData, inEvent := false, false
+	for {
+		line, err := r.readLine()
+		if err != nil {
+			if err == io.EOF && (hasData || len(r.event) > 0) {
+				// A final event without its blank line: deliver it; many
+				// servers close right after the last data line.
+				return Event{Event: r.event, Data: r.data, ID: r.id}, nil
+			}
+			if err == io.EOF && inEvent {
+				return Event{}, io.ErrUnexpectedEOF
+			}
+			return Event{}, err
+		}
+		if len(line) == 0 {
+			if hasData || len(r.event) > 0 {
+				return Event{Event: r.event, Data: r.data, ID: r.id}, nil
+			}
+			inEvent = false
+			continue
+		}
+		if line[0] == ':' { // comment
+			continue
+		}
+		inEvent = true
+		field, value := line, []byte(nil)
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+		}
+		switch string(field) {
+		case "data":
+			if hasData {
+				r.data = append(r.data, '\n')
+			}
+			r.data = append(r.data, value...)
+			hasData = true
+		case "event":
+			r.event = append(r.event[:0], value...)
+		case "id":
+			r.id = append(r.id[:0], value...)
+		}
+	}
+}
+
+// readLine returns one line without its terminator (\n, \r\n or \r\n).
+func (r *Reader) readLine() ([]byte, error) {
+	r.line = r.line[:0]
+	for {
+		frag, err := r.br.ReadSlice('\n')
+		r.line = append(r.line, frag...)
+		if len(r.line) > MaxLine {
+			return nil, ErrLineTooLong
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			if err == io.EOF && len(r.line) > 0 {
+				return trimEOL(r.line), nil
+			}
+			return nil, err
+		}
+		return trimEOL(r.line), nil
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}
+
+// Writer writes events to an http.ResponseWriter and flushes each one.
+type Writer struct {
+	w   io.Writer
+	rc  *http.ResponseController
+	buf []byte
+}
+
+// NewWriter returns a Writer that flushes through w's ResponseController.
+func NewWriter(w http.ResponseWriter) *Writer {
+	return &Writer{w: w, rc: http.NewResponseController(w)}
+}
+
+// Done is the payload that ends an OpenAI stream.
+var Done = []byte("[DONE]")
+
+// Data writes "data: payload\n\n" without flushing.
+func (w *Writer) Data(payload []byte) error {
+	w.buf = append(w.buf[:0], "data: "...)
+	w.buf = append(w.buf, payload...)
+	w.buf = append(w.buf, '\n', '\n')
+	_, err := w.w.Write(w.buf)
+	return err
+}
+
+// Event writes "event: name\ndata: payload\n\n" without flushing.
+func (w *Writer) Event(name string, payload []byte) error {
+	w.buf = append(w.buf[:0], "event: "...)
+	w.buf = append(w.buf, name...)
+	w.buf = append(w.buf, "\ndata: "...)
+	w.buf = append(w.buf, payload...)
+	w.buf = append(w.buf, '\n', '\n')
+	_, err := w.w.Write(w.buf)
+	return err
+}
+
+// Flush sends what was written to the client.
+func (w *Writer) Flush() error {
+	err := w.rc.Flush()
+	if errors.Is(err, http.ErrNotSupported) {
+		return nil
+	}
+	return err
+}
+
+// SetHeaders sets the headers of an event stream response.
+func SetHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+}
