@@ -1,0 +1,112 @@
+package api
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+func TestAccumulatorRebuildsTextToolCallsAndUsage(t *testing.T) {
+	chunks := []string{
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":null}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get","arguments":""}}]},"finish_reason":null}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\":"}}]},"finish_reason":null}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]},"finish_reason":null}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}`,
+		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
+	}
+	var a Accumulator
+	for i, c := range chunks {
+		if a.Complete() && i <= 6 { // chunk 6 carries finish_reason
+			t.Fatalf("complete before the finish chunk, at chunk %d", i)
+		}
+		if err := a.Add([]byte(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !a.Complete() {
+		t.Fatal("stream with finish_reason must be complete")
+	}
+	cc := a.Completion()
+	want := &ChatCompletion{ID: "c1", Object: "chat.completion", Created: 7, Model: "m",
+		Usage: &Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7},
+		Choices: []Choice{{Index: 0, FinishReason: "tool_calls", Logprobs: json.RawMessage("null"), Message: Message{
+			Role: "assistant", Content: Ptr("Hello"),
+			ToolCalls: []ToolCall{{ID: "call_1", Type: "function", Function: FunctionCall{Name: "get", Arguments: `{"q":1}`}}},
+		}}}}
+	if !reflect.DeepEqual(cc, want) {
+		g, _ := json.Marshal(cc)
+		w, _ := json.Marshal(want)
+		t.Fatalf("got  %s\nwant %s", g, w)
+	}
+}
+
+func TestAccumulatorWithoutFinishIsIncomplete(t *testing.T) {
+	var a Accumulator
+	_ = a.Add([]byte(`{"id":"x","choices":[{"index":0,"delta":{"content":"partial"}}]}`))
+	if a.Complete() {
+		t.Fatal("a stream cut before finish_reason must not be complete")
+	}
+	if err := a.Add([]byte(`not json`)); err == nil {
+		t.Fatal("invalid chunk must be an error")
+	}
+}
+
+func TestStreamChunksReplayAccumulatesToTheSameAnswer(t *testing.T) {
+	completions := []string{
+		`{"id":"a","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`,
+		`{"id":"b","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"t1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}},{"id":"t2","type":"function","function":{"name":"g","arguments":"{}"}}]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}`,
+		`{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"one"},"logprobs":null,"finish_reason":"stop"},{"index":1,"message":{"role":"assistant","content":"two"},"logprobs":null,"finish_reason":"length"}]}`,
+	}
+	for _, c := range completions {
+		for _, incl := range []bool{false, true} {
+			chunks, err := StreamChunks([]byte(c), incl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a Accumulator
+			for _, ch := range chunks {
+				if err := a.Add(ch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var orig ChatCompletion
+			_ = json.Unmarshal([]byte(c), &orig)
+			got := a.Completion()
+			if !incl {
+				orig.Usage = nil
+			}
+			og, _ := json.Marshal(normalize(&orig))
+			gg, _ := json.Marshal(normalize(got))
+			if string(og) != string(gg) {
+				t.Fatalf("replay of %s (usage=%v)\n got %s\nwant %s", c, incl, gg, og)
+			}
+		}
+	}
+}
+
+// normalize drops the differences replay is allowed to make: a null
+// content next to tool calls.
+func normalize(c *ChatCompletion) *ChatCompletion {
+	for i := range c.Choices {
+		m := &c.Choices[i].Message
+		if m.Content != nil && *m.Content == "" && len(m.ToolCalls) > 0 {
+			m.Content = nil
+		}
+		c.Choices[i].Logprobs = json.RawMessage("null")
+	}
+	return c
+}
+
+func BenchmarkAccumulatorAdd(b *testing.B) {
+	chunk := []byte(`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"Hello world "},"finish_reason":null}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var a Accumulator
+		for range 100 {
+			_ = a.Add(chunk)
+		}
+	}
+}

@@ -1,0 +1,507 @@
+// Package config holds edge-agent's typed configuration: defaults, a strict
+// YAML file with ${ENV} expansion, environment overrides and validation.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. The zero value is not usable; start
+// from Default().
+type Config struct {
+	Host            string   `yaml:"host"`
+	Port            int      `yaml:"port"`
+	MetricsPort     int      `yaml:"metrics_port"`
+	MaxRequestSize  int64    `yaml:"max_request_size"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	LogLevel        string   `yaml:"log_level"`
+	LogFormat       string   `yaml:"log_format"`
+	LogContent      bool     `yaml:"log_content"` // message content in debug logs; off unless asked
+	TLS             TLS      `yaml:"tls"`
+
+	Providers []Provider        `yaml:"providers"`
+	Models    []Model           `yaml:"models"`
+	Aliases   map[string]string `yaml:"aliases"`
+	Routing   Routing           `yaml:"routing"`
+	Cache     Cache             `yaml:"cache"`
+	Auth      Auth              `yaml:"auth"`
+	Redact    Redact            `yaml:"redact"`
+	Limits    RequestLimits     `yaml:"limits"`
+	Prices    map[string]Price  `yaml:"prices"`
+}
+
+// TLS enables HTTPS termination when both paths are set.
+type TLS struct {
+	CertPath string `yaml:"cert_path"`
+	KeyPath  string `yaml:"key_path"`
+}
+
+// Provider is one upstream.
+type Provider struct {
+	Name             string   `yaml:"name"`
+	Type             string   `yaml:"type"` // openai | anthropic
+	BaseURL          string   `yaml:"base_url"`
+	APIKey           string   `yaml:"api_key"`
+	Models           []string `yaml:"models"`
+	AnthropicVersion string   `yaml:"anthropic_version"`
+	DefaultMaxTokens int      `yaml:"default_max_tokens"`
+	ConnectTimeout   Duration `yaml:"connect_timeout"`
+	MaxIdleConns     int      `yaml:"max_idle_conns"`
+}
+
+// Model is an entry of the model table: a name clients use, served by one
+// or more deployments.
+type Model struct {
+	Name        string       `yaml:"name"`
+	Aliases     []string     `yaml:"aliases"`
+	Strategy    string       `yaml:"strategy"`
+	Fallbacks   []string     `yaml:"fallbacks"`
+	Deployments []Deployment `yaml:"deployments"`
+}
+
+// Deployment is one place a model is served.
+type Deployment struct {
+	Name        string   `yaml:"name"`
+	Provider    string   `yaml:"provider"`
+	Model       string   `yaml:"model"`
+	Weight      int      `yaml:"weight"`
+	Priority    int      `yaml:"priority"`
+	RPM         int      `yaml:"rpm"`
+	TPM         int      `yaml:"tpm"`
+	MaxInflight int      `yaml:"max_inflight"`
+	Timeout     Duration `yaml:"timeout"`
+}
+
+// Routing holds retry, breaker, timeout and backpressure settings.
+type Routing struct {
+	MaxRetries        int      `yaml:"max_retries"`
+	RetryBaseBackoff  Duration `yaml:"retry_base_backoff"`
+	RetryMaxBackoff   Duration `yaml:"retry_max_backoff"`
+	BreakerFailures   int      `yaml:"breaker_failures"`
+	BreakerRate       float64  `yaml:"breaker_failure_rate"`
+	BreakerWindow     Duration `yaml:"breaker_window"`
+	BreakerOpenFor    Duration `yaml:"breaker_open_for"`
+	FirstByteTimeout  Duration `yaml:"first_byte_timeout"`
+	StreamIdleTimeout Duration `yaml:"stream_idle_timeout"`
+	TotalTimeout      Duration `yaml:"total_timeout"`
+	MaxInflight       int      `yaml:"max_inflight"`
+	QueueWait         Duration `yaml:"queue_wait"`
+}
+
+// Cache configures both tiers.
+type Cache struct {
+	Enabled      bool     `yaml:"enabled"`
+	L1MaxBytes   int64    `yaml:"l1_max_bytes"`
+	L1MaxEntries int      `yaml:"l1_max_entries"`
+	L1TTL        Duration `yaml:"l1_ttl"`
+	L2TTL        Duration `yaml:"l2_ttl"`
+	RedisURL     string   `yaml:"redis_url"`
+	RedisCluster bool     `yaml:"redis_cluster"`
+	RedisTimeout Duration `yaml:"redis_timeout"`
+	CoalesceWait Duration `yaml:"coalesce_wait"`
+}
+
+// Auth configures client keys and limits.
+type Auth struct {
+	AdminKey  string   `yaml:"admin_key"`
+	Keys      []APIKey `yaml:"keys"`
+	RPM       int      `yaml:"rpm"`   // per-key default
+	Burst     int      `yaml:"burst"` // per-key default
+	TPM       int      `yaml:"tpm"`   // per-key default
+	GlobalRPM int      `yaml:"global_rpm"`
+	GlobalTPM int      `yaml:"global_tpm"`
+}
+
+// APIKey is one client key.
+type APIKey struct {
+	Name             string   `yaml:"name"`
+	Key              string   `yaml:"key"`
+	KeySHA256        string   `yaml:"key_sha256"`
+	Models           []string `yaml:"models"`
+	RPM              int      `yaml:"rpm"`
+	TPM              int      `yaml:"tpm"`
+	Burst            int      `yaml:"burst"`
+	BudgetDailyUSD   float64  `yaml:"budget_daily_usd"`
+	BudgetMonthlyUSD float64  `yaml:"budget_monthly_usd"`
+	CacheScope       string   `yaml:"cache_scope"`
+	Redact           *bool    `yaml:"redact"`
+}
+
+// Redact configures PII redaction.
+type Redact struct {
+	Enabled  bool      `yaml:"enabled"`
+	Patterns []Pattern `yaml:"patterns"`
+}
+
+// Pattern is an extra redaction rule.
+type Pattern struct {
+	Name   string `yaml:"name"`
+	Regexp string `yaml:"regexp"`
+}
+
+// RequestLimits bound request contents.
+type RequestLimits struct {
+	MaxMessages  int   `yaml:"max_messages"`
+	MaxMaxTokens int64 `yaml:"max_max_tokens"`
+	MaxN         int64 `yaml:"max_n"`
+}
+
+// Price overrides or extends the built-in price table (USD per million tokens).
+type Price struct {
+	Input       float64 `yaml:"input"`
+	Output      float64 `yaml:"output"`
+	CachedInput float64 `yaml:"cached_input"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Host:            "0.0.0.0",
+		Port:            8080,
+		MetricsPort:     9090,
+		MaxRequestSize:  10 << 20,
+		ShutdownTimeout: Duration(30 * time.Second),
+		LogLevel:        "info",
+		LogFormat:       "json",
+		Cache: Cache{
+			Enabled:      true,
+			L1MaxBytes:   256 << 20,
+			L1MaxEntries: 100_000,
+			L1TTL:        Duration(300 * time.Second),
+			L2TTL:        Duration(3600 * time.Second),
+			RedisTimeout: Duration(50 * time.Millisecond),
+			CoalesceWait: Duration(120 * time.Second),
+		},
+		Routing: Routing{MaxRetries: 2},
+		Limits:  RequestLimits{MaxMessages: 2048, MaxMaxTokens: 1_000_000, MaxN: 16},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file (if path is
+// not empty), then environment variables, then validation.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if err := Parse(&cfg, raw, getenv); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := ApplyEnv(&cfg, getenv); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Parse decodes a YAML document into cfg strictly: an unknown key is an
+// error that names it. ${NAME} and ${NAME:-default} are expanded first.
+func Parse(cfg *Config, raw []byte, getenv func(string) string) error {
+	expanded, err := expandEnv(raw, getenv)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file is a valid, empty configuration
+		}
+		return cleanYAMLError(err)
+	}
+	return nil
+}
+
+func cleanYAMLError(err error) error {
+	// yaml.v3 says "field foo not found in type config.Config"; say it in
+	// the words of the file.
+	msg := regexp.MustCompile(`field (\S+) not found in type \S+`).ReplaceAllString(err.Error(), "unknown key \"$1\"")
+	return errors.New(msg)
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+func expandEnv(raw []byte, getenv func(string) string) ([]byte, error) {
+	// An unset variable expands to "", as in a shell; Validate reports what
+	// that breaks.
+	return envRef.ReplaceAllFunc(raw, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		if v := getenv(string(sub[1])); v != "" {
+			return []byte(v)
+		}
+		return sub[3]
+	}), nil
+}
+
+// ApplyEnv overrides cfg from the documented environment variables.
+func ApplyEnv(cfg *Config, getenv func(string) string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	integer := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	int64v := func(name string, dst *int64) {
+		if v := getenv(name); v != "" {
+			n, err := parseSize(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				return
+			}
+			*dst = n
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a boolean", name, v))
+				return
+			}
+			*dst = b
+		}
+	}
+	seconds := func(name string, dst *Duration) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a number of seconds", name, v))
+				return
+			}
+			*dst = Duration(n * float64(time.Second))
+		}
+	}
+	str("HOST", &cfg.Host)
+	integer("PORT", &cfg.Port)
+	integer("METRICS_PORT", &cfg.MetricsPort)
+	int64v("MAX_REQUEST_SIZE", &cfg.MaxRequestSize)
+	str("LOG_LEVEL", &cfg.LogLevel)
+	str("LOG_FORMAT", &cfg.LogFormat)
+	str("TLS_CERT_PATH", &cfg.TLS.CertPath)
+	str("TLS_KEY_PATH", &cfg.TLS.KeyPath)
+	seconds("SHUTDOWN_TIMEOUT_SECONDS", &cfg.ShutdownTimeout)
+
+	boolean("CACHE_ENABLED", &cfg.Cache.Enabled)
+	int64v("L1_MAX_BYTES", &cfg.Cache.L1MaxBytes)
+	integer("L1_CACHE_SIZE", &cfg.Cache.L1MaxEntries)
+	seconds("L1_TTL_SECONDS", &cfg.Cache.L1TTL)
+	seconds("L2_TTL_SECONDS", &cfg.Cache.L2TTL)
+	str("REDIS_URL", &cfg.Cache.RedisURL)
+	boolean("REDIS_CLUSTER", &cfg.Cache.RedisCluster)
+	if v := getenv("REDIS_TIMEOUT_MS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("REDIS_TIMEOUT_MS: %q is not a positive integer", v))
+		} else {
+			cfg.Cache.RedisTimeout = Duration(time.Duration(n) * time.Millisecond)
+		}
+	}
+
+	str("ADMIN_API_KEY", &cfg.Auth.AdminKey)
+	integer("RATE_LIMIT_RPM", &cfg.Auth.RPM)
+	integer("RATE_LIMIT_BURST", &cfg.Auth.Burst)
+	integer("RATE_LIMIT_TPM", &cfg.Auth.TPM)
+	if v := getenv("API_KEYS"); v != "" {
+		for i, k := range strings.Split(v, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				cfg.Auth.Keys = append(cfg.Auth.Keys, APIKey{Name: fmt.Sprintf("env-%d", i+1), Key: k})
+			}
+		}
+	}
+	boolean("REDACT_PII", &cfg.Redact.Enabled)
+	integer("MAX_RETRIES", &cfg.Routing.MaxRetries)
+
+	envProvider(cfg, getenv, "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+	envProvider(cfg, getenv, "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+	return errors.Join(errs...)
+}
+
+// envProvider adds or updates the provider called name from its key and
+// base URL variables. A base URL alone is enough (a local mirror needs no key).
+func envProvider(cfg *Config, getenv func(string) string, name, keyVar, urlVar string) {
+	key, url := getenv(keyVar), getenv(urlVar)
+	if key == "" && url == "" {
+		return
+	}
+	for i := range cfg.Providers {
+		if cfg.Providers[i].Name == name {
+			if key != "" {
+				cfg.Providers[i].APIKey = key
+			}
+			if url != "" {
+				cfg.Providers[i].BaseURL = url
+			}
+			return
+		}
+	}
+	cfg.Providers = append(cfg.Providers, Provider{Name: name, Type: name, APIKey: key, BaseURL: url})
+}
+
+// Validate checks the configuration and fills per-provider defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Port < 0 || c.Port > 65535 {
+		bad("port: %d is out of range", c.Port)
+	}
+	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
+		bad("metrics_port: %d is out of range", c.MetricsPort)
+	}
+	if c.MaxRequestSize <= 0 {
+		bad("max_request_size: must be positive")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		bad("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("log_format: %q is not json or text", c.LogFormat)
+	}
+	if (c.TLS.CertPath == "") != (c.TLS.KeyPath == "") {
+		bad("tls: cert_path and key_path must be set together")
+	}
+	names := map[string]bool{}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.Name == "" {
+			bad("providers[%d].name: required", i)
+		}
+		if strings.Contains(p.Name, "/") {
+			bad("providers[%d].name: %q must not contain '/'", i, p.Name)
+		}
+		if names[p.Name] {
+			bad("providers[%d].name: %q is defined twice", i, p.Name)
+		}
+		names[p.Name] = true
+		if p.Type == "" {
+			switch p.Name {
+			case "anthropic":
+				p.Type = "anthropic"
+			default:
+				p.Type = "openai"
+			}
+		}
+		switch p.Type {
+		case "openai":
+			if p.BaseURL == "" {
+				if p.Name != "openai" {
+					bad("providers[%d].base_url: required for OpenAI-compatible provider %q", i, p.Name)
+				}
+				p.BaseURL = "https://api.openai.com/v1"
+			}
+		case "anthropic":
+			if p.BaseURL == "" {
+				p.BaseURL = "https://api.anthropic.com"
+			}
+			if p.AnthropicVersion == "" {
+				p.AnthropicVersion = "2023-06-01"
+			}
+			if p.DefaultMaxTokens == 0 {
+				p.DefaultMaxTokens = 4096
+			}
+		default:
+			bad("providers[%d].type: %q is not openai or anthropic", i, p.Type)
+		}
+	}
+	for i, m := range c.Models {
+		if m.Name == "" {
+			bad("models[%d].name: required", i)
+		}
+		if len(m.Deployments) == 0 {
+			bad("models[%d].deployments: %q needs at least one deployment", i, m.Name)
+		}
+		for j, d := range m.Deployments {
+			if !names[d.Provider] {
+				bad("models[%d].deployments[%d].provider: %q is not a configured provider", i, j, d.Provider)
+			}
+		}
+		switch m.Strategy {
+		case "", "weighted", "least-latency", "lowest-cost", "priority":
+		default:
+			bad("models[%d].strategy: %q is not weighted, least-latency, lowest-cost or priority", i, m.Strategy)
+		}
+	}
+	if c.Cache.L1MaxBytes < 0 || c.Cache.L1MaxEntries < 0 {
+		bad("cache: L1 bounds must not be negative")
+	}
+	for i, k := range c.Auth.Keys {
+		if k.Key == "" && k.KeySHA256 == "" {
+			bad("auth.keys[%d]: key or key_sha256 required", i)
+		}
+		switch k.CacheScope {
+		case "", "shared", "isolated":
+		default:
+			bad("auth.keys[%d].cache_scope: %q is not shared or isolated", i, k.CacheScope)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// parseSize reads a byte count: 1048576, 10MiB, 10MB, 512KiB.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a byte size", s)
+	}
+	return n * mult, nil
+}
+
+// Duration is a time.Duration that YAML reads as "1.5s", "300ms" or a
+// number of seconds.
+type Duration time.Duration
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: expected a duration", n.Line)
+	}
+	if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		*d = Duration(f * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,92 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadGoodFile(t *testing.T) {
+	cfg, err := Load("testdata/full.good.yml", env(map[string]string{"TEST_OPENAI_KEY": "sk-from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != "127.0.0.1" || cfg.Port != 8081 || cfg.LogFormat != "text" {
+		t.Fatalf("top-level fields not read: %+v", cfg)
+	}
+	if cfg.Providers[0].APIKey != "sk-from-env" || cfg.Providers[0].BaseURL != "https://api.openai.com/v1" {
+		t.Fatalf("openai provider: %+v", cfg.Providers[0])
+	}
+	if p := cfg.Providers[1]; p.APIKey != "sk-ant-default" || p.Type != "anthropic" || p.DefaultMaxTokens != 4096 || p.AnthropicVersion == "" {
+		t.Fatalf("anthropic provider defaults: %+v", p)
+	}
+	if cfg.Models[0].Deployments[1].Timeout.D() != 30*time.Second {
+		t.Fatalf("deployment timeout: %v", cfg.Models[0].Deployments[1].Timeout.D())
+	}
+	if cfg.Cache.L1TTL.D() != time.Minute || cfg.Cache.RedisTimeout.D() != 25*time.Millisecond {
+		t.Fatalf("durations: %v %v", cfg.Cache.L1TTL.D(), cfg.Cache.RedisTimeout.D())
+	}
+	if !cfg.Cache.Enabled || cfg.Cache.L2TTL.D() != time.Hour {
+		t.Fatal("defaults must survive a file that does not mention them")
+	}
+}
+
+func TestLoadBadFilesNameTheProblem(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.bad.yml")
+	if len(files) == 0 {
+		t.Fatal("no bad fixtures")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			want, err := os.ReadFile(f + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Load(f, env(nil))
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			if !strings.Contains(err.Error(), strings.TrimSpace(string(want))) {
+				t.Fatalf("error %q does not contain %q", err, strings.TrimSpace(string(want)))
+			}
+		})
+	}
+}
+
+func TestEnvironmentVariables(t *testing.T) {
+	cfg, err := Load("", env(map[string]string{
+		"PORT": "9999", "HOST": "127.0.0.1", "OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-ant-1",
+		"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "MAX_REQUEST_SIZE": "1MiB", "CACHE_ENABLED": "false",
+		"L1_TTL_SECONDS": "5", "L2_TTL_SECONDS": "7", "L1_CACHE_SIZE": "10", "L1_MAX_BYTES": "1024",
+		"REDIS_URL": "redis://127.0.0.1:6379/2", "API_KEYS": "a, b", "METRICS_PORT": "0", "LOG_LEVEL": "debug",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 9999 || cfg.Host != "127.0.0.1" || cfg.MaxRequestSize != 1<<20 || cfg.Cache.Enabled || cfg.MetricsPort != 0 {
+		t.Fatalf("env not applied: %+v", cfg)
+	}
+	if cfg.Cache.L1TTL.D() != 5*time.Second || cfg.Cache.L2TTL.D() != 7*time.Second || cfg.Cache.L1MaxEntries != 10 || cfg.Cache.L1MaxBytes != 1024 {
+		t.Fatalf("cache env: %+v", cfg.Cache)
+	}
+	if len(cfg.Providers) != 2 || cfg.Providers[1].BaseURL != "http://127.0.0.1:1" || cfg.Providers[1].Type != "anthropic" {
+		t.Fatalf("providers from env: %+v", cfg.Providers)
+	}
+	if len(cfg.Auth.Keys) != 2 || cfg.Auth.Keys[1].Key != "b" {
+		t.Fatalf("API_KEYS: %+v", cfg.Auth.Keys)
+	}
+}
+
+func TestBadEnvironmentValuesAreErrors(t *testing.T) {
+	for k, v := range map[string]string{"PORT": "eighty", "CACHE_ENABLED": "maybe", "L1_TTL_SECONDS": "-1", "MAX_REQUEST_SIZE": "big", "LOG_FORMAT": "xml"} {
+		t.Run(k, func(t *testing.T) {
+			if _, err := Load("", env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), strings.ToLower(k[:3])) && !strings.Contains(err.Error(), k) {
+				t.Fatalf("%s=%s: got %v", k, v, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,178 @@
+// Package openai is the adapter for OpenAI and every server that speaks the
+// OpenAI Chat Completions API (vLLM, Ollama, LM Studio, mirrors).
+package openai
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/provider"
+	"github.com/edge-agent/edge-agent/internal/sse"
+)
+
+// DefaultBaseURL is OpenAI's API root.
+const DefaultBaseURL = "https://api.openai.com/v1"
+
+// Bounds on what we read from an upstream, so a broken one cannot exhaust
+// memory.
+const (
+	maxBody      = 64 << 20
+	maxErrorBody = 1 << 20
+)
+
+// Config configures one OpenAI-compatible upstream.
+type Config struct {
+	Name    string // provider name ("openai", "local", ...)
+	BaseURL string // API root including /v1; default DefaultBaseURL
+	APIKey  string // sent as a Bearer token; may be empty for local servers
+	Models  []string
+	Client  *http.Client // nil: a client over provider.NewTransport
+}
+
+// Provider talks to one OpenAI-compatible upstream.
+type Provider struct {
+	name, url, auth string
+	models          []string
+	client          *http.Client
+}
+
+// New returns a Provider for cfg.
+func New(cfg Config) *Provider {
+	base := strings.TrimRight(cfg.BaseURL, "/")
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{Transport: provider.NewTransport(provider.TransportOptions{})}
+	}
+	p := &Provider{name: cfg.Name, url: base + "/chat/completions", models: cfg.Models, client: client}
+	if cfg.APIKey != "" {
+		p.auth = "Bearer " + cfg.APIKey
+	}
+	return p
+}
+
+// Name is the configured provider name.
+func (p *Provider) Name() string { return p.name }
+
+// Type is "openai".
+func (p *Provider) Type() string { return "openai" }
+
+// Models are the models this upstream is configured to advertise.
+func (p *Provider) Models() []string { return p.models }
+
+// ChatCompletion forwards the client's bytes; for streams it asks for the
+// usage chunk so every answer can be priced (the gateway strips it again when
+// the client did not ask for it).
+func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	body := req.Body
+	if req.Stream && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
+		var err error
+		body, err = sjson.SetBytes(bytes.Clone(body), "stream_options.include_usage", true)
+		if err != nil {
+			return nil, api.InvalidRequest("stream_options", "cannot set stream_options: %v", err)
+		}
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("openai: build request: %w", err)
+	}
+	h := hreq.Header
+	h.Set("Content-Type", "application/json")
+	if req.Stream {
+		h.Set("Accept", "text/event-stream")
+	} else {
+		h.Set("Accept", "application/json")
+	}
+	if p.auth != "" {
+		h.Set("Authorization", p.auth)
+	}
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	resp, err := p.client.Do(hreq)
+	if err != nil {
+		return nil, provider.TransportError(ctx, p.name, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b)
+	}
+	if req.Stream {
+		return &provider.Response{Stream: &stream{name: p.name, body: resp.Body, r: sse.NewReader(resp.Body)}}, nil
+	}
+	defer resp.Body.Close()
+	b, err := readAll(resp.Body, resp.ContentLength)
+	if err != nil {
+		return nil, provider.TransportError(ctx, p.name, err)
+	}
+	if !gjson.ValidBytes(b) || !gjson.GetBytes(b, "choices").IsArray() {
+		return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_response",
+			Message: fmt.Sprintf("provider %s returned an answer that is not a chat completion", p.name)}
+	}
+	return &provider.Response{Body: b}, nil
+}
+
+func readAll(r io.Reader, n int64) ([]byte, error) {
+	if n < 0 || n > maxBody {
+		n = 4096
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+1))
+	m, err := buf.ReadFrom(io.LimitReader(r, maxBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if m > maxBody {
+		return nil, fmt.Errorf("answer larger than %d bytes", maxBody)
+	}
+	return buf.Bytes(), nil
+}
+
+// stream reads an OpenAI SSE answer.
+type stream struct {
+	name string
+	body io.ReadCloser
+	r    *sse.Reader
+	done bool
+}
+
+func (s *stream) Next() ([]byte, error) {
+	if s.done {
+		return nil, io.EOF
+	}
+	for {
+		ev, err := s.r.Next()
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_truncated",
+				Message: fmt.Sprintf("provider %s ended the stream before [DONE]", s.name), Err: err}
+		}
+		data := ev.Data
+		if len(data) == 0 {
+			continue
+		}
+		if bytes.Equal(data, sse.Done) {
+			s.done = true
+			return nil, io.EOF
+		}
+		if e := gjson.GetBytes(data, "error"); e.IsObject() {
+			return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_error",
+				Message: fmt.Sprintf("provider %s failed mid-stream: %s", s.name, e.Get("message").String())}
+		}
+		return data, nil
+	}
+}
+
+func (s *stream) Close() error { return s.body.Close() }
