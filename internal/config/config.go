@@ -505,3 +505,21 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	*d = Duration(v)
 	return nil
 }
+
+// UseDemoProvider points the "openai" and "anthropic" providers at the
+// simulated provider served at base (no keys needed), replacing any
+// configured ones, and registers a "sim" OpenAI-compatible provider.
+func UseDemoProvider(c *Config, base string) {
+	demo := []Provider{
+		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo"},
+		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
+		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
+	}
+	var keep []Provider
+	for _, p := range c.Providers {
+		if p.Name != "openai" && p.Name != "anthropic" && p.Name != "sim" {
+			keep = append(keep, p)
+		}
+	}
+	c.Providers = append(demo, keep...)
+}

@@ -1,0 +1,162 @@
+// Command edge-agent is an OpenAI-compatible LLM edge gateway with a
+// multi-tier cache, provider routing and failover.
+//
+//	edge-agent [--config FILE] [--demo]   serve the gateway
+//	edge-agent simulate [flags]           run the simulated provider
+//	edge-agent bench [flags]              load-test a gateway
+//	edge-agent stats [--url URL]          print a running gateway's stats
+//	edge-agent version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/app"
+	"github.com/edge-agent/edge-agent/internal/bench"
+	"github.com/edge-agent/edge-agent/internal/config"
+	"github.com/edge-agent/edge-agent/internal/provider/simulated"
+	"github.com/edge-agent/edge-agent/internal/telemetry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "edge-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "simulate":
+			return simulate(ctx, args[1:], stderr)
+		case "bench":
+			return bench.Main(ctx, args[1:], stdout, stderr)
+		case "stats":
+			return stats(ctx, args[1:], stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "edge-agent", app.Version)
+			return nil
+		case "serve":
+			args = args[1:]
+		}
+	}
+	return serve(ctx, args, stderr)
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML configuration file")
+	demo := fs.Bool("demo", false, "serve a built-in simulated provider (no keys, no network)")
+	demoLatency := fs.Duration("demo-latency", 1200*time.Millisecond, "simulated provider time to first token in --demo mode")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath, os.Getenv)
+	if err != nil {
+		return err
+	}
+	logger, err := telemetry.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	if *demo {
+		base, err := startDemoProvider(ctx, *demoLatency, logger)
+		if err != nil {
+			return err
+		}
+		config.UseDemoProvider(&cfg, base)
+		logger.Info("demo mode: OpenAI and Anthropic models are served by the built-in simulated provider", "upstream", base)
+	}
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// startDemoProvider serves the simulated provider on a loopback port for
+// the lifetime of ctx, with the latency of a real one (500-2000 ms).
+func startDemoProvider(ctx context.Context, ttft time.Duration, logger interface {
+	Info(string, ...any)
+}) (string, error) {
+	ln, err := app.ListenLoopback()
+	if err != nil {
+		return "", err
+	}
+	sim := simulated.New(simulated.Options{TTFT: ttft, Jitter: ttft * 6 / 10, ChunkDelay: 15 * time.Millisecond})
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	return "http://" + ln.Addr().String(), nil
+}
+
+func simulate(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge-agent simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:9100", "listen address")
+	latency := fs.Duration("latency", 0, "time to first token")
+	jitter := fs.Duration("jitter", 0, "uniform +/- jitter on the latency")
+	chunk := fs.Duration("chunk-delay", 0, "delay between stream chunks")
+	e500 := fs.Float64("error-rate-500", 0, "fraction of requests answered 500")
+	e429 := fs.Float64("error-rate-429", 0, "fraction of requests answered 429")
+	words := fs.Int("words", 0, "answer length in words (0: default)")
+	key := fs.String("api-key", "", "require this key (Bearer or x-api-key)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger, err := telemetry.NewLogger(stderr, "text", "info")
+	if err != nil {
+		return err
+	}
+	return simulated.Run(ctx, *addr, simulated.Options{TTFT: *latency, Jitter: *jitter, ChunkDelay: *chunk,
+		ErrorRate500: *e500, ErrorRate429: *e429, Words: *words, APIKey: *key}, logger)
+}
+
+func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge-agent stats", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080", "gateway base URL")
+	key := fs.String("admin-key", os.Getenv("ADMIN_API_KEY"), "admin key (default $ADMIN_API_KEY)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url+"/admin/stats", nil)
+	if err != nil {
+		return err
+	}
+	if *key != "" {
+		req.Header.Set("Authorization", "Bearer "+*key)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("stats: %s: %s", resp.Status, body)
+	}
+	_, err = stdout.Write(body)
+	return err
+}

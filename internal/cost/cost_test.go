@@ -1,0 +1,188 @@
+package cost
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestLookupResolvesDatedIDsAliasesAndPrefixes(t *testing.T) {
+	tab := Default()
+	tests := []struct {
+		model, want string
+	}{
+		{"gpt-4o", "gpt-4o"},
+		{"gpt-4o-2024-08-06", "gpt-4o"},
+		{"gpt-4o-2024-05-13", "gpt-4o-2024-05-13"}, // priced differently from its family
+		{"gpt-4o-mini-2024-07-18", "gpt-4o-mini"},
+		{"openai/gpt-4o", "gpt-4o"},
+		{"GPT-4o", "gpt-4o"},
+		{"gpt-4.1-nano-2025-04-14", "gpt-4.1-nano"},
+		{"gpt-4-0613", "gpt-4"},
+		{"gpt-4-1106-preview", "gpt-4-turbo"},
+		{"gpt-4-turbo-2024-04-09", "gpt-4-turbo"},
+		{"gpt-3.5-turbo-0125", "gpt-3.5-turbo"},
+		{"o3-mini-2025-01-31", "o3-mini"},
+		{"o1-preview", "o1"},
+		{"gpt-5-2025-08-07", "gpt-5"},
+		{"claude-3-5-sonnet-20241022", "claude-3-5-sonnet"},
+		{"claude-3-5-sonnet-latest", "claude-3-5-sonnet"},
+		{"anthropic/claude-3-7-sonnet-20250219", "claude-3-7-sonnet"},
+		{"claude-3-5-haiku-20241022", "claude-3-5-haiku"},
+		{"claude-3-opus-20240229", "claude-3-opus"},
+		{"claude-sonnet-4-20250514", "claude-sonnet-4"},
+		{"claude-sonnet-4-0", "claude-sonnet-4"},
+		{"claude-opus-4-1-20250805", "claude-opus-4-1"},
+		{"claude-sonnet-4-5-20250929", "claude-sonnet-4-5"},
+		{"claude-haiku-4-5-20251001", "claude-haiku-4-5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			got, _, ok := tab.Lookup(tt.model)
+			if !ok || got != tt.want {
+				t.Fatalf("Lookup(%q) = %q, %v; want %q", tt.model, got, ok, tt.want)
+			}
+		})
+	}
+}
+
+func TestLookupLeavesOtherProductsUnknown(t *testing.T) {
+	tab := Default()
+	for _, model := range []string{
+		"", "llama-3-70b", "gpt-4-32k", "o1-pro", "gpt-5-pro", "gpt-4o-realtime-preview",
+		"claude-opus-4-9", "claude-3-5-sonnet-v2", "gpt-4o-24", "gpt-4o-x-2024-08-06", "gpt-4o-2024-8-6", "gpt",
+	} {
+		t.Run(model, func(t *testing.T) {
+			if c, _, ok := tab.Lookup(model); ok {
+				t.Fatalf("Lookup(%q) resolved to %q; want unknown", model, c)
+			}
+			if usd, ok := tab.Cost(model, Usage{PromptTokens: 10, CompletionTokens: 10}); ok || usd != 0 {
+				t.Fatalf("Cost(%q) = %v, %v; want 0, false", model, usd, ok)
+			}
+		})
+	}
+}
+
+func TestCostIsExactForBothProviders(t *testing.T) {
+	tab := Default()
+	tests := []struct {
+		model string
+		u     Usage
+		want  float64
+	}{
+		// 1000 * 2.50/1e6 + 500 * 10/1e6
+		{"gpt-4o-2024-08-06", Usage{PromptTokens: 1000, CompletionTokens: 500}, 0.0075},
+		// 1M prompt (250k cached) on gpt-4o-mini: 750k*0.15 + 250k*0.075 + 100k*0.60 per 1M
+		{"gpt-4o-mini", Usage{PromptTokens: 1_000_000, CachedTokens: 250_000, CompletionTokens: 100_000}, 0.1125 + 0.01875 + 0.06},
+		{"gpt-4.1", Usage{PromptTokens: 2_000_000, CompletionTokens: 1_000_000}, 12},
+		// gpt-4 has no cached price: cached tokens cost the input price.
+		{"gpt-4", Usage{PromptTokens: 1000, CachedTokens: 1000, CompletionTokens: 1000}, 0.09},
+		{"claude-3-5-sonnet-20241022", Usage{PromptTokens: 10_000, CompletionTokens: 2_000}, 0.06},
+		{"claude-3-5-haiku-latest", Usage{PromptTokens: 1_000_000, CachedTokens: 500_000, CompletionTokens: 1_000_000}, 0.40 + 0.04 + 4},
+		{"claude-opus-4-20250514", Usage{PromptTokens: 1000, CompletionTokens: 1000}, 0.09},
+		{"claude-opus-4-5", Usage{PromptTokens: 1000, CompletionTokens: 1000}, 0.03},
+		// Cached beyond prompt is clamped; negatives count as zero.
+		{"gpt-4o", Usage{PromptTokens: 100, CachedTokens: 500, CompletionTokens: -3}, 100 * 1.25 / 1e6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			got, ok := tab.Cost(tt.model, tt.u)
+			if !ok {
+				t.Fatalf("Cost(%q) unknown", tt.model)
+			}
+			if math.Abs(got-tt.want) > 1e-12 {
+				t.Fatalf("Cost(%q, %+v) = %.12f; want %.12f", tt.model, tt.u, got, tt.want)
+			}
+			if math.Round(got*100) != math.Round(tt.want*100) {
+				t.Fatalf("cents differ: %v vs %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWithOverridesAndExtendsWithoutTouchingTheDefault(t *testing.T) {
+	base := Default()
+	tab := base.With(map[string]Price{
+		"gpt-4o":                   {InputPerM: 1, OutputPerM: 2},
+		"Local/Llama-3-70B":        {InputPerM: 0.5, OutputPerM: 0.5},
+		"claude-3-5-sonnet-latest": {InputPerM: 9, OutputPerM: 9},
+	})
+	if got, _ := tab.Cost("gpt-4o-2024-08-06", Usage{PromptTokens: 1e6, CompletionTokens: 1e6}); got != 3 {
+		t.Fatalf("overridden gpt-4o cost = %v; want 3", got)
+	}
+	if c, p, ok := tab.Lookup("llama-3-70b"); !ok || c != "llama-3-70b" || p.InputPerM != 0.5 {
+		t.Fatalf("added model: %q %+v %v", c, p, ok)
+	}
+	if c, p, _ := tab.Lookup("claude-3-5-sonnet-latest"); c != "claude-3-5-sonnet-latest" || p.InputPerM != 9 {
+		t.Fatalf("overridden alias: %q %+v", c, p)
+	}
+	if c, p, _ := tab.Lookup("claude-3-5-sonnet-20241022"); c != "claude-3-5-sonnet" || p.InputPerM != 3 {
+		t.Fatalf("family of overridden alias changed: %q %+v", c, p)
+	}
+	if _, p, _ := base.Lookup("gpt-4o"); p.InputPerM != 2.5 {
+		t.Fatalf("With modified the receiver: %+v", p)
+	}
+	if len(tab.Models()) != len(base.Models())+2 {
+		t.Fatalf("Models: %d vs base %d", len(tab.Models()), len(base.Models()))
+	}
+}
+
+func TestDefaultTableCoversBothProvidersAndIsSorted(t *testing.T) {
+	models := Default().Models()
+	for _, want := range []string{"gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4", "gpt-4-turbo",
+		"gpt-3.5-turbo", "o1", "o1-mini", "o3", "o3-mini", "o4-mini", "gpt-5", "claude-3-5-sonnet", "claude-3-5-haiku",
+		"claude-3-7-sonnet", "claude-3-opus", "claude-3-haiku", "claude-sonnet-4", "claude-opus-4"} {
+		if _, _, ok := Default().Lookup(want); !ok {
+			t.Errorf("no price for %s", want)
+		}
+	}
+	for i := 1; i < len(models); i++ {
+		if strings.Compare(models[i-1], models[i]) >= 0 {
+			t.Fatalf("Models not sorted at %d: %v", i, models)
+		}
+	}
+}
+
+func TestParseRejectsBadTables(t *testing.T) {
+	for name, data := range map[string]string{
+		"unknown field":   "models:\n  a: {input: 1, outptu: 2}\n",
+		"negative":        "models:\n  a: {input: -1}\n",
+		"upper case":      "models:\n  GPT: {input: 1}\n",
+		"duplicate alias": "models:\n  a: {input: 1, aliases: [b]}\n  b: {input: 1}\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parse([]byte(data)); err == nil {
+				t.Fatal("parse accepted a bad table")
+			}
+		})
+	}
+}
+
+func TestEstimateTokensRoundsUpAtFourBytesPerToken(t *testing.T) {
+	for in, want := range map[string]int{"": 0, "a": 1, "abcd": 1, "abcde": 2, strings.Repeat("x", 400): 100} {
+		if got := EstimateTokens([]byte(in)); got != want {
+			t.Errorf("EstimateTokens(%d bytes) = %d; want %d", len(in), got, want)
+		}
+	}
+}
+
+func TestLookupDoesNotAllocate(t *testing.T) {
+	tab := Default()
+	for _, m := range []string{"gpt-4o", "gpt-4o-2024-08-06", "openai/claude-3-5-sonnet-20241022", "unknown-model-2024-01-01"} {
+		if n := testing.AllocsPerRun(100, func() { tab.Lookup(m) }); n != 0 {
+			t.Errorf("Lookup(%q) allocates %v times", m, n)
+		}
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	tab := Default()
+	for _, m := range []string{"gpt-4o", "gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022", "no-such-model"} {
+		b.Run(m, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				tab.Lookup(m)
+			}
+		})
+	}
+}

@@ -1,0 +1,353 @@
+// Package gateway is the request pipeline of POST /v1/chat/completions:
+// parse -> key -> cache -> route -> provider -> stream/record.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cache"
+	"github.com/edge-agent/edge-agent/internal/cost"
+	"github.com/edge-agent/edge-agent/internal/provider"
+	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/telemetry"
+)
+
+// Router chooses where a model is served and makes the upstream call with
+// retries and fallbacks. *route.Router implements it.
+type Router interface {
+	Resolve(model string) (route.Target, error)
+	ChatCompletion(ctx context.Context, t route.Target, req *provider.Request, fallbacks []string) (*provider.Response, error)
+}
+
+// Options wire a Gateway. Only Router is required.
+type Options struct {
+	Router       Router
+	Cache        *cache.Tiered // nil: caching off
+	CoalesceWait time.Duration // how long identical misses wait for the leader
+	Prices       *cost.Table
+	Observer     *telemetry.Observer // metrics, stats and the request log
+	Tracer       *telemetry.Tracer
+	Logger       *slog.Logger
+	MaxBodyBytes int64
+	Limits       api.Limits
+	Guard        Guard // access control; nil: open
+}
+
+// Guard is the access-control step: authentication happens in the server
+// middleware; the gateway asks the guard, once the model and an estimate of
+// tokens are known, whether the request may proceed, and reports what it
+// cost afterwards.
+type Guard interface {
+	// Admit checks model permission, rate limits and budget. It may set
+	// headers (x-ratelimit-*) on h. It returns the cache namespace for the
+	// caller's key ("" for shared) and may rewrite the body (redaction).
+	Admit(ctx context.Context, h http.Header, model string, body []byte, estTokens int) (Admission, error)
+}
+
+// Admission is what a Guard decided for one request.
+type Admission struct {
+	Namespace string
+	Body      []byte // possibly redacted; nil: unchanged
+	// Done reports the outcome: tokens actually used and the dollars spent.
+	Done func(tokens int, usd float64)
+}
+
+// Gateway serves chat completions.
+type Gateway struct {
+	o    Options
+	ids  *idSource
+	pool  sync.Pool // *bytes.Buffer for request and response bodies
+	group cache.Group
+}
+
+// New returns a Gateway.
+func New(o Options) *Gateway {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 10 << 20
+	}
+	if o.CoalesceWait <= 0 {
+		o.CoalesceWait = 2 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Prices == nil {
+		o.Prices = cost.Default()
+	}
+	g := &Gateway{o: o, ids: newIDSource()}
+	g.pool.New = func() any { return new(bytes.Buffer) }
+	return g
+}
+
+// Shared header values: assigning these slices avoids an allocation per
+// header per request. net/http never mutates them.
+var (
+	hdrHit       = []string{"HIT"}
+	hdrMiss      = []string{"MISS"}
+	hdrBypass    = []string{"BYPASS"}
+	hdrL1        = []string{"L1"}
+	hdrL2        = []string{"L2"}
+	hdrNosniff   = []string{"nosniff"}
+	hdrDeny      = []string{"DENY"}
+	hdrJSON      = []string{"application/json"}
+)
+
+// ServeHTTP is the whole request path, top to bottom.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := exchange{g: g, w: w, r: r, start: time.Now()}
+	x.rec.Cache = "miss"
+	defer x.finish()
+	if m := g.metrics(); m != nil {
+		m.InflightInc()
+		defer m.InflightDec()
+	}
+
+	h := w.Header()
+	x.rec.RequestID = r.Header.Get("X-Request-Id")
+	if !validRequestID(x.rec.RequestID) {
+		x.rec.RequestID = g.ids.next()
+	}
+	h["X-Request-Id"] = []string{x.rec.RequestID}
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["X-Frame-Options"] = hdrDeny
+
+	ctx := r.Context()
+	if g.o.Tracer.Enabled() {
+		var span trace.Span
+		ctx, span = g.o.Tracer.StartRequest(ctx, r)
+		defer func() { g.o.Tracer.EndSpan(span, &x.rec) }()
+	}
+
+	buf := g.pool.Get().(*bytes.Buffer)
+	defer g.putBuffer(buf)
+	body, err := readBody(buf, r, g.o.MaxBodyBytes)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	req, err := api.ParseChatRequest(body, g.o.Limits)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	x.rec.Model, x.rec.Stream = req.Model, req.Stream
+	fallbacks, err := requestFallbacks(req.Body, r.Header)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	target, err := g.o.Router.Resolve(req.Model)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	x.rec.Provider, x.rec.Model = target.Provider, target.Model
+	if x.rec.Provider == "" {
+		x.rec.Provider = target.Group
+	}
+
+	var adm Admission
+	if g.o.Guard != nil {
+		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body, estimateTokens(req))
+		if err != nil {
+			x.fail(err)
+			return
+		}
+		if adm.Body != nil {
+			req.Body = adm.Body
+		}
+		x.admission = adm
+	}
+
+	cc, err := parseCacheControl(r.Header)
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	x.cc = cc
+	if g.o.Cache == nil || cc.noCache {
+		x.rec.Cache = "bypass"
+		h["X-Cache-Status"] = hdrBypass
+	}
+	if g.o.Cache != nil {
+		ns := adm.Namespace
+		if v := r.Header.Get("X-Cache-Namespace"); v != "" {
+			// A client namespace partitions within the key's own namespace,
+			// never across tenants.
+			ns = ns + "\x00" + v
+		}
+		x.key, err = cache.ComputeKeyIgnoring(ns, target.String(), target.Model, req.Body, keyIgnored)
+		if err != nil {
+			x.fail(api.InvalidRequest("", "request cannot be cached: %v", err))
+			return
+		}
+		x.keyOK = true
+		h["X-Cache-Key"] = []string{x.key.String()}
+	}
+
+	if x.keyOK && !cc.noCache {
+		if e, tier := g.lookup(ctx, &x); e != nil {
+			x.serveHit(req, e, tier)
+			return
+		}
+		// Coalesce identical misses: the first caller fetches, the others
+		// wait for its answer and replay it.
+		call, leader := g.group.Join(x.key)
+		if !leader {
+			wctx, cancel := context.WithTimeout(ctx, g.o.CoalesceWait)
+			e, ok := call.Wait(wctx)
+			cancel()
+			if ok {
+				x.coalesced = true
+				x.serveHit(req, e, cache.TierL1)
+				return
+			}
+		} else {
+			defer func() { call.Finish(x.stored) }()
+		}
+		h["X-Cache-Status"] = hdrMiss
+	}
+
+	preq := &provider.Request{Body: req.Body, Model: target.Model, Stream: req.Stream, MaxTokens: req.MaxTokens}
+	if g.o.Tracer.Enabled() {
+		preq.Header = make(http.Header, 1) // filled with traceparent in callProvider
+	}
+	x.provStart = time.Now()
+	resp, err := g.callProvider(ctx, target, preq, fallbacks)
+	if err != nil {
+		x.rec.ProviderLatency = time.Since(x.provStart)
+		x.fail(err)
+		return
+	}
+	if resp.Provider != "" {
+		x.rec.Provider = resp.Provider
+	}
+	x.attempts = max(resp.Attempts, 1)
+	if req.Stream {
+		x.serveStream(req, resp.Stream)
+		return
+	}
+	x.rec.ProviderLatency = time.Since(x.provStart)
+	x.serveJSON(req, resp.Body)
+}
+
+func (g *Gateway) callProvider(ctx context.Context, t route.Target, req *provider.Request, fallbacks []string) (*provider.Response, error) {
+	if g.o.Tracer.Enabled() {
+		ctx, span := g.o.Tracer.StartProviderCall(ctx, t.String(), t.Model)
+		g.o.Tracer.Inject(ctx, req.Header)
+		resp, err := g.o.Router.ChatCompletion(ctx, t, req, fallbacks)
+		if err != nil {
+			span.RecordError(err)
+		}
+		span.End()
+		return resp, err
+	}
+	return g.o.Router.ChatCompletion(ctx, t, req, fallbacks)
+}
+
+// lookup asks L1 then L2 for x.key.
+func (g *Gateway) lookup(ctx context.Context, x *exchange) (*cache.Entry, cache.Tier) {
+	if g.o.Tracer.Enabled() {
+		var span trace.Span
+		ctx, span = g.o.Tracer.StartSpan(ctx, "cache.lookup")
+		defer span.End()
+	}
+	return g.o.Cache.Get(ctx, x.key, x.cc.maxAge)
+}
+
+// keyIgnored are the request fields that cannot change the answer (or are
+// the gateway's own), left out of the cache key on top of cache's defaults.
+var keyIgnored = []string{"fallbacks"}
+
+func (g *Gateway) metrics() *telemetry.Metrics {
+	if g.o.Observer == nil {
+		return nil
+	}
+	return g.o.Observer.Metrics
+}
+
+func (g *Gateway) putBuffer(b *bytes.Buffer) {
+	if b.Cap() > 1<<20 {
+		return // let huge buffers go rather than pin them
+	}
+	b.Reset()
+	g.pool.Put(b)
+}
+
+// readBody reads the request body into buf, bounded by limit.
+func readBody(buf *bytes.Buffer, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength) + 1)
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, api.InvalidRequest("", "could not read the request body: %v", err)
+	}
+	if int64(buf.Len()) > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	return buf.Bytes(), nil
+}
+
+// requestFallbacks reads the per-request fallback models: a "fallbacks"
+// array in the body (removed before forwarding by the router) or the
+// X-Fallback-Models header (comma-separated).
+func requestFallbacks(body []byte, h http.Header) ([]string, error) {
+	var out []string
+	if v := h.Get("X-Fallback-Models"); v != "" {
+		for m := range strings.SplitSeq(v, ",") {
+			if m = strings.TrimSpace(m); m != "" {
+				out = append(out, m)
+			}
+		}
+	}
+	f := gjson.GetBytes(body, "fallbacks")
+	if !f.Exists() || f.Type == gjson.Null {
+		return out, nil
+	}
+	if !f.IsArray() {
+		return nil, api.InvalidRequest("fallbacks", "fallbacks must be an array of model names")
+	}
+	var bad bool
+	f.ForEach(func(_, m gjson.Result) bool {
+		if m.Type != gjson.String || m.Str == "" {
+			bad = true
+			return false
+		}
+		out = append(out, m.Str)
+		return true
+	})
+	if bad {
+		return nil, api.InvalidRequest("fallbacks", "fallbacks must be an array of model names")
+	}
+	if len(out) > 8 {
+		return nil, api.InvalidRequest("fallbacks", "at most 8 fallback models")
+	}
+	return out, nil
+}
+
+// estimateTokens guesses the tokens a request will use before the call, for
+// token rate limits: prompt bytes / 4 plus the completion budget asked for.
+func estimateTokens(req *api.ChatRequest) int {
+	n := cost.EstimateTokens(req.Body)
+	if req.MaxTokens > 0 {
+		n += int(min(req.MaxTokens, 1<<20))
+	} else {
+		n += 256
+	}
+	return n
+}

@@ -1,0 +1,361 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cache"
+	"github.com/edge-agent/edge-agent/internal/cost"
+	"github.com/edge-agent/edge-agent/internal/provider"
+	"github.com/edge-agent/edge-agent/internal/sse"
+	"github.com/edge-agent/edge-agent/internal/telemetry"
+)
+
+// exchange is the state of one request as it moves down the pipeline.
+type exchange struct {
+	g         *Gateway
+	w         http.ResponseWriter
+	r         *http.Request
+	start     time.Time
+	provStart time.Time
+	rec       telemetry.Record
+	cc        cacheControl
+	key       cache.Key
+	keyOK     bool
+	stored    *cache.Entry // the leader's cached answer, handed to followers
+	coalesced bool
+	attempts  int
+	admission Admission
+}
+
+// fail answers with the error envelope, unless the answer has started.
+func (x *exchange) fail(err error) {
+	e := api.FromError(err)
+	x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
+	if m := x.g.metrics(); e.UpstreamStatus != 0 && m != nil {
+		m.UpstreamError(x.rec.Provider, strconv.Itoa(e.UpstreamStatus))
+	}
+	h := x.w.Header()
+	if h["X-Cache-Status"] == nil {
+		h["X-Cache-Status"] = hdrMiss
+	}
+	x.setEdgeHeaders(h)
+	if e.Status == 499 {
+		return // nobody is listening
+	}
+	api.WriteError(x.w, e)
+}
+
+// setEdgeHeaders sets X-Edge-Provider and X-Edge-Overhead-Ms.
+func (x *exchange) setEdgeHeaders(h http.Header) {
+	if x.rec.Provider != "" {
+		h["X-Edge-Provider"] = []string{x.rec.Provider}
+	}
+	if x.attempts > 1 {
+		h["X-Edge-Attempts"] = []string{strconv.Itoa(x.attempts)}
+	}
+	over := time.Since(x.start)
+	if !x.provStart.IsZero() {
+		over = x.provStart.Sub(x.start) + max(0, time.Since(x.provStart)-x.rec.ProviderLatency)
+	}
+	h["X-Edge-Overhead-Ms"] = []string{strconv.FormatFloat(float64(over)/1e6, 'f', 3, 64)}
+}
+
+// serveHit answers from a cached entry, as JSON or as a replayed stream.
+func (x *exchange) serveHit(req *api.ChatRequest, e *cache.Entry, tier cache.Tier) {
+	h := x.w.Header()
+	x.rec.Cache = tier.String()
+	x.rec.Provider = e.Provider
+	h["X-Cache-Status"] = hdrHit
+	if tier == cache.TierL2 {
+		h["X-Cache-Layer"] = hdrL2
+	} else {
+		h["X-Cache-Layer"] = hdrL1
+	}
+	x.rec.Status = http.StatusOK
+	x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
+	x.rec.CostKnown = true // a hit costs nothing, and we know it
+	x.setEdgeHeaders(h)
+	if req.Stream {
+		x.replay(req, e.Body)
+		return
+	}
+	x.writeJSON(e.Body, e.Provider, e.Model)
+}
+
+// replay writes a cached answer as one burst of SSE events.
+func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
+	chunks, err := api.StreamChunks(completion, req.IncludeUsage)
+	if err != nil {
+		// A stored answer that does not parse is a bug, not the client's
+		// problem; it was validated when stored.
+		x.fail(err)
+		return
+	}
+	sse.SetHeaders(x.w.Header())
+	x.w.WriteHeader(http.StatusOK)
+	sw := sse.NewWriter(x.w)
+	for _, c := range chunks {
+		if sw.Data(c) != nil {
+			return
+		}
+	}
+	_ = sw.Data(sse.Done)
+	_ = sw.Flush()
+	x.rec.TTFT = time.Since(x.start)
+}
+
+// serveJSON answers a non-streaming miss and stores it when cacheable.
+func (x *exchange) serveJSON(req *api.ChatRequest, body []byte) {
+	u := usageOf(body)
+	model := gjson.GetBytes(body, "model").Str
+	if model == "" {
+		model = x.rec.Model
+	}
+	x.price(model, u, false)
+	x.rec.Status = http.StatusOK
+	if x.cacheable(finishReasonsJSON(body)) {
+		x.store(body, u)
+	}
+	h := x.w.Header()
+	x.setEdgeHeaders(h)
+	x.writeJSON(body, x.answeredBy(), model)
+}
+
+func (x *exchange) answeredBy() string { return x.rec.Provider }
+
+// serveStream copies a streamed answer to the client chunk by chunk,
+// flushing each, while capturing it for the cache.
+func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
+	defer s.Close()
+	h := x.w.Header()
+	sse.SetHeaders(h)
+	x.rec.ProviderLatency = 0
+	x.setEdgeHeaders(h)
+	x.w.WriteHeader(http.StatusOK)
+	x.rec.Status = http.StatusOK
+	sw := sse.NewWriter(x.w)
+	var acc api.Accumulator
+	first := true
+	for {
+		chunk, err := s.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			x.rec.ProviderLatency = time.Since(x.provStart)
+			e := api.FromError(err)
+			x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
+			if e.Status != 499 {
+				// OpenAI's own way to report a failure inside a stream; the
+				// SDKs raise it. No [DONE]: the answer is not complete.
+				_ = sw.Data(e.AppendEnvelope(nil))
+				_ = sw.Flush()
+			}
+			return
+		}
+		if first {
+			x.rec.TTFT = time.Since(x.start)
+			first = false
+		}
+		if err := acc.Add(chunk); err != nil {
+			x.rec.Status, x.rec.ErrorCode = http.StatusBadGateway, "upstream_invalid_chunk"
+			_ = sw.Data((&api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_chunk",
+				Message: "provider sent a stream chunk that is not JSON"}).AppendEnvelope(nil))
+			_ = sw.Flush()
+			return
+		}
+		if !req.IncludeUsage && isUsageOnly(chunk) {
+			continue // we asked for it to price the answer; the client did not
+		}
+		if sw.Data(chunk) != nil || sw.Flush() != nil {
+			x.rec.Status, x.rec.ErrorCode = 499, "client_closed_request"
+			return
+		}
+	}
+	if sw.Data(sse.Done) != nil || sw.Flush() != nil {
+		x.rec.Status, x.rec.ErrorCode = 499, "client_closed_request"
+		return
+	}
+	x.rec.ProviderLatency = time.Since(x.provStart)
+	var u cost.Usage
+	estimated := false
+	if au := acc.Usage(); au != nil {
+		u = cost.Usage{PromptTokens: au.PromptTokens, CompletionTokens: au.CompletionTokens}
+		if au.PromptTokensDetails != nil {
+			x.rec.CachedTokens = au.PromptTokensDetails.CachedTokens
+			u.CachedTokens = au.PromptTokensDetails.CachedTokens
+		}
+	} else {
+		// The upstream reported no usage; estimate, and say so.
+		estimated = true
+		u = cost.Usage{PromptTokens: cost.EstimateTokens(req.Body)}
+		if b, err := acc.CompletionJSON(); err == nil {
+			u.CompletionTokens = cost.EstimateTokens(b)
+		}
+	}
+	model := x.rec.Model
+	x.price(model, u, estimated)
+	if acc.Complete() && x.cacheable(acc.FinishReasons()) && !estimated {
+		if b, err := acc.CompletionJSON(); err == nil {
+			x.store(b, u)
+		}
+	}
+}
+
+// price fills the record's tokens and cost.
+func (x *exchange) price(model string, u cost.Usage, estimated bool) {
+	x.rec.PromptTokens, x.rec.CompletionTokens = u.PromptTokens, u.CompletionTokens
+	x.rec.CostUSD, x.rec.CostKnown = x.g.o.Prices.Cost(model, u)
+	x.rec.CostEstimated = estimated && x.rec.CostKnown
+}
+
+// cacheable decides whether this answer may be stored.
+func (x *exchange) cacheable(finish []string) bool {
+	if !x.keyOK || x.cc.noStore || len(finish) == 0 {
+		return false
+	}
+	for _, f := range finish {
+		if !cache.Cacheable(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// store puts a complete answer in the cache (L1 now, L2 in the background)
+// and keeps it for coalesced followers.
+func (x *exchange) store(body []byte, u cost.Usage) {
+	e := &cache.Entry{Body: body, Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
+		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
+	if x.rec.CostKnown {
+		e.CostUSD = x.rec.CostUSD
+	}
+	x.g.o.Cache.Set(x.key, e, x.cc.ttl)
+	x.stored = e
+}
+
+// writeJSON writes a chat.completion with the gateway's metadata object.
+func (x *exchange) writeJSON(body []byte, providerName, model string) {
+	buf := x.g.pool.Get().(*bytes.Buffer)
+	defer x.g.putBuffer(buf)
+	out := appendWithMetadata(buf.AvailableBuffer(), body, x, providerName, model)
+	h := x.w.Header()
+	h["Content-Type"] = hdrJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	x.w.WriteHeader(http.StatusOK)
+	_, _ = x.w.Write(out)
+}
+
+// appendWithMetadata appends body with a "metadata" member added before
+// its closing brace. A body that already has one (OpenAI echoes stored
+// metadata) has it replaced.
+func appendWithMetadata(dst, body []byte, x *exchange, providerName, model string) []byte {
+	body = bytes.TrimRight(body, " \t\r\n")
+	if gjson.GetBytes(body, "metadata").Exists() {
+		if b, err := sjson.DeleteBytes(bytes.Clone(body), "metadata"); err == nil {
+			body = b
+		}
+	}
+	if len(body) < 2 || body[len(body)-1] != '}' {
+		return append(dst, body...)
+	}
+	dst = append(dst, body[:len(body)-1]...)
+	if len(bytes.TrimSpace(body[1:len(body)-1])) > 0 {
+		dst = append(dst, ',')
+	}
+	cached := x.rec.Cache == "l1" || x.rec.Cache == "l2"
+	dst = append(dst, `"metadata":{"provider":`...)
+	dst = api.AppendString(dst, providerName)
+	dst = append(dst, `,"model":`...)
+	dst = api.AppendString(dst, model)
+	if cached {
+		dst = append(dst, `,"cached":true,"cache_tier":"`...)
+		dst = append(dst, x.rec.Cache...)
+		dst = append(dst, '"')
+	} else {
+		dst = append(dst, `,"cached":false,"cache_tier":null`...)
+	}
+	dst = append(dst, `,"latency_ms":`...)
+	dst = api.AppendFloat(dst, float64(time.Since(x.start))/1e6, 3)
+	dst = append(dst, `,"provider_latency_ms":`...)
+	if cached {
+		dst = append(dst, "null"...)
+	} else {
+		dst = api.AppendFloat(dst, float64(x.rec.ProviderLatency)/1e6, 3)
+	}
+	dst = append(dst, `,"cost_usd":`...)
+	switch {
+	case cached:
+		dst = append(dst, '0')
+		dst = append(dst, `,"saved_cost_usd":`...)
+		dst = api.AppendFloat(dst, x.rec.SavedUSD, 8)
+	case x.rec.CostKnown:
+		dst = api.AppendFloat(dst, x.rec.CostUSD, 8)
+		if x.rec.CostEstimated {
+			dst = append(dst, `,"cost_estimated":true`...)
+		}
+	default:
+		dst = append(dst, "null"...)
+	}
+	if x.attempts > 1 {
+		dst = append(dst, `,"attempts":`...)
+		dst = strconv.AppendInt(dst, int64(x.attempts), 10)
+	}
+	dst = append(dst, `,"request_id":`...)
+	dst = api.AppendString(dst, x.rec.RequestID)
+	return append(dst, "}}\n"...)
+}
+
+// finish records the request once: metrics, stats, the log line, and the
+// guard's accounting.
+func (x *exchange) finish() {
+	x.rec.TotalLatency = time.Since(x.start)
+	if x.admission.Done != nil {
+		spent := 0.0
+		if x.rec.Cache == "miss" || x.rec.Cache == "bypass" {
+			spent = x.rec.CostUSD
+		}
+		x.admission.Done(x.rec.PromptTokens+x.rec.CompletionTokens, spent)
+	}
+	if o := x.g.o.Observer; o != nil {
+		o.Observe(x.r.Context(), &x.rec)
+	}
+}
+
+// usageOf reads usage from a chat.completion.
+func usageOf(body []byte) cost.Usage {
+	u := gjson.GetBytes(body, "usage")
+	return cost.Usage{
+		PromptTokens:     int(u.Get("prompt_tokens").Int()),
+		CompletionTokens: int(u.Get("completion_tokens").Int()),
+		CachedTokens:     int(u.Get("prompt_tokens_details.cached_tokens").Int()),
+	}
+}
+
+func finishReasonsJSON(body []byte) []string {
+	var out []string
+	gjson.GetBytes(body, "choices").ForEach(func(_, c gjson.Result) bool {
+		out = append(out, c.Get("finish_reason").String())
+		return true
+	})
+	return out
+}
+
+// isUsageOnly reports the extra usage chunk: no choices, a usage object.
+func isUsageOnly(chunk []byte) bool {
+	if !bytes.Contains(chunk, []byte(`"usage"`)) {
+		return false
+	}
+	r := gjson.GetManyBytes(chunk, "choices.#", "usage")
+	return r[0].Int() == 0 && r[1].IsObject()
+}
+

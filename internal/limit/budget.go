@@ -1,0 +1,294 @@
+package limit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+)
+
+// TypeInsufficientQuota is the error type OpenAI uses when spend is used up.
+const TypeInsufficientQuota = "insufficient_quota"
+
+// Spend is what a key has spent in the current UTC day and month, in USD.
+type Spend struct {
+	Day     string  `json:"day"`   // "2026-11-26"
+	Month   string  `json:"month"` // "2026-11"
+	Daily   float64 `json:"daily_usd"`
+	Monthly float64 `json:"monthly_usd"`
+}
+
+// BudgetStore keeps spend per key name and UTC period. day and month name
+// the current periods; spend of any other period is not returned.
+type BudgetStore interface {
+	Add(ctx context.Context, name string, usd float64, day, month string) (Spend, error)
+	Get(ctx context.Context, name, day, month string) (Spend, error)
+	Reset(ctx context.Context, name, day, month string) error
+}
+
+// Budgets tracks spend per key and refuses keys that used up their budget.
+type Budgets struct {
+	store BudgetStore
+	now   func() time.Time
+}
+
+// NewBudgets returns Budgets on store; now is the clock (nil: time.Now).
+func NewBudgets(store BudgetStore, now func() time.Time) *Budgets {
+	if now == nil {
+		now = time.Now
+	}
+	return &Budgets{store: store, now: now}
+}
+
+func periods(t time.Time) (day, month string) {
+	t = t.UTC()
+	var b [10]byte
+	d := t.AppendFormat(b[:0], "2006-01-02")
+	return string(d), string(d[:7])
+}
+
+// Check refuses, with a 429 naming the period and the budget, a principal
+// that has already spent its daily or monthly budget. The cost of a request
+// is known only after it, so the request that crosses the line still runs.
+func (b *Budgets) Check(ctx context.Context, p *Principal) error {
+	if !p.HasBudget() {
+		return nil
+	}
+	now := b.now().UTC()
+	day, month := periods(now)
+	s, err := b.store.Get(ctx, p.Name, day, month)
+	if err != nil {
+		return api.FromError(err)
+	}
+	if p.BudgetDailyUSD > 0 && s.Daily >= p.BudgetDailyUSD {
+		next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
+		return budgetExceeded(p.Name, "daily", p.BudgetDailyUSD, s.Daily, "at 00:00 UTC", next.Sub(now))
+	}
+	if p.BudgetMonthlyUSD > 0 && s.Monthly >= p.BudgetMonthlyUSD {
+		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
+		return budgetExceeded(p.Name, "monthly", p.BudgetMonthlyUSD, s.Monthly, "on the 1st of next month (UTC)", next.Sub(now))
+	}
+	return nil
+}
+
+func budgetExceeded(name, period string, budget, spent float64, when string, retry time.Duration) *api.Error {
+	return &api.Error{Status: http.StatusTooManyRequests, Type: TypeInsufficientQuota, Code: "budget_exceeded",
+		Message: fmt.Sprintf("The %s budget of $%.2f for API key %q is used up ($%.4f spent); it resets %s.",
+			period, budget, name, spent, when),
+		RetryAfter: retry}
+}
+
+// Add records usd spent by p. Spend is tracked for every key, with or
+// without a budget, so the admin endpoints can show it. It runs after the
+// answer, so it ignores the cancellation of ctx.
+func (b *Budgets) Add(ctx context.Context, p *Principal, usd float64) error {
+	if usd <= 0 {
+		return nil
+	}
+	day, month := periods(b.now())
+	_, err := b.store.Add(context.WithoutCancel(ctx), p.Name, usd, day, month)
+	return err
+}
+
+// Spend reads what the key called name has spent in the current periods.
+func (b *Budgets) Spend(ctx context.Context, name string) (Spend, error) {
+	day, month := periods(b.now())
+	return b.store.Get(ctx, name, day, month)
+}
+
+// Reset sets the key's spend of the current day and month back to zero.
+func (b *Budgets) Reset(ctx context.Context, name string) error {
+	day, month := periods(b.now())
+	return b.store.Reset(ctx, name, day, month)
+}
+
+// LocalBudgetStore is an in-memory BudgetStore for a single instance.
+type LocalBudgetStore struct {
+	mu    sync.Mutex
+	spend map[string]*Spend
+}
+
+// NewLocalBudgetStore returns an empty in-memory store.
+func NewLocalBudgetStore() *LocalBudgetStore {
+	return &LocalBudgetStore{spend: make(map[string]*Spend)}
+}
+
+// current returns name's entry with periods other than day and month zeroed.
+func (l *LocalBudgetStore) current(name, day, month string) *Spend {
+	s := l.spend[name]
+	if s == nil {
+		s = &Spend{}
+		l.spend[name] = s
+	}
+	if s.Day != day {
+		s.Day, s.Daily = day, 0
+	}
+	if s.Month != month {
+		s.Month, s.Monthly = month, 0
+	}
+	return s
+}
+
+// Add implements BudgetStore.
+func (l *LocalBudgetStore) Add(_ context.Context, name string, usd float64, day, month string) (Spend, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.current(name, day, month)
+	s.Daily += usd
+	s.Monthly += usd
+	return *s, nil
+}
+
+// Get implements BudgetStore.
+func (l *LocalBudgetStore) Get(_ context.Context, name, day, month string) (Spend, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.spend[name]; s != nil {
+		return *l.current(name, day, month), nil
+	}
+	return Spend{Day: day, Month: month}, nil
+}
+
+// Reset implements BudgetStore.
+func (l *LocalBudgetStore) Reset(_ context.Context, name, day, month string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.spend, name)
+	return nil
+}
+
+// RedisBudgetStore keeps spend in Redis under
+// "<prefix><name>:d:<yyyy-mm-dd>" and "<prefix><name>:m:<yyyy-mm>" so every
+// instance sees one total. When Redis fails it uses its fallback store
+// until Redis answers again; spend recorded there stays local.
+type RedisBudgetStore struct {
+	client   rueidis.Client
+	fallback BudgetStore
+	redisGate
+}
+
+// Keys outlive their period a little so a clock skew between instances
+// cannot drop spend; nothing reads an old period.
+const (
+	dayKeyTTL   = 49 * time.Hour
+	monthKeyTTL = 33 * 24 * time.Hour
+)
+
+// NewRedisBudgetStore returns a store on client that falls back to fallback.
+func NewRedisBudgetStore(client rueidis.Client, fallback BudgetStore, o RedisOptions) *RedisBudgetStore {
+	return &RedisBudgetStore{client: client, fallback: fallback, redisGate: redisGate{opts: o.withDefaults("llm-edge:budget:")}}
+}
+
+func (r *RedisBudgetStore) keys(name, day, month string) (string, string) {
+	return r.opts.Prefix + name + ":d:" + day, r.opts.Prefix + name + ":m:" + month
+}
+
+// Add implements BudgetStore.
+func (r *RedisBudgetStore) Add(ctx context.Context, name string, usd float64, day, month string) (Spend, error) {
+	if r.up() {
+		s, err := r.add(ctx, name, usd, day, month)
+		if err == nil {
+			return s, nil
+		}
+		if err := r.failed(ctx, err); err != nil {
+			return Spend{}, err
+		}
+	}
+	return r.fallback.Add(ctx, name, usd, day, month)
+}
+
+func (r *RedisBudgetStore) add(ctx context.Context, name string, usd float64, day, month string) (Spend, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	dk, mk := r.keys(name, day, month)
+	amount := strconv.FormatFloat(usd, 'f', -1, 64)
+	c := r.client
+	res := c.DoMulti(ctx,
+		c.B().Incrbyfloat().Key(dk).Increment(usd).Build(),
+		c.B().Expire().Key(dk).Seconds(int64(dayKeyTTL/time.Second)).Build(),
+		c.B().Incrbyfloat().Key(mk).Increment(usd).Build(),
+		c.B().Expire().Key(mk).Seconds(int64(monthKeyTTL/time.Second)).Build(),
+	)
+	s := Spend{Day: day, Month: month}
+	var err error
+	for i, r := range res {
+		if e := r.Error(); e != nil {
+			return Spend{}, fmt.Errorf("redis budget add %s: %w", amount, e)
+		}
+		switch i {
+		case 0:
+			s.Daily, err = r.AsFloat64()
+		case 2:
+			s.Monthly, err = r.AsFloat64()
+		}
+		if err != nil {
+			return Spend{}, fmt.Errorf("redis budget add: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Get implements BudgetStore.
+func (r *RedisBudgetStore) Get(ctx context.Context, name, day, month string) (Spend, error) {
+	if r.up() {
+		s, err := r.get(ctx, name, day, month)
+		if err == nil {
+			return s, nil
+		}
+		if err := r.failed(ctx, err); err != nil {
+			return Spend{}, err
+		}
+	}
+	return r.fallback.Get(ctx, name, day, month)
+}
+
+func (r *RedisBudgetStore) get(ctx context.Context, name, day, month string) (Spend, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	dk, mk := r.keys(name, day, month)
+	vals, err := r.client.Do(ctx, r.client.B().Mget().Key(dk, mk).Build()).ToArray()
+	if err != nil {
+		return Spend{}, fmt.Errorf("redis budget get: %w", err)
+	}
+	if len(vals) != 2 {
+		return Spend{}, errors.New("redis budget get: unexpected reply")
+	}
+	s := Spend{Day: day, Month: month}
+	for i, v := range vals {
+		if v.IsNil() {
+			continue
+		}
+		f, err := v.AsFloat64()
+		if err != nil {
+			return Spend{}, fmt.Errorf("redis budget get: %w", err)
+		}
+		if i == 0 {
+			s.Daily = f
+		} else {
+			s.Monthly = f
+		}
+	}
+	return s, nil
+}
+
+// Reset implements BudgetStore. The fallback is reset too, so spend
+// recorded locally during an outage does not come back.
+func (r *RedisBudgetStore) Reset(ctx context.Context, name, day, month string) error {
+	if err := r.fallback.Reset(ctx, name, day, month); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
+	defer cancel()
+	dk, mk := r.keys(name, day, month)
+	if err := r.client.Do(ctx, r.client.B().Del().Key(dk, mk).Build()).Error(); err != nil {
+		return fmt.Errorf("redis budget reset: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+// Package anthropic adapts Anthropic's Messages API to the gateway's
+// OpenAI chat completions, translating requests, answers and streams.
+package anthropic
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/provider"
+)
+
+// Defaults applied by New.
+const (
+	DefaultBaseURL = "https://api.anthropic.com"
+	DefaultVersion = "2023-06-01"
+)
+
+// Bounds on what we read from the upstream outside a stream.
+const (
+	maxResponseBytes = 32 << 20
+	maxErrorBytes    = 64 << 10
+)
+
+// Config configures one Anthropic upstream.
+type Config struct {
+	Name             string       // provider name, e.g. "anthropic"
+	BaseURL          string       // default DefaultBaseURL; requests go to {BaseURL}/v1/messages
+	APIKey           string       // sent as x-api-key; never logged
+	Version          string       // anthropic-version header, default DefaultVersion
+	DefaultMaxTokens int          // max_tokens when the client sends none, default DefaultMaxTokens
+	Client           *http.Client // nil: a client over provider.NewTransport(provider.TransportOptions{})
+}
+
+// Provider calls the Anthropic Messages API and answers in OpenAI format.
+type Provider struct {
+	name, url, apiKey, version string
+	defaultMaxTokens           int
+	client                     *http.Client
+	now                        func() time.Time // the created time of answers; a field so tests can fix it
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// New returns a Provider for cfg with defaults filled in.
+func New(cfg Config) *Provider {
+	if cfg.Name == "" {
+		cfg.Name = "anthropic"
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	if cfg.DefaultMaxTokens <= 0 {
+		cfg.DefaultMaxTokens = DefaultMaxTokens
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: provider.NewTransport(provider.TransportOptions{})}
+	}
+	return &Provider{
+		name:             cfg.Name,
+		url:              strings.TrimRight(cfg.BaseURL, "/") + "/v1/messages",
+		apiKey:           cfg.APIKey,
+		version:          cfg.Version,
+		defaultMaxTokens: cfg.DefaultMaxTokens,
+		client:           cfg.Client,
+		now:              time.Now,
+	}
+}
+
+// Name is the configured provider name.
+func (p *Provider) Name() string { return p.name }
+
+// Type is "anthropic".
+func (p *Provider) Type() string { return "anthropic" }
+
+// ownHeader reports headers the adapter owns: a propagated header never
+// overrides them, and the client's own credentials never travel upstream.
+func ownHeader(canonical string) bool {
+	switch canonical {
+	case "X-Api-Key", "Authorization", "Anthropic-Version", "Content-Type", "Content-Length",
+		"Host", "Connection", "Accept", "Accept-Encoding", "Transfer-Encoding":
+		return true
+	}
+	return false
+}
+
+// ChatCompletion translates req, calls POST {BaseURL}/v1/messages and
+// translates the answer back; a streamed answer is translated as it is read.
+func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	mode := streamOff
+	if req.Stream {
+		mode = streamOn
+	}
+	body, err := translateRequest(make([]byte, 0, len(req.Body)+256), req.Body, req.Model, p.defaultMaxTokens, mode)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, api.FromError(fmt.Errorf("anthropic: building request for provider %s: %w", p.name, err))
+	}
+	for k, vs := range req.Header {
+		if !ownHeader(http.CanonicalHeaderKey(k)) {
+			hreq.Header[k] = vs
+		}
+	}
+	hreq.Header.Set("X-Api-Key", p.apiKey)
+	hreq.Header.Set("Anthropic-Version", p.version)
+	hreq.Header.Set("Content-Type", "application/json")
+	if req.Stream {
+		hreq.Header.Set("Accept", "text/event-stream")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
+
+	resp, err := p.client.Do(hreq)
+	if err != nil {
+		return nil, provider.TransportError(ctx, p.name, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+		return nil, provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b)
+	}
+	created := p.now().Unix()
+	if req.Stream {
+		return &provider.Response{Stream: newStream(ctx, p.name, resp.Body, created)}, nil
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, provider.TransportError(ctx, p.name, err)
+	}
+	if len(b) > maxResponseBytes {
+		return nil, invalidResponse(p.name, fmt.Sprintf("larger than %d bytes", maxResponseBytes))
+	}
+	out, err := appendResponse(make([]byte, 0, len(b)+256), b, p.name, created)
+	if err != nil {
+		return nil, err
+	}
+	return &provider.Response{Body: out}, nil
+}

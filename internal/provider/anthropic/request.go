@@ -1,0 +1,710 @@
+package anthropic
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+)
+
+// DefaultMaxTokens is sent when the client gives no max_tokens, because
+// Anthropic requires the field and OpenAI does not.
+const DefaultMaxTokens = 4096
+
+// streamMode says where the upstream "stream" flag comes from.
+type streamMode int8
+
+const (
+	streamAsBody streamMode = iota // the client's "stream" field
+	streamOn
+	streamOff
+)
+
+// TranslateRequest turns an OpenAI chat completion request into an
+// Anthropic Messages request for model. defaultMaxTokens (DefaultMaxTokens
+// when <= 0) is used when the client sets neither max_tokens nor
+// max_completion_tokens. Input Anthropic cannot express is an *api.Error
+// 400 naming the field at fault.
+//
+// Differences worth knowing:
+//   - system and developer messages are hoisted to the top-level system
+//     field wherever they appear in the conversation;
+//   - consecutive messages of one role are merged into one turn, since
+//     Anthropic requires user and assistant turns to alternate (tool results
+//     are user content and merge with the user turn around them);
+//   - temperature is clamped to 1: OpenAI accepts 0-2, Anthropic rejects
+//     anything above 1, and refusing a request the client considers valid
+//     is worse than running it at the hottest temperature available;
+//   - response_format, seed, penalties and logit_bias have no Anthropic
+//     equivalent and are dropped; n > 1 and logprobs are refused, because
+//     dropping them would return something other than what was asked for.
+func TranslateRequest(openAIBody []byte, model string, defaultMaxTokens int) ([]byte, error) {
+	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody, model, defaultMaxTokens, streamAsBody)
+}
+
+// requestFields are the top-level fields of an OpenAI request we act on.
+type requestFields struct {
+	messages, tools, toolChoice, parallel, stop gjson.Result
+	maxTokens, maxCompletion, temperature, topP gjson.Result
+	user, stream, n, logprobs                   gjson.Result
+}
+
+func translateRequest(dst, body []byte, model string, defaultMaxTokens int, sm streamMode) ([]byte, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, api.InvalidRequest("", "request body is not valid JSON")
+	}
+	root := gjson.Parse(bstr(body))
+	if !root.IsObject() {
+		return nil, api.InvalidRequest("", "request body must be a JSON object")
+	}
+	var f requestFields
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messages":
+			f.messages = v
+		case "tools":
+			f.tools = v
+		case "tool_choice":
+			f.toolChoice = v
+		case "parallel_tool_calls":
+			f.parallel = v
+		case "stop":
+			f.stop = v
+		case "max_tokens":
+			f.maxTokens = v
+		case "max_completion_tokens":
+			f.maxCompletion = v
+		case "temperature":
+			f.temperature = v
+		case "top_p":
+			f.topP = v
+		case "user":
+			f.user = v
+		case "stream":
+			f.stream = v
+		case "n":
+			f.n = v
+		case "logprobs":
+			f.logprobs = v
+		}
+		return true
+	})
+	if f.n.Type == gjson.Number && f.n.Int() > 1 {
+		return nil, api.InvalidRequest("n", "n > 1 is not supported by Anthropic models")
+	}
+	if f.logprobs.Type == gjson.True {
+		return nil, api.InvalidRequest("logprobs", "logprobs are not supported by Anthropic models")
+	}
+	if !f.messages.IsArray() {
+		return nil, api.InvalidRequest("messages", "messages must be an array of message objects")
+	}
+
+	dst = append(dst, `{"model":`...)
+	dst = api.AppendString(dst, model)
+
+	dst = append(dst, `,"max_tokens":`...)
+	maxTokens := int64(defaultMaxTokens)
+	if maxTokens <= 0 {
+		maxTokens = DefaultMaxTokens
+	}
+	switch {
+	case f.maxCompletion.Type == gjson.Number:
+		maxTokens = f.maxCompletion.Int()
+	case f.maxTokens.Type == gjson.Number:
+		maxTokens = f.maxTokens.Int()
+	}
+	dst = strconv.AppendInt(dst, maxTokens, 10)
+
+	var err error
+	if dst, err = appendSystem(dst, f.messages); err != nil {
+		return nil, err
+	}
+	if dst, err = appendMessages(dst, f.messages); err != nil {
+		return nil, err
+	}
+	if dst, err = appendTools(dst, f.tools, f.toolChoice, f.parallel); err != nil {
+		return nil, err
+	}
+	if dst, err = appendStop(dst, f.stop); err != nil {
+		return nil, err
+	}
+	switch f.temperature.Type {
+	case gjson.Null:
+	case gjson.Number:
+		dst = append(dst, `,"temperature":`...)
+		if f.temperature.Num > 1 {
+			dst = append(dst, '1')
+		} else {
+			dst = append(dst, f.temperature.Raw...)
+		}
+	default:
+		return nil, api.InvalidRequest("temperature", "temperature must be a number")
+	}
+	switch f.topP.Type {
+	case gjson.Null:
+	case gjson.Number:
+		dst = append(dst, `,"top_p":`...)
+		dst = append(dst, f.topP.Raw...)
+	default:
+		return nil, api.InvalidRequest("top_p", "top_p must be a number")
+	}
+	if f.user.Type == gjson.String && f.user.Str != "" {
+		dst = append(dst, `,"metadata":{"user_id":`...)
+		dst = append(dst, f.user.Raw...)
+		dst = append(dst, '}')
+	}
+	if sm == streamOn || sm == streamAsBody && f.stream.Type == gjson.True {
+		dst = append(dst, `,"stream":true`...)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendSystem writes the system and developer messages as the top-level
+// system field: a string for the usual single plain message, text blocks
+// otherwise (which keeps each message's cache_control).
+func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
+	var count, parts int
+	var only gjson.Result
+	messages.ForEach(func(_, m gjson.Result) bool {
+		if f := parseMessage(m); isSystemRole(f.role.Str) {
+			c := f.content
+			count++
+			only = c
+			if c.IsArray() {
+				parts += 2 // never the single-string form
+			}
+		}
+		return true
+	})
+	if count == 0 {
+		return dst, nil
+	}
+	if count == 1 && parts == 0 && only.Type == gjson.String {
+		if only.Str == "" {
+			return dst, nil
+		}
+		dst = append(dst, `,"system":`...)
+		return append(dst, only.Raw...), nil
+	}
+	mark := len(dst)
+	dst = append(dst, `,"system":[`...)
+	first := true
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := parseMessage(m)
+		if !isSystemRole(f.role.Str) {
+			return true
+		}
+		c := f.content
+		switch {
+		case c.Type == gjson.String:
+			if c.Str != "" {
+				dst = appendTextBlock(dst, &first, c.Raw, gjson.Result{})
+			}
+		case c.IsArray():
+			j := -1
+			c.ForEach(func(_, v gjson.Result) bool {
+				j++
+				p := parsePart(v)
+				if p.typ.Str != "text" {
+					err = api.InvalidRequest(contentParam(i, j)+".type",
+						"%s.type: system messages may only contain text parts", contentParam(i, j))
+					return false
+				}
+				if p.text.Str != "" {
+					dst = appendTextBlock(dst, &first, p.text.Raw, p.cacheControl)
+				}
+				return true
+			})
+		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if first { // only empty system messages: send no system at all
+		return dst[:mark], nil
+	}
+	return append(dst, ']'), nil
+}
+
+func isSystemRole(role string) bool { return role == "system" || role == "developer" }
+
+// turnWriter writes Anthropic messages, merging consecutive blocks of one
+// role into a single turn and never opening a turn without a block.
+type turnWriter struct {
+	dst  []byte
+	role string // role of the open turn, "" when none is open
+}
+
+// block prepares dst for one more content block in a turn of role.
+func (w *turnWriter) block(role string) {
+	if w.role == role {
+		w.dst = append(w.dst, ',')
+		return
+	}
+	if w.role != "" {
+		w.dst = append(w.dst, "]},"...)
+	}
+	w.dst = append(w.dst, `{"role":"`...)
+	w.dst = append(w.dst, role...)
+	w.dst = append(w.dst, `","content":[`...)
+	w.role = role
+}
+
+func appendMessages(dst []byte, messages gjson.Result) ([]byte, error) {
+	dst = append(dst, `,"messages":[`...)
+	w := turnWriter{dst: dst}
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := parseMessage(m)
+		switch role := f.role.Str; role {
+		case "system", "developer":
+		case "user":
+			err = w.userContent(f.content, i)
+		case "assistant":
+			err = w.assistant(f, i)
+		case "tool":
+			err = w.toolResult(f, i)
+		default:
+			err = api.InvalidRequest(msgParam(i)+".role", "%s.role: role %q is not supported by Anthropic models", msgParam(i), role)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if w.role == "" {
+		return nil, api.InvalidRequest("messages", "messages must contain at least one user or assistant message with content")
+	}
+	return append(w.dst, "]}]"...), nil
+}
+
+func (w *turnWriter) userContent(c gjson.Result, i int) error {
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.block("user")
+			w.dst = appendText(w.dst, c.Raw, gjson.Result{})
+		}
+		return nil
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			switch typ := p.typ.Str; typ {
+			case "text":
+				if p.text.Str != "" {
+					w.block("user")
+					w.dst = appendText(w.dst, p.text.Raw, p.cacheControl)
+				}
+			case "image_url":
+				w.block("user")
+				w.dst, err = appendImage(w.dst, p.imageURL, i, j)
+			default:
+				err = api.InvalidRequest(contentParam(i, j)+".type",
+					"%s.type: content part type %q is not supported by Anthropic models", contentParam(i, j), typ)
+			}
+			return err == nil
+		})
+		return err
+	case c.Type == gjson.Null || !c.Exists():
+		return nil
+	}
+	return api.InvalidRequest(msgParam(i)+".content", "%s.content must be a string or an array of content parts", msgParam(i))
+}
+
+func (w *turnWriter) assistant(m message, i int) error {
+	c := m.content
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.block("assistant")
+			w.dst = appendText(w.dst, c.Raw, gjson.Result{})
+		}
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			var t gjson.Result
+			switch typ := p.typ.Str; typ {
+			case "text":
+				t = p.text
+			case "refusal":
+				t = p.refusal
+			default:
+				err = api.InvalidRequest(contentParam(i, j)+".type",
+					"%s.type: assistant content part type %q is not supported by Anthropic models", contentParam(i, j), typ)
+				return false
+			}
+			if t.Type == gjson.String && t.Str != "" {
+				w.block("assistant")
+				w.dst = appendText(w.dst, t.Raw, p.cacheControl)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var err error
+	j := -1
+	m.toolCalls.ForEach(func(_, tc gjson.Result) bool {
+		j++
+		p := msgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
+		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
+			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
+			return false
+		}
+		id, name := tc.Get("id"), tc.Get("function.name")
+		if id.Type != gjson.String || id.Str == "" {
+			err = api.InvalidRequest(p+".id", "%s.id must be a non-empty string", p)
+			return false
+		}
+		if name.Type != gjson.String || name.Str == "" {
+			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
+			return false
+		}
+		args := tc.Get("function.arguments")
+		input := strings.TrimSpace(args.Str)
+		if input == "" {
+			input = "{}"
+		}
+		if args.Exists() && args.Type != gjson.String && args.Type != gjson.Null ||
+			!gjson.Valid(input) || !gjson.Parse(input).IsObject() {
+			err = api.InvalidRequest(p+".function.arguments", "%s.function.arguments must be a JSON object encoded as a string", p)
+			return false
+		}
+		w.block("assistant")
+		w.dst = append(w.dst, `{"type":"tool_use","id":`...)
+		w.dst = append(w.dst, id.Raw...)
+		w.dst = append(w.dst, `,"name":`...)
+		w.dst = append(w.dst, name.Raw...)
+		w.dst = append(w.dst, `,"input":`...)
+		w.dst = appendCompact(w.dst, input)
+		w.dst = append(w.dst, '}')
+		return true
+	})
+	return err
+}
+
+func (w *turnWriter) toolResult(m message, i int) error {
+	id := m.toolCallID
+	if id.Type != gjson.String || id.Str == "" {
+		return api.InvalidRequest(msgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", msgParam(i))
+	}
+	w.block("user")
+	w.dst = append(w.dst, `{"type":"tool_result","tool_use_id":`...)
+	w.dst = append(w.dst, id.Raw...)
+	c := m.content
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.dst = append(w.dst, `,"content":`...)
+			w.dst = append(w.dst, c.Raw...)
+		}
+	case c.IsArray():
+		var err error
+		first := true
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			if p.typ.Str != "text" {
+				err = api.InvalidRequest(contentParam(i, j)+".type", "%s.type: tool messages may only contain text parts", contentParam(i, j))
+				return false
+			}
+			if p.text.Str == "" {
+				return true
+			}
+			if first {
+				w.dst = append(w.dst, `,"content":[`...)
+			}
+			w.dst = appendTextBlock(w.dst, &first, p.text.Raw, p.cacheControl)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if !first {
+			w.dst = append(w.dst, ']')
+		}
+	}
+	w.dst = append(w.dst, '}')
+	return nil
+}
+
+// appendImage writes an image_url part as an Anthropic image block: data
+// URLs as base64 sources, http(s) URLs as url sources.
+func appendImage(dst []byte, imageURL gjson.Result, i, j int) ([]byte, error) {
+	u := imageURL
+	if u.IsObject() {
+		u = u.Get("url")
+	} // else some clients send the URL as a plain string
+	p := contentParam(i, j) + ".image_url.url"
+	if u.Type != gjson.String || u.Str == "" {
+		return nil, api.InvalidRequest(p, "%s must be a non-empty string", p)
+	}
+	url := u.Str
+	switch {
+	case strings.HasPrefix(url, "data:"):
+		meta, data, ok := strings.Cut(url[len("data:"):], ",")
+		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
+		if !ok || !isBase64 || !strings.HasPrefix(mediaType, "image/") || data == "" {
+			return nil, api.InvalidRequest(p, "%s: data URLs must look like data:image/<type>;base64,<data>", p)
+		}
+		dst = append(dst, `{"type":"image","source":{"type":"base64","media_type":`...)
+		dst = api.AppendString(dst, mediaType)
+		dst = append(dst, `,"data":`...)
+		dst = api.AppendString(dst, data)
+		return append(dst, "}}"...), nil
+	case strings.HasPrefix(url, "https://"), strings.HasPrefix(url, "http://"):
+		dst = append(dst, `{"type":"image","source":{"type":"url","url":`...)
+		dst = append(dst, u.Raw...)
+		return append(dst, "}}"...), nil
+	}
+	return nil, api.InvalidRequest(p, "%s must be an http(s) URL or a base64 data URL", p)
+}
+
+// appendTools writes tools and tool_choice. parallel_tool_calls=false
+// becomes tool_choice.disable_parallel_tool_use, which is where Anthropic
+// keeps that switch.
+func appendTools(dst []byte, tools, choice, parallel gjson.Result) ([]byte, error) {
+	n := 0
+	var err error
+	if tools.Exists() && tools.Type != gjson.Null && !tools.IsArray() {
+		return nil, api.InvalidRequest("tools", "tools must be an array")
+	}
+	tools.ForEach(func(_, t gjson.Result) bool {
+		p := "tools[" + strconv.Itoa(n) + "]"
+		if typ := t.Get("type").Str; typ != "function" {
+			err = api.InvalidRequest(p+".type", "%s.type: tool type %q is not supported by Anthropic models", p, typ)
+			return false
+		}
+		name := t.Get("function.name")
+		if name.Type != gjson.String || name.Str == "" {
+			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
+			return false
+		}
+		if n == 0 {
+			dst = append(dst, `,"tools":[`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, `{"name":`...)
+		dst = append(dst, name.Raw...)
+		if d := t.Get("function.description"); d.Type == gjson.String && d.Str != "" {
+			dst = append(dst, `,"description":`...)
+			dst = append(dst, d.Raw...)
+		}
+		dst = append(dst, `,"input_schema":`...)
+		if params := t.Get("function.parameters"); params.IsObject() {
+			dst = appendCompact(dst, params.Raw)
+		} else {
+			// Anthropic requires a schema; a function without parameters
+			// takes an empty object.
+			dst = append(dst, `{"type":"object","properties":{}}`...)
+		}
+		if cc := t.Get("cache_control"); cc.IsObject() {
+			dst = append(dst, `,"cache_control":`...)
+			dst = appendCompact(dst, cc.Raw)
+		}
+		dst = append(dst, '}')
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		dst = append(dst, ']')
+	}
+
+	disableParallel := parallel.Type == gjson.False
+	var typ, name string
+	switch {
+	case choice.Type == gjson.Null || !choice.Exists():
+		typ = "auto"
+	case choice.Type == gjson.String:
+		switch choice.Str {
+		case "auto":
+			typ = "auto"
+		case "required":
+			typ = "any"
+		case "none":
+			typ = "none"
+		default:
+			return nil, api.InvalidRequest("tool_choice", "tool_choice %q is not one of none, auto, required", choice.Str)
+		}
+	case choice.IsObject() && choice.Get("type").Str == "function":
+		nm := choice.Get("function.name")
+		if nm.Type != gjson.String || nm.Str == "" {
+			return nil, api.InvalidRequest("tool_choice.function.name", "tool_choice.function.name must be a non-empty string")
+		}
+		typ, name = "tool", nm.Raw
+	default:
+		return nil, api.InvalidRequest("tool_choice", "tool_choice must be none, auto, required or a function choice")
+	}
+	// Anthropic rejects tool_choice without tools, and "auto" is its default.
+	if n == 0 || typ == "auto" && !disableParallel {
+		return dst, nil
+	}
+	dst = append(dst, `,"tool_choice":{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, '"')
+	if name != "" {
+		dst = append(dst, `,"name":`...)
+		dst = append(dst, name...)
+	}
+	if disableParallel && typ != "none" {
+		dst = append(dst, `,"disable_parallel_tool_use":true`...)
+	}
+	return append(dst, '}'), nil
+}
+
+func appendStop(dst []byte, stop gjson.Result) ([]byte, error) {
+	switch {
+	case stop.Type == gjson.Null || !stop.Exists():
+		return dst, nil
+	case stop.Type == gjson.String:
+		if stop.Str == "" {
+			return dst, nil
+		}
+		dst = append(dst, `,"stop_sequences":[`...)
+		dst = append(dst, stop.Raw...)
+		return append(dst, ']'), nil
+	case stop.IsArray():
+		n := 0
+		var err error
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				err = api.InvalidRequest("stop", "stop must be a string or an array of strings")
+				return false
+			}
+			if s.Str == "" {
+				return true
+			}
+			if n == 0 {
+				dst = append(dst, `,"stop_sequences":[`...)
+			} else {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = append(dst, s.Raw...)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			dst = append(dst, ']')
+		}
+		return dst, nil
+	}
+	return nil, api.InvalidRequest("stop", "stop must be a string or an array of strings")
+}
+
+// appendText writes a text block; raw is the JSON string literal as the
+// client sent it, copied without unescaping.
+func appendText(dst []byte, raw string, cacheControl gjson.Result) []byte {
+	dst = append(dst, `{"type":"text","text":`...)
+	dst = append(dst, raw...)
+	if cacheControl.IsObject() {
+		dst = append(dst, `,"cache_control":`...)
+		dst = appendCompact(dst, cacheControl.Raw)
+	}
+	return append(dst, '}')
+}
+
+// appendTextBlock is appendText inside an array that may already hold blocks.
+func appendTextBlock(dst []byte, first *bool, raw string, cacheControl gjson.Result) []byte {
+	if !*first {
+		dst = append(dst, ',')
+	}
+	*first = false
+	return appendText(dst, raw, cacheControl)
+}
+
+// appendCompact appends valid JSON without insignificant whitespace.
+func appendCompact(dst []byte, raw string) []byte {
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
+		// Callers validate first; keep the bytes rather than lose them.
+		return append(dst, raw...)
+	}
+	return buf.Bytes()
+}
+
+// message holds the fields of one OpenAI message, read in a single pass.
+type message struct {
+	role, content, toolCalls, toolCallID gjson.Result
+}
+
+func parseMessage(m gjson.Result) (f message) {
+	m.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			f.role = v
+		case "content":
+			f.content = v
+		case "tool_calls":
+			f.toolCalls = v
+		case "tool_call_id":
+			f.toolCallID = v
+		}
+		return true
+	})
+	return f
+}
+
+// part holds the fields of one content part, read in a single pass.
+type part struct {
+	typ, text, refusal, imageURL, cacheControl gjson.Result
+}
+
+func parsePart(p gjson.Result) (f part) {
+	p.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			f.typ = v
+		case "text":
+			f.text = v
+		case "refusal":
+			f.refusal = v
+		case "image_url":
+			f.imageURL = v
+		case "cache_control":
+			f.cacheControl = v
+		}
+		return true
+	})
+	return f
+}
+
+func msgParam(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
+
+func contentParam(i, j int) string {
+	return msgParam(i) + ".content[" + strconv.Itoa(j) + "]"
+}
+
+// bstr views b as a string without copying. gjson results taken from it
+// point into b, so they are copied (appended) before b can change.
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

@@ -1,0 +1,65 @@
+// Package simulated is a built-in fake LLM provider that speaks the OpenAI
+// Chat Completions and Anthropic Messages wire formats, for the demo, tests
+// and load benchmarks.
+//
+// # Routes
+//
+//	POST /v1/chat/completions   OpenAI Chat Completions, JSON or SSE (stream: true)
+//	POST /v1/messages           Anthropic Messages, JSON or SSE (stream: true)
+//	GET  /v1/models             OpenAI model list; Anthropic's format when the
+//	                            request carries an anthropic-version header
+//
+// # Answers
+//
+// Answers are deterministic: the same request always gets the same text,
+// and different prompts get different text. The text starts with
+// "Simulated answer to: " followed by the first 60 characters of the last
+// user message, then filler words chosen by a hash of the messages, for a
+// total of Options.Words words (24 by default). completion_tokens is the
+// number of words; prompt_tokens is a quarter of the size in bytes of the
+// messages, system prompt and tools. max_tokens (and OpenAI's
+// max_completion_tokens) truncate the answer to that many words, with
+// finish_reason "length" (OpenAI) or stop_reason "max_tokens" (Anthropic).
+// OpenAI's n yields n choices with different filler.
+//
+// When the request offers tools and either the last message is a user
+// message containing SIM_TOOL_CALL, or tool_choice forces a tool (OpenAI
+// "required" or {"type":"function",...}; Anthropic {"type":"any"} or
+// {"type":"tool",...}), the answer is a call to the first (or forced) tool
+// with arguments {"query":"<first 60 characters of the last user message>"}.
+// A tool result as the last message gets a text answer, so agent loops end.
+//
+// # Magic words
+//
+// Tests steer a single request by putting one of these words in the last
+// user message. They work with both formats.
+//
+//	SIM_ERROR_400     400 invalid_request_error whose message names the word
+//	SIM_ERROR_429     429 rate limit error with Retry-After (Options.RetryAfter, 1s by default)
+//	SIM_ERROR_500     500 server error (OpenAI server_error, Anthropic api_error)
+//	SIM_CUT_STREAM    a streamed answer sends a few chunks, then the connection
+//	                  is cut (no [DONE], no message_stop); a JSON answer is cut
+//	                  half way through its body
+//	SIM_STREAM_ERROR  a streamed answer sends a few chunks, then an error event
+//	                  (OpenAI: data: {"error":{...}}; Anthropic: event: error
+//	                  with overloaded_error) and ends; a JSON answer becomes a
+//	                  500 (OpenAI) or 529 overloaded_error (Anthropic)
+//	SIM_STALL         a streamed answer sends its first event, then waits until
+//	                  the client goes away; a JSON answer never comes
+//	SIM_SLOW_<ms>     time to first byte of <ms> milliseconds, e.g. SIM_SLOW_300,
+//	                  replacing Options.TTFT and Jitter
+//	SIM_WORDS_<n>     an answer of exactly <n> words (before max_tokens)
+//	SIM_TOOL_CALL     a tool call, when the request offers tools
+//
+// Cut connections abort the handler with panic(http.ErrAbortHandler), which
+// net/http turns into a dropped connection; call the Server through an
+// http.Server (httptest.NewServer), not directly, when using SIM_CUT_STREAM.
+//
+// # Faults and latency
+//
+// Options.TTFT (plus or minus a uniform Options.Jitter) delays the first
+// byte, Options.ChunkDelay separates stream events, and ErrorRate429 and
+// ErrorRate500 answer that fraction of requests with an error. SetOptions
+// changes all of them while the server runs. Every wait ends as soon as the
+// client goes away.
+package simulated

@@ -1,0 +1,446 @@
+package telemetry
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edge-agent/edge-agent/internal/cost"
+)
+
+// LatencyBucketsMs are the bucket bounds, in milliseconds, of every latency
+// histogram: 0.05 ms (an L1 hit) to 60 s (a long generation), on a 1-2.5-5
+// scale so 1, 10, 100 and 1000 ms — the guide's targets — are exact bounds.
+var latencyBucketsMs = []float64{
+	0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
+	1000, 2500, 5000, 10000, 20000, 30000, 60000,
+}
+
+// Label values outside the configured sets collapse to these, so a client
+// sending random model names cannot create new series.
+const (
+	labelOther = "other"
+	labelNone  = "none" // no provider involved (cache hit, rejected request)
+)
+
+// TierStats reports a cache tier's size for the llm_edge_cache_entries and
+// llm_edge_cache_bytes gauges. It is called on every scrape.
+type TierStats func() (entries, bytes int64)
+
+// MetricsOptions configures NewMetrics.
+type MetricsOptions struct {
+	// Providers are the configured provider names, the only provider label
+	// values besides "other" and "none".
+	Providers []string
+	// Models are configured model names (client-facing names and upstream
+	// ids) allowed as model label values in addition to Prices' models.
+	Models []string
+	// Prices resolves dated ids to canonical names ("gpt-4o-2024-08-06" is
+	// labelled "gpt-4o"); its Models are allowed label values. Optional.
+	Prices *cost.Table
+	// L1Stats and L2Stats feed the cache size gauges; nil leaves a tier out.
+	L1Stats, L2Stats TierStats
+	// L2Up reports whether Redis answered its last health check; it feeds
+	// llm_edge_cache_l2_up (1 or 0). Nil when no L2 is configured: the
+	// gauge is then absent, so the "L2 down" alert cannot fire.
+	L2Up func() bool
+	// DisableRuntimeMetrics leaves out the Go runtime and process
+	// collectors (tests that compare whole scrapes).
+	DisableRuntimeMetrics bool
+}
+
+// Metrics holds edge-agent's Prometheus metrics on a registry of its own.
+// Series for a label combination are created on first use and cached, so
+// ObserveRequest does not allocate once traffic has warmed up.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	providers map[string]struct{}
+	models    map[string]struct{}
+	prices    *cost.Table
+
+	cacheHitsL1, cacheHitsL2, cacheMisses prometheus.Counter
+	inflight                              prometheus.Gauge
+
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	tokens       *prometheus.CounterVec
+	costUSD      *prometheus.CounterVec
+	savedUSD     *prometheus.CounterVec
+	providerDur  *prometheus.HistogramVec
+	ttft         *prometheus.HistogramVec
+	cacheErrors  map[cacheErrKey]prometheus.Counter
+	upstreamErrs *prometheus.CounterVec
+
+	mu       sync.RWMutex
+	reqs     map[reqKey]*reqSeries
+	pairs    map[pairKey]*pairSeries
+	upstream map[pairKey]prometheus.Counter // provider, code
+}
+
+type pairKey struct{ a, b string }
+
+type reqKey struct{ provider, model, cache, status string }
+
+type reqSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+type pairSeries struct {
+	prompt, completion prometheus.Counter
+	cost, saved        prometheus.Counter
+	providerDur, ttft  prometheus.Observer
+}
+
+type cacheErrKey struct{ tier, op string }
+
+var (
+	cacheErrTiers = []string{CacheL1, CacheL2, labelOther}
+	cacheErrOps   = []string{"get", "set", "delete", "encode", "decode", labelOther}
+	// upstreamCodes are the non-numeric upstream error codes worth a series
+	// of their own; HTTP statuses (3 digits) are always kept.
+	upstreamCodes = map[string]struct{}{
+		"timeout": {}, "connect": {}, "canceled": {}, "protocol": {}, "stream": {},
+		"breaker_open": {}, "overloaded": {}, "rate_limited": {},
+	}
+)
+
+// NewMetrics builds the metrics and registers them on a new registry.
+func NewMetrics(o MetricsOptions) *Metrics {
+	m := &Metrics{
+		reg:       prometheus.NewRegistry(),
+		providers: map[string]struct{}{},
+		models:    map[string]struct{}{},
+		prices:    o.Prices,
+		reqs:      map[reqKey]*reqSeries{},
+		pairs:     map[pairKey]*pairSeries{},
+		upstream:  map[pairKey]prometheus.Counter{},
+	}
+	for _, p := range o.Providers {
+		if p != "" {
+			m.providers[p] = struct{}{}
+		}
+	}
+	if o.Prices != nil {
+		for _, name := range o.Prices.Models() {
+			m.models[name] = struct{}{}
+		}
+	}
+	for _, name := range o.Models {
+		if name != "" {
+			m.models[name] = struct{}{}
+		}
+	}
+
+	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_cache_hits_total",
+		Help: "Requests served from the cache, by tier.",
+	}, []string{"tier"})
+	m.cacheHitsL1 = hits.WithLabelValues(CacheL1)
+	m.cacheHitsL2 = hits.WithLabelValues(CacheL2)
+	m.cacheMisses = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llm_edge_cache_misses_total",
+		Help: "Requests looked up in the cache and not found (bypassed requests are neither hits nor misses).",
+	})
+	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "llm_edge_inflight_requests",
+		Help: "Chat completion requests being served.",
+	})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_requests_total",
+		Help: "Finished chat completion requests, by provider, model and status class.",
+	}, []string{"provider", "model", "status"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "llm_edge_request_duration_ms",
+		Help:    "Time from request arrival to the last byte of the response, in milliseconds. cache is hit, miss or bypass.",
+		Buckets: latencyBucketsMs,
+	}, []string{"provider", "model", "cache", "status"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_tokens_total",
+		Help: "Tokens billed by providers (cache hits consume none), by type prompt or completion.",
+	}, []string{"provider", "model", "type"})
+	m.costUSD = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_cost_usd_total",
+		Help: "Provider cost in US dollars of requests with a known price.",
+	}, []string{"provider", "model"})
+	m.savedUSD = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_cache_saved_cost_usd_total",
+		Help: "Provider cost in US dollars avoided by serving from the cache.",
+	}, []string{"provider", "model"})
+	m.providerDur = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "llm_edge_provider_duration_ms",
+		Help:    "Time spent waiting on the provider per request, in milliseconds.",
+		Buckets: latencyBucketsMs,
+	}, []string{"provider", "model"})
+	m.ttft = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "llm_edge_time_to_first_token_ms",
+		Help:    "Streams: time from request arrival to the first content chunk, in milliseconds.",
+		Buckets: latencyBucketsMs,
+	}, []string{"provider", "model"})
+	cacheErrs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_cache_errors_total",
+		Help: "Cache operations that failed, by tier and operation.",
+	}, []string{"tier", "op"})
+	m.cacheErrors = map[cacheErrKey]prometheus.Counter{}
+	for _, tier := range cacheErrTiers {
+		for _, op := range cacheErrOps {
+			// Created up front so rate() sees a zero before the first error.
+			m.cacheErrors[cacheErrKey{tier, op}] = cacheErrs.WithLabelValues(tier, op)
+		}
+	}
+	m.upstreamErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_upstream_errors_total",
+		Help: "Failed provider attempts (retries included), by provider and HTTP status or error kind.",
+	}, []string{"provider", "code"})
+
+	m.reg.MustRegister(hits, m.cacheMisses, m.inflight, m.requests, m.duration, m.tokens,
+		m.costUSD, m.savedUSD, m.providerDur, m.ttft, cacheErrs, m.upstreamErrs)
+	if o.L1Stats != nil || o.L2Stats != nil {
+		m.reg.MustRegister(newCacheSizeCollector(o.L1Stats, o.L2Stats))
+	}
+	if o.L2Up != nil {
+		up := o.L2Up
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "llm_edge_cache_l2_up",
+			Help: "1 when the L2 cache (Redis) answered its last health check, else 0.",
+		}, func() float64 {
+			if up() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	if !o.DisableRuntimeMetrics {
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return m
+}
+
+// Registry is the registry holding every metric, for extra collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		Registry:          m.reg, // counts promhttp's own errors
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: false,
+	})
+}
+
+// InflightInc and InflightDec track requests being served; call Dec in a
+// defer so a panic does not leave the gauge high.
+func (m *Metrics) InflightInc() { m.inflight.Inc() }
+
+// InflightDec is the counterpart of InflightInc.
+func (m *Metrics) InflightDec() { m.inflight.Dec() }
+
+// CacheError counts a failed cache operation. tier is "l1" or "l2"; op is
+// get, set, delete, encode or decode; other values are labelled "other".
+func (m *Metrics) CacheError(tier, op string) {
+	if tier != CacheL1 && tier != CacheL2 {
+		tier = labelOther
+	}
+	c, ok := m.cacheErrors[cacheErrKey{tier, op}]
+	if !ok {
+		c = m.cacheErrors[cacheErrKey{tier, labelOther}]
+	}
+	c.Inc()
+}
+
+// UpstreamError counts one failed provider attempt. code is the upstream
+// HTTP status ("429", "503") or a kind: timeout, connect, canceled,
+// protocol, stream, breaker_open, overloaded, rate_limited; others are
+// labelled "other".
+func (m *Metrics) UpstreamError(provider, code string) {
+	k := pairKey{m.providerLabel(provider), upstreamCodeLabel(code)}
+	m.mu.RLock()
+	c, ok := m.upstream[k]
+	m.mu.RUnlock()
+	if !ok {
+		m.mu.Lock()
+		if c, ok = m.upstream[k]; !ok {
+			c = m.upstreamErrs.WithLabelValues(k.a, k.b)
+			m.upstream[k] = c
+		}
+		m.mu.Unlock()
+	}
+	c.Inc()
+}
+
+func upstreamCodeLabel(code string) string {
+	if len(code) == 3 && '1' <= code[0] && code[0] <= '5' && allDigits(code) {
+		return code
+	}
+	if _, ok := upstreamCodes[code]; ok {
+		return code
+	}
+	return labelOther
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ObserveRequest counts one finished request. Call it once per request:
+// a hit adds to llm_edge_cache_hits_total{tier} and the saved cost; a miss
+// adds to llm_edge_cache_misses_total; tokens and cost count only what a
+// provider billed, so a hit adds none.
+func (m *Metrics) ObserveRequest(r *Record) {
+	provider := m.providerLabel(r.Provider)
+	model := m.modelLabel(r.Model)
+	cacheLabel, status := "bypass", statusClass(r.Status)
+	switch r.Cache {
+	case CacheL1:
+		m.cacheHitsL1.Inc()
+		cacheLabel = "hit"
+	case CacheL2:
+		m.cacheHitsL2.Inc()
+		cacheLabel = "hit"
+	case CacheMiss:
+		m.cacheMisses.Inc()
+		cacheLabel = "miss"
+	}
+
+	rs := m.reqSeries(reqKey{provider, model, cacheLabel, status})
+	rs.requests.Inc()
+	rs.duration.Observe(ms(r.TotalLatency))
+
+	ps := m.pairSeries(pairKey{provider, model})
+	if r.Hit() {
+		if r.SavedUSD > 0 {
+			ps.saved.Add(r.SavedUSD)
+		}
+	} else {
+		if r.PromptTokens > 0 {
+			ps.prompt.Add(float64(r.PromptTokens))
+		}
+		if r.CompletionTokens > 0 {
+			ps.completion.Add(float64(r.CompletionTokens))
+		}
+		if r.CostKnown && r.CostUSD > 0 {
+			ps.cost.Add(r.CostUSD)
+		}
+	}
+	if r.ProviderLatency > 0 {
+		ps.providerDur.Observe(ms(r.ProviderLatency))
+	}
+	if r.Stream && r.TTFT > 0 {
+		ps.ttft.Observe(ms(r.TTFT))
+	}
+}
+
+func (m *Metrics) reqSeries(k reqKey) *reqSeries {
+	m.mu.RLock()
+	s, ok := m.reqs[k]
+	m.mu.RUnlock()
+	if ok {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok = m.reqs[k]; !ok {
+		s = &reqSeries{
+			requests: m.requests.WithLabelValues(k.provider, k.model, k.status),
+			duration: m.duration.WithLabelValues(k.provider, k.model, k.cache, k.status),
+		}
+		m.reqs[k] = s
+	}
+	return s
+}
+
+func (m *Metrics) pairSeries(k pairKey) *pairSeries {
+	m.mu.RLock()
+	s, ok := m.pairs[k]
+	m.mu.RUnlock()
+	if ok {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok = m.pairs[k]; !ok {
+		s = &pairSeries{
+			prompt:      m.tokens.WithLabelValues(k.a, k.b, "prompt"),
+			completion:  m.tokens.WithLabelValues(k.a, k.b, "completion"),
+			cost:        m.costUSD.WithLabelValues(k.a, k.b),
+			saved:       m.savedUSD.WithLabelValues(k.a, k.b),
+			providerDur: m.providerDur.WithLabelValues(k.a, k.b),
+			ttft:        m.ttft.WithLabelValues(k.a, k.b),
+		}
+		m.pairs[k] = s
+	}
+	return s
+}
+
+func (m *Metrics) providerLabel(p string) string {
+	if p == "" {
+		return labelNone
+	}
+	if _, ok := m.providers[p]; ok {
+		return p
+	}
+	return labelOther
+}
+
+// modelLabel keeps configured and priced names, maps dated ids to their
+// priced family and folds everything else into "other".
+func (m *Metrics) modelLabel(model string) string {
+	if model == "" {
+		return labelNone
+	}
+	if _, ok := m.models[model]; ok {
+		return model
+	}
+	if m.prices != nil {
+		if c, _, ok := m.prices.Lookup(model); ok {
+			if _, ok := m.models[c]; ok {
+				return c
+			}
+		}
+	}
+	return labelOther
+}
+
+// cacheSizeCollector reads each tier's size once per scrape and reports it
+// as two gauges.
+type cacheSizeCollector struct {
+	entries, bytes *prometheus.Desc
+	tiers          []string
+	stats          []TierStats
+}
+
+func newCacheSizeCollector(l1, l2 TierStats) *cacheSizeCollector {
+	c := &cacheSizeCollector{
+		entries: prometheus.NewDesc("llm_edge_cache_entries", "Entries held by a cache tier.", []string{"tier"}, nil),
+		bytes:   prometheus.NewDesc("llm_edge_cache_bytes", "Bytes held by a cache tier.", []string{"tier"}, nil),
+	}
+	if l1 != nil {
+		c.tiers, c.stats = append(c.tiers, CacheL1), append(c.stats, l1)
+	}
+	if l2 != nil {
+		c.tiers, c.stats = append(c.tiers, CacheL2), append(c.stats, l2)
+	}
+	return c
+}
+
+func (c *cacheSizeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.entries
+	ch <- c.bytes
+}
+
+func (c *cacheSizeCollector) Collect(ch chan<- prometheus.Metric) {
+	for i, f := range c.stats {
+		entries, bytes := f()
+		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(entries), c.tiers[i])
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(bytes), c.tiers[i])
+	}
+}

@@ -1,0 +1,150 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const tracerName = "github.com/edge-agent/edge-agent"
+
+// Tracer starts the gateway's spans and propagates W3C trace context to
+// providers. A nil or disabled Tracer costs one branch per call: no spans,
+// no context values, no header writes.
+type Tracer struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+}
+
+// NewTracer traces through tp; a nil tp gives a disabled Tracer.
+func NewTracer(tp trace.TracerProvider) *Tracer {
+	if tp == nil {
+		return &Tracer{}
+	}
+	return &Tracer{
+		tracer: tp.Tracer(tracerName),
+		prop:   propagation.TraceContext{},
+	}
+}
+
+// TracingEnabledByEnv reports whether the standard OpenTelemetry variables
+// ask for trace export: an OTLP endpoint is set, and neither
+// OTEL_SDK_DISABLED=true nor OTEL_TRACES_EXPORTER=none says otherwise.
+func TracingEnabledByEnv() bool {
+	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") ||
+		strings.EqualFold(os.Getenv("OTEL_TRACES_EXPORTER"), "none") {
+		return false
+	}
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// SetupTracing exports spans over OTLP/HTTP when TracingEnabledByEnv; the
+// exporter reads the rest of the standard variables (headers, timeout,
+// protocol details, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+// OTEL_TRACES_SAMPLER). Otherwise it returns a disabled Tracer. shutdown
+// flushes buffered spans; call it during graceful shutdown with a deadline.
+func SetupTracing(ctx context.Context, version string) (t *Tracer, shutdown func(context.Context) error, err error) {
+	noop := func(context.Context) error { return nil }
+	if !TracingEnabledByEnv() {
+		return NewTracer(nil), noop, nil
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, noop, fmt.Errorf("otlp trace exporter: %w", err)
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(semconv.ServiceName("edge-agent"), semconv.ServiceVersion(version)),
+		resource.WithTelemetrySDK(),
+		resource.WithFromEnv(), // after the defaults, so OTEL_SERVICE_NAME wins
+	)
+	if err != nil {
+		_ = exp.Shutdown(ctx)
+		return nil, noop, fmt.Errorf("trace resource: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return NewTracer(tp), tp.Shutdown, nil
+}
+
+// Enabled reports whether spans are recorded. Callers building span
+// attributes check it first.
+func (t *Tracer) Enabled() bool { return t != nil && t.tracer != nil }
+
+// StartRequest starts the server span of an incoming request, continuing
+// the caller's trace when it sent a traceparent header.
+func (t *Tracer) StartRequest(ctx context.Context, r *http.Request) (context.Context, trace.Span) {
+	if !t.Enabled() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	return t.tracer.Start(ctx, r.Method+" "+r.URL.Path,
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			semconv.HTTPRequestMethodKey.String(r.Method),
+			semconv.URLPath(r.URL.Path),
+		))
+}
+
+// StartSpan starts an internal child span (a cache tier lookup, say).
+func (t *Tracer) StartSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !t.Enabled() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// StartProviderCall starts the client span of a provider call; Inject its
+// context into the outgoing request.
+func (t *Tracer) StartProviderCall(ctx context.Context, provider, model string) (context.Context, trace.Span) {
+	if !t.Enabled() {
+		return ctx, trace.SpanFromContext(ctx)
+	}
+	return t.tracer.Start(ctx, "provider "+provider,
+		trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("llm.provider", provider),
+			attribute.String("llm.model", model),
+		))
+}
+
+// Inject writes the W3C traceparent (and tracestate) of ctx's span into h.
+func (t *Tracer) Inject(ctx context.Context, h http.Header) {
+	if !t.Enabled() {
+		return
+	}
+	t.prop.Inject(ctx, propagation.HeaderCarrier(h))
+}
+
+// EndSpan records the request's outcome on span and ends it: status, cache
+// outcome, tokens, and an error status for 5xx responses.
+func (t *Tracer) EndSpan(span trace.Span, r *Record) {
+	if !t.Enabled() {
+		return
+	}
+	cache := r.Cache
+	if cache == "" {
+		cache = CacheBypass
+	}
+	span.SetAttributes(
+		semconv.HTTPResponseStatusCode(r.Status),
+		attribute.String("llm.cache", cache),
+		attribute.String("llm.model", r.Model),
+		attribute.String("llm.provider", r.Provider),
+		attribute.Int("llm.usage.prompt_tokens", r.PromptTokens),
+		attribute.Int("llm.usage.completion_tokens", r.CompletionTokens),
+	)
+	if r.Status >= 500 {
+		span.SetStatus(codes.Error, r.ErrorCode)
+	}
+	span.End()
+}
