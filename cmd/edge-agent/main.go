@@ -126,7 +126,7 @@ func simulate(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return simulated.Run(ctx, *addr, simulated.Options{TTFT: *latency, Jitter: *jitter, ChunkDelay: *chunk,
-		ErrorRate500: *e500, ErrorRate429: *e429, Words: *words, APIKey: *key}, logger)
+		ErrorRate500: *e500, ErrorRate429: *e429, Words: *words, APIKey: *key}, logger.Logger)
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {

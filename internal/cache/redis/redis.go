@@ -364,3 +364,27 @@ func (c *Cache) Close() {
 		}
 	})
 }
+
+// NewClient returns a plain rueidis client for the same URL forms, for
+// other users of Redis (shared rate limits, budgets). A single-node client
+// is returned even when Redis is down at start-up and reconnects by itself.
+func NewClient(url string, cluster bool) (rueidis.Client, error) {
+	opt, isCluster, err := clientOptions(Options{URL: url, Cluster: cluster})
+	if err != nil {
+		return nil, err
+	}
+	opt.ClientName = "edge-agent-limits"
+	if !isCluster {
+		opt.ForceSingleClient = true
+		if cl, err := rueidis.NewClient(opt); cl != nil {
+			return cl, nil
+		} else {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+	}
+	cl, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return cl, nil
+}

@@ -1,0 +1,386 @@
+// Package app wires edge-agent's components from a Config and runs the
+// HTTP listeners with graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/rueidis"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cache"
+	"github.com/edge-agent/edge-agent/internal/cache/memory"
+	cacheredis "github.com/edge-agent/edge-agent/internal/cache/redis"
+	"github.com/edge-agent/edge-agent/internal/config"
+	"github.com/edge-agent/edge-agent/internal/cost"
+	"github.com/edge-agent/edge-agent/internal/gateway"
+	"github.com/edge-agent/edge-agent/internal/limit"
+	"github.com/edge-agent/edge-agent/internal/provider"
+	"github.com/edge-agent/edge-agent/internal/provider/anthropic"
+	"github.com/edge-agent/edge-agent/internal/provider/openai"
+	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/server"
+	"github.com/edge-agent/edge-agent/internal/telemetry"
+)
+
+// Version is the gateway's version, reported by /health and `version`.
+const Version = "0.1.0"
+
+// App is a wired gateway.
+type App struct {
+	cfg     config.Config
+	logger  *telemetry.Logger
+	router  *route.Router
+	l1      *memory.Cache
+	l2      *cacheredis.Cache
+	tiered  *cache.Tiered
+	rdb     rueidis.Client // limits and budgets
+	metrics *telemetry.Metrics
+	stats   *telemetry.Stats
+	tracer  *telemetry.Tracer
+	traceFn func(context.Context) error
+	server  *server.Server
+	auth    *limit.Auth
+	budgets *limit.Budgets
+}
+
+// New builds every component from cfg. It does not listen; see Run and
+// Handler.
+func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger) (*App, error) {
+	a := &App{cfg: cfg, logger: logger}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	prices := cost.Default()
+	if len(cfg.Prices) > 0 {
+		over := make(map[string]cost.Price, len(cfg.Prices))
+		for m, p := range cfg.Prices {
+			over[m] = cost.Price{InputPerM: p.Input, OutputPerM: p.Output, CachedInputPerM: p.CachedInput}
+		}
+		prices = prices.With(over)
+	}
+
+	// Providers and routing.
+	providers := make(map[string]provider.Provider, len(cfg.Providers))
+	var providerNames, modelNames []string
+	for _, p := range cfg.Providers {
+		providers[p.Name] = newProvider(p)
+		providerNames = append(providerNames, p.Name)
+		modelNames = append(modelNames, p.Models...)
+	}
+	rcfg := routeConfig(cfg, providers, prices)
+	for _, g := range rcfg.Groups {
+		modelNames = append(modelNames, g.Name)
+		for _, d := range g.Deployments {
+			providerNames = append(providerNames, d.Name)
+			modelNames = append(modelNames, d.Model)
+		}
+	}
+
+	// Cache tiers.
+	var l1Stats, l2Stats telemetry.TierStats
+	var l2Up func() bool
+	if cfg.Cache.Enabled {
+		var err error
+		a.l1, err = memory.New(memory.Options{MaxBytes: cfg.Cache.L1MaxBytes, MaxEntries: cfg.Cache.L1MaxEntries, TTL: cfg.Cache.L1TTL.D()})
+		if err != nil {
+			return nil, fmt.Errorf("L1 cache: %w", err)
+		}
+		l1Stats = func() (int64, int64) { return int64(a.l1.Len()), a.l1.Bytes() }
+		if cfg.Cache.RedisURL != "" {
+			a.l2, err = cacheredis.New(ctx, cacheredis.Options{URL: cfg.Cache.RedisURL, Cluster: cfg.Cache.RedisCluster,
+				TTL: cfg.Cache.L2TTL.D(), Timeout: cfg.Cache.RedisTimeout.D()})
+			if err != nil {
+				return nil, fmt.Errorf("L2 cache: %w", err)
+			}
+			l2Up = a.l2.Healthy
+		}
+	}
+
+	// Telemetry.
+	a.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{Providers: providerNames, Models: modelNames, Prices: prices,
+		L1Stats: l1Stats, L2Stats: l2Stats, L2Up: l2Up})
+	a.stats = telemetry.NewStats()
+	rm := newRouteMetrics(a.metrics.Registry())
+	rcfg.OnRetry = func(_, deployment string) { rm.retries.WithLabelValues(label(deployment, providerNames)).Inc() }
+	rcfg.OnFallback = func(_, _ string) { rm.fallbacks.Inc() }
+	rcfg.OnBreakerChange = func(deployment string, s route.State) {
+		rm.breaker.WithLabelValues(label(deployment, providerNames)).Set(float64(s))
+	}
+	var err error
+	a.router, err = route.New(rcfg)
+	if err != nil {
+		return nil, fmt.Errorf("routing: %w", err)
+	}
+	for _, h := range a.router.Health() {
+		rm.breaker.WithLabelValues(label(h.Name, providerNames)).Set(float64(h.State))
+	}
+	a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+
+	if cfg.Cache.Enabled {
+		t := cache.Options{L1: a.l1, L1TTL: cfg.Cache.L1TTL.D(), L2TTL: cfg.Cache.L2TTL.D(),
+			OnError: func(tier cache.Tier, op string, _ error) { a.metrics.CacheError(tier.String(), op) }}
+		if a.l2 != nil {
+			t.L2 = a.l2
+		}
+		a.tiered = cache.NewTiered(t)
+	}
+
+	// Access control.
+	g, err := a.accessControl(ctx, cfg, prices)
+	if err != nil {
+		return nil, err
+	}
+
+	gw := gateway.New(gateway.Options{
+		Router: a.router, Cache: a.tiered, CoalesceWait: cfg.Cache.CoalesceWait.D(), Prices: prices,
+		Observer: &telemetry.Observer{Metrics: a.metrics, Stats: a.stats, Logger: logger},
+		Tracer:   a.tracer, Logger: logger.Logger, MaxBodyBytes: cfg.MaxRequestSize,
+		Limits: api.Limits{MaxMessages: cfg.Limits.MaxMessages, MaxMaxTokens: cfg.Limits.MaxMaxTokens, MaxN: cfg.Limits.MaxN},
+		Guard:  g,
+	})
+	so := server.Options{
+		Version: Version, Logger: logger.Logger, Chat: gw,
+		Models:  a.router.Models,
+		Health:  a.health,
+		Ready:   func() bool { return len(cfg.Providers) > 0 },
+		Metrics: a.metrics.Handler(),
+		Stats:   func() any { return a.stats.Snapshot() },
+		Cache:   a.tiered,
+	}
+	if g != nil {
+		so.Authenticate = g.authenticate
+		so.AuthenticateAdmin = a.auth.AuthenticateAdmin
+		so.Admin = a.budgetRoutes()
+	}
+	a.server = server.New(so)
+	ok = true
+	return a, nil
+}
+
+func newProvider(p config.Provider) provider.Provider {
+	client := &http.Client{Transport: provider.NewTransport(provider.TransportOptions{
+		ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns})}
+	if p.Type == "anthropic" {
+		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
+			DefaultMaxTokens: p.DefaultMaxTokens, Client: client})
+	}
+	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client})
+}
+
+func routeConfig(cfg config.Config, providers map[string]provider.Provider, prices *cost.Table) route.Config {
+	r := cfg.Routing
+	rc := route.Config{
+		Providers: providers,
+		Aliases:   cfg.Aliases,
+		Retry:     route.RetryConfig{MaxRetries: r.MaxRetries, BaseBackoff: r.RetryBaseBackoff.D(), MaxBackoff: r.RetryMaxBackoff.D()},
+		Breaker: route.BreakerConfig{ConsecutiveFailures: r.BreakerFailures, FailureRate: r.BreakerRate,
+			Window: r.BreakerWindow.D(), OpenFor: r.BreakerOpenFor.D()},
+		Timeouts:    route.TimeoutConfig{FirstByte: r.FirstByteTimeout.D(), StreamIdle: r.StreamIdleTimeout.D(), Total: r.TotalTimeout.D()},
+		MaxInflight: r.MaxInflight,
+		QueueWait:   r.QueueWait.D(),
+		PriceFunc: func(model string) (float64, bool) {
+			_, p, ok := prices.Lookup(model)
+			return p.InputPerM, ok
+		},
+	}
+	if r.MaxRetries == 0 {
+		// config defaults to 2, so a 0 here was written by the operator and
+		// means no retries (the router reads 0 as "its default").
+		rc.Retry.MaxRetries = -1
+	}
+	for _, m := range cfg.Models {
+		g := route.ModelGroup{Name: m.Name, Aliases: m.Aliases, Strategy: m.Strategy, Fallbacks: m.Fallbacks}
+		for _, d := range m.Deployments {
+			g.Deployments = append(g.Deployments, route.Deployment{Name: d.Name, Provider: providers[d.Provider], Model: d.Model,
+				Weight: d.Weight, Priority: d.Priority, RPM: d.RPM, TPM: d.TPM, MaxInflight: d.MaxInflight, Timeout: d.Timeout.D()})
+		}
+		rc.Groups = append(rc.Groups, g)
+	}
+	return rc
+}
+
+// label keeps a deployment label bounded to configured names.
+func label(name string, known []string) string {
+	for _, k := range known {
+		if k == name {
+			return name
+		}
+	}
+	return "other"
+}
+
+type routeMetrics struct {
+	retries   *prometheus.CounterVec
+	fallbacks prometheus.Counter
+	breaker   *prometheus.GaugeVec
+}
+
+func newRouteMetrics(reg *prometheus.Registry) *routeMetrics {
+	m := &routeMetrics{
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llm_edge_retries_total",
+			Help: "Upstream calls retried, by the deployment that failed."}, []string{"deployment"}),
+		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "llm_edge_fallbacks_total",
+			Help: "Requests that moved to a fallback model."}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "llm_edge_circuit_breaker_state",
+			Help: "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open."}, []string{"deployment"}),
+	}
+	reg.MustRegister(m.retries, m.fallbacks, m.breaker)
+	return m
+}
+
+// health reports providers (breakers) and cache tiers.
+func (a *App) health(ctx context.Context) map[string]server.Component {
+	comps := map[string]server.Component{}
+	deps := a.router.Health()
+	open := 0
+	var names []string
+	for _, d := range deps {
+		if d.State == route.StateOpen {
+			open++
+			names = append(names, d.Name)
+		}
+	}
+	sort.Strings(names)
+	switch {
+	case len(a.cfg.Providers) == 0:
+		comps["providers"] = server.Component{Status: "unhealthy", Detail: "no provider configured"}
+	case len(deps) > 0 && open == len(deps):
+		comps["providers"] = server.Component{Status: "unhealthy", Detail: "every circuit breaker is open"}
+	case open > 0:
+		comps["providers"] = server.Component{Status: "degraded", Detail: fmt.Sprintf("circuit open: %v", names)}
+	default:
+		comps["providers"] = server.Component{Status: "healthy", Detail: strconv.Itoa(len(a.cfg.Providers)) + " configured"}
+	}
+	if a.tiered == nil {
+		comps["cache"] = server.Component{Status: "healthy", Detail: "disabled"}
+		return comps
+	}
+	comps["cache_l1"] = server.Component{Status: "healthy"}
+	if a.l2 != nil {
+		pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+		err := a.l2.Ping(pctx)
+		cancel()
+		if err != nil {
+			// Serving goes on from L1 and the providers.
+			comps["cache_l2"] = server.Component{Status: "degraded", Detail: "redis unreachable; serving from L1 and providers"}
+		} else {
+			comps["cache_l2"] = server.Component{Status: "healthy"}
+		}
+	}
+	return comps
+}
+
+// Handler is the gateway's HTTP handler, for tests and embedding.
+func (a *App) Handler() http.Handler { return a.server }
+
+// Run listens on HOST:PORT (and METRICS_PORT) until ctx ends, then shuts
+// down gracefully: readiness turns 503, new connections are refused, and
+// in-flight requests and streams finish up to the shutdown timeout.
+func (a *App) Run(ctx context.Context) error {
+	defer a.Close()
+	addr := net.JoinHostPort(a.cfg.Host, strconv.Itoa(a.cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if a.auth != nil && a.auth.Open() {
+		a.logger.Warn("no API keys configured: the gateway is open to anyone who can reach it")
+	}
+	srv := newHTTPServer(a.server)
+	errc := make(chan error, 2)
+	tls := a.cfg.TLS.CertPath != ""
+	go func() {
+		if tls {
+			errc <- srv.ServeTLS(ln, a.cfg.TLS.CertPath, a.cfg.TLS.KeyPath)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	var msrv *http.Server
+	if a.cfg.MetricsPort > 0 && a.cfg.MetricsPort != a.cfg.Port {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", a.metrics.Handler())
+		msrv = newHTTPServer(mux)
+		mln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.Host, strconv.Itoa(a.cfg.MetricsPort)))
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		go func() { errc <- msrv.Serve(mln) }()
+	}
+	a.logger.Info("edge-agent listening", "addr", ln.Addr().String(), "tls", tls, "metrics_port", a.cfg.MetricsPort,
+		"providers", len(a.cfg.Providers), "cache", a.cfg.Cache.Enabled, "l2", a.l2 != nil, "version", Version)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.server.SetDraining()
+	a.logger.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.D().String())
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.D())
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if msrv != nil {
+		_ = msrv.Shutdown(sctx)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = srv.Close()
+		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", a.cfg.ShutdownTimeout.D())
+	}
+	return nil
+}
+
+func newHTTPServer(h http.Handler) *http.Server {
+	// No WriteTimeout: a long stream must not be cut. Deadlines come from
+	// request contexts and the router's timeouts.
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
+}
+
+// Close releases every component; safe on a partly built App.
+func (a *App) Close() {
+	if a.tiered != nil {
+		a.tiered.Close()
+	}
+	if a.l1 != nil {
+		a.l1.Close()
+	}
+	if a.l2 != nil {
+		a.l2.Close()
+	}
+	if a.rdb != nil {
+		a.rdb.Close()
+	}
+	if a.router != nil {
+		a.router.Close()
+	}
+	if a.traceFn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.traceFn(ctx)
+		cancel()
+	}
+}
+
+// ListenLoopback listens on a free 127.0.0.1 port.
+func ListenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -1,0 +1,163 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+	cacheredis "github.com/edge-agent/edge-agent/internal/cache/redis"
+	"github.com/edge-agent/edge-agent/internal/config"
+	"github.com/edge-agent/edge-agent/internal/cost"
+	"github.com/edge-agent/edge-agent/internal/gateway"
+	"github.com/edge-agent/edge-agent/internal/limit"
+	"github.com/edge-agent/edge-agent/internal/redact"
+)
+
+// guard is the access-control step of the pipeline: who is calling (set by
+// the server's authentication hook), which models they may use, their rate
+// limits and budget, and PII redaction before the prompt leaves.
+type guard struct {
+	auth       *limit.Auth
+	limits     *limit.Limits
+	budgets    *limit.Budgets
+	redactor   *redact.Redactor
+	redactAll  bool
+	redactions *prometheus.CounterVec
+}
+
+type principalKey struct{}
+
+// accessControl builds auth, limits, budgets and redaction. It always
+// returns a guard so open gateways are still rate limited when asked.
+func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Table) (*guard, error) {
+	keys := make([]limit.KeyConfig, 0, len(cfg.Auth.Keys))
+	for _, k := range cfg.Auth.Keys {
+		keys = append(keys, limit.KeyConfig{Name: k.Name, Key: k.Key, KeySHA256: k.KeySHA256, Models: k.Models,
+			RPM: k.RPM, TPM: k.TPM, Burst: k.Burst, BudgetDailyUSD: k.BudgetDailyUSD, BudgetMonthlyUSD: k.BudgetMonthlyUSD,
+			CacheScope: k.CacheScope, Redact: k.Redact})
+	}
+	auth, err := limit.NewAuth(keys, cfg.Auth.AdminKey)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	a.auth = auth
+	g := &guard{auth: auth, redactAll: cfg.Redact.Enabled}
+
+	var limiter limit.Limiter = limit.NewLocalLimiter(time.Now)
+	var store limit.BudgetStore = limit.NewLocalBudgetStore()
+	if cfg.Cache.RedisURL != "" {
+		rdb, err := cacheredis.NewClient(cfg.Cache.RedisURL, cfg.Cache.RedisCluster)
+		if err != nil {
+			return nil, fmt.Errorf("redis for limits: %w", err)
+		}
+		a.rdb = rdb
+		onFallback := func(err error) { a.logger.Warn("redis unavailable for limits; using local limits", "error", err.Error()) }
+		limiter = limit.NewRedisLimiter(rdb, limiter, limit.RedisOptions{OnFallback: onFallback})
+		store = limit.NewRedisBudgetStore(rdb, store, limit.RedisOptions{OnFallback: onFallback})
+	}
+	g.limits = limit.NewLimits(limiter, limit.Options{KeyRPM: cfg.Auth.RPM, KeyBurst: cfg.Auth.Burst, KeyTPM: cfg.Auth.TPM,
+		GlobalRPM: cfg.Auth.GlobalRPM, GlobalTPM: cfg.Auth.GlobalTPM})
+	g.budgets = limit.NewBudgets(store, time.Now)
+	a.budgets = g.budgets
+
+	needRedactor := cfg.Redact.Enabled
+	for _, k := range cfg.Auth.Keys {
+		if k.Redact != nil && *k.Redact {
+			needRedactor = true
+		}
+	}
+	if needRedactor {
+		o := redact.DefaultOptions()
+		for _, p := range cfg.Redact.Patterns {
+			o.Extra = append(o.Extra, redact.Pattern{Name: p.Name, Regexp: p.Regexp})
+		}
+		if g.redactor, err = redact.New(o); err != nil {
+			return nil, fmt.Errorf("redact: %w", err)
+		}
+		g.redactions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llm_edge_pii_redactions_total",
+			Help: "PII items replaced before prompts left for a provider, by type."}, []string{"type"})
+		a.metrics.Registry().MustRegister(g.redactions)
+	}
+	return g, nil
+}
+
+// authenticate is the server's hook: it puts the caller in the context.
+func (g *guard) authenticate(r *http.Request) (context.Context, error) {
+	p, err := g.auth.Authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	return context.WithValue(r.Context(), principalKey{}, p), nil
+}
+
+// Admit implements gateway.Guard.
+func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []byte, est int) (gateway.Admission, error) {
+	p, _ := ctx.Value(principalKey{}).(*limit.Principal)
+	if p == nil {
+		return gateway.Admission{}, &api.Error{Status: http.StatusUnauthorized, Type: api.TypeInvalidRequest, Message: "missing credentials"}
+	}
+	if !p.AllowsModel(model) {
+		return gateway.Admission{}, limit.ModelNotAllowed(model)
+	}
+	if err := g.budgets.Check(ctx, p); err != nil {
+		return gateway.Admission{}, err
+	}
+	req, tok, err := g.limits.Check(ctx, p, est)
+	limit.SetHeaders(h, req, tok)
+	if err != nil {
+		return gateway.Admission{}, err
+	}
+	adm := gateway.Admission{Namespace: p.CacheNamespace}
+	redactOn := g.redactAll
+	if p.Redact != nil {
+		redactOn = *p.Redact
+	}
+	if redactOn && g.redactor != nil {
+		out, counts, err := g.redactor.RedactRequest(body)
+		if err != nil {
+			return gateway.Admission{}, api.InvalidRequest("messages", "cannot redact request: %v", err)
+		}
+		for typ, n := range counts {
+			g.redactions.WithLabelValues(typ).Add(float64(n))
+		}
+		if len(counts) > 0 {
+			adm.Body = out
+		}
+	}
+	adm.Done = func(tokens int, usd float64) {
+		// The client may be gone; accounting must still happen.
+		bg := context.WithoutCancel(ctx)
+		if tokens > 0 {
+			g.limits.Correct(bg, p, est, tokens)
+		}
+		if usd > 0 {
+			_ = g.budgets.Add(bg, p, usd)
+		}
+	}
+	return adm, nil
+}
+
+// budgetRoutes are the admin endpoints to read and reset a key's spend.
+func (a *App) budgetRoutes() map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
+		"GET /admin/budgets/{name}": func(w http.ResponseWriter, r *http.Request) {
+			s, err := a.budgets.Spend(r.Context(), r.PathValue("name"))
+			if err != nil {
+				api.WriteError(w, err)
+				return
+			}
+			writeJSON(w, s)
+		},
+		"DELETE /admin/budgets/{name}": func(w http.ResponseWriter, r *http.Request) {
+			if err := a.budgets.Reset(r.Context(), r.PathValue("name")); err != nil {
+				api.WriteError(w, &api.Error{Status: http.StatusBadGateway, Type: api.TypeServer, Code: "budget_reset_failed", Message: err.Error()})
+				return
+			}
+			writeJSON(w, map[string]any{"reset": r.PathValue("name")})
+		},
+	}
+}
