@@ -55,7 +55,9 @@ func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Tabl
 			return nil, fmt.Errorf("redis for limits: %w", err)
 		}
 		a.rdb = rdb
-		onFallback := func(err error) { a.logger.Warn("redis unavailable for limits; using local limits", "error", err.Error()) }
+		onFallback := func(err error) {
+			a.logger.Warn("redis unavailable for limits; using local limits", "error", err.Error())
+		}
 		limiter = limit.NewRedisLimiter(rdb, limiter, limit.RedisOptions{OnFallback: onFallback})
 		store = limit.NewRedisBudgetStore(rdb, store, limit.RedisOptions{OnFallback: onFallback})
 	}

@@ -65,8 +65,8 @@ type Admission struct {
 
 // Gateway serves chat completions.
 type Gateway struct {
-	o    Options
-	ids  *idSource
+	o     Options
+	ids   *idSource
 	pool  sync.Pool // *bytes.Buffer for request and response bodies
 	group cache.Group
 }
@@ -93,14 +93,14 @@ func New(o Options) *Gateway {
 // Shared header values: assigning these slices avoids an allocation per
 // header per request. net/http never mutates them.
 var (
-	hdrHit       = []string{"HIT"}
-	hdrMiss      = []string{"MISS"}
-	hdrBypass    = []string{"BYPASS"}
-	hdrL1        = []string{"L1"}
-	hdrL2        = []string{"L2"}
-	hdrNosniff   = []string{"nosniff"}
-	hdrDeny      = []string{"DENY"}
-	hdrJSON      = []string{"application/json"}
+	hdrHit     = []string{"HIT"}
+	hdrMiss    = []string{"MISS"}
+	hdrBypass  = []string{"BYPASS"}
+	hdrL1      = []string{"L1"}
+	hdrL2      = []string{"L2"}
+	hdrNosniff = []string{"nosniff"}
+	hdrDeny    = []string{"DENY"}
+	hdrJSON    = []string{"application/json"}
 )
 
 // ServeHTTP is the whole request path, top to bottom.

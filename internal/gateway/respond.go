@@ -358,4 +358,3 @@ func isUsageOnly(chunk []byte) bool {
 	r := gjson.GetManyBytes(chunk, "choices.#", "usage")
 	return r[0].Int() == 0 && r[1].IsObject()
 }
-
