@@ -90,3 +90,28 @@ func TestBadEnvironmentValuesAreErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOperationsDocExampleIsValid keeps the documented configuration file
+// true: it must parse strictly and validate.
+func TestOperationsDocExampleIsValid(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	if !ok {
+		t.Fatal("no yaml block in docs/operations.md")
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	cfg := Default()
+	getenv := func(k string) string { return "value-of-" + k }
+	if err := Parse(&cfg, []byte(block), getenv); err != nil {
+		t.Fatalf("documented config does not parse: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("documented config does not validate: %v", err)
+	}
+	if len(cfg.Providers) != 4 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" {
+		t.Fatalf("documented config read wrongly: %+v", cfg)
+	}
+}
