@@ -133,9 +133,8 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 	adm.Done = func(tokens int, usd float64) {
 		// The client may be gone; accounting must still happen.
 		bg := context.WithoutCancel(ctx)
-		if tokens > 0 {
-			g.limits.Correct(bg, p, est, tokens)
-		}
+		// Hits and failures used no provider tokens: the estimate is refunded.
+		g.limits.Correct(bg, p, est, tokens)
 		if usd > 0 {
 			_ = g.budgets.Add(bg, p, usd)
 		}
