@@ -21,8 +21,12 @@ type Key [16]byte
 // X-Cache-Key header, the admin API and Redis keys.
 func (k Key) String() string {
 	var buf [32]byte
-	hex.Encode(buf[:], k[:])
-	return string(buf[:])
+	return string(k.AppendHex(buf[:0]))
+}
+
+// AppendHex appends the 32 hex digits of String to dst.
+func (k Key) AppendHex(dst []byte) []byte {
+	return hex.AppendEncode(dst, k[:])
 }
 
 // ParseKey parses the 32 hex digit form returned by Key.String.

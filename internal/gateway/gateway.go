@@ -118,7 +118,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !validRequestID(x.rec.RequestID) {
 		x.rec.RequestID = g.ids.next()
 	}
-	h["X-Request-Id"] = []string{x.rec.RequestID}
+	x.set(h, "X-Request-Id", x.rec.RequestID)
 	h["X-Content-Type-Options"] = hdrNosniff
 	h["X-Frame-Options"] = hdrDeny
 
@@ -192,8 +192,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.fail(api.InvalidRequest("", "request cannot be cached: %v", err))
 			return
 		}
-		x.keyOK = true
-		h["X-Cache-Key"] = []string{x.key.String()}
+		x.keyOK = true // X-Cache-Key is set with the answer, see setEdgeHeaders
 	}
 
 	if x.keyOK && !cc.noCache {
@@ -293,14 +292,23 @@ func readBody(buf *bytes.Buffer, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + 1)
 	}
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, api.InvalidRequest("", "could not read the request body: %v", err)
+	// Read straight into buf (no LimitReader: one allocation less per
+	// request), checking the bound as we go.
+	for {
+		buf.Grow(4096)
+		b := buf.AvailableBuffer()
+		n, err := r.Body.Read(b[:cap(b)])
+		buf.Write(b[:n])
+		if int64(buf.Len()) > limit {
+			return nil, &http.MaxBytesError{Limit: limit}
+		}
+		if err == io.EOF {
+			return buf.Bytes(), nil
+		}
+		if err != nil {
+			return nil, api.InvalidRequest("", "could not read the request body: %v", err)
+		}
 	}
-	if int64(buf.Len()) > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
-	}
-	return buf.Bytes(), nil
 }
 
 // requestFallbacks reads the per-request fallback models: a "fallbacks"

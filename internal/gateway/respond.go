@@ -34,6 +34,8 @@ type exchange struct {
 	coalesced bool
 	attempts  int
 	admission Admission
+	vals      [8]string // backing for one-value headers, see set
+	nv        int
 }
 
 // fail answers with the error envelope, unless the answer has started.
@@ -47,26 +49,63 @@ func (x *exchange) fail(err error) {
 	if h["X-Cache-Status"] == nil {
 		h["X-Cache-Status"] = hdrMiss
 	}
-	x.setEdgeHeaders(h)
+	x.setEdgeHeaders(h, -1)
 	if e.Status == 499 {
 		return // nobody is listening
 	}
 	api.WriteError(x.w, e)
 }
 
-// setEdgeHeaders sets X-Edge-Provider and X-Edge-Overhead-Ms.
-func (x *exchange) setEdgeHeaders(h http.Header) {
-	if x.rec.Provider != "" {
-		h["X-Edge-Provider"] = []string{x.rec.Provider}
+// set sets a one-value header whose []string lives in the exchange, so
+// headers cost no allocation of their own.
+func (x *exchange) set(h http.Header, name, v string) {
+	if x.nv == len(x.vals) {
+		h[name] = []string{v}
+		return
 	}
-	if x.attempts > 1 {
-		h["X-Edge-Attempts"] = []string{strconv.Itoa(x.attempts)}
-	}
+	x.vals[x.nv] = v
+	h[name] = x.vals[x.nv : x.nv+1 : x.nv+1]
+	x.nv++
+}
+
+// setEdgeHeaders sets the headers known only when the answer is written:
+// X-Cache-Key, X-Edge-Provider, X-Edge-Attempts, X-Edge-Overhead-Ms and,
+// when contentLength >= 0, Content-Length. Their values are cut from one
+// string: one allocation for all of them.
+func (x *exchange) setEdgeHeaders(h http.Header, contentLength int) {
 	over := time.Since(x.start)
 	if !x.provStart.IsZero() {
 		over = x.provStart.Sub(x.start) + max(0, time.Since(x.provStart)-x.rec.ProviderLatency)
 	}
-	h["X-Edge-Overhead-Ms"] = []string{strconv.FormatFloat(float64(over)/1e6, 'f', 3, 64)}
+	var buf [96]byte
+	b := buf[:0]
+	if x.keyOK {
+		b = x.key.AppendHex(b)
+	}
+	keyEnd := len(b)
+	b = strconv.AppendFloat(b, float64(over)/1e6, 'f', 3, 64)
+	overEnd := len(b)
+	if contentLength >= 0 {
+		b = strconv.AppendInt(b, int64(contentLength), 10)
+	}
+	clEnd := len(b)
+	if x.attempts > 1 {
+		b = strconv.AppendInt(b, int64(x.attempts), 10)
+	}
+	s := string(b)
+	if x.keyOK {
+		x.set(h, "X-Cache-Key", s[:keyEnd])
+	}
+	x.set(h, "X-Edge-Overhead-Ms", s[keyEnd:overEnd])
+	if contentLength >= 0 {
+		x.set(h, "Content-Length", s[overEnd:clEnd])
+	}
+	if x.attempts > 1 {
+		x.set(h, "X-Edge-Attempts", s[clEnd:])
+	}
+	if x.rec.Provider != "" {
+		x.set(h, "X-Edge-Provider", x.rec.Provider)
+	}
 }
 
 // serveHit answers from a cached entry, as JSON or as a replayed stream.
@@ -83,7 +122,6 @@ func (x *exchange) serveHit(req *api.ChatRequest, e *cache.Entry, tier cache.Tie
 	x.rec.Status = http.StatusOK
 	x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
 	x.rec.CostKnown = true // a hit costs nothing, and we know it
-	x.setEdgeHeaders(h)
 	if req.Stream {
 		x.replay(req, e.Body)
 		return
@@ -101,6 +139,7 @@ func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
 		return
 	}
 	sse.SetHeaders(x.w.Header())
+	x.setEdgeHeaders(x.w.Header(), -1)
 	x.w.WriteHeader(http.StatusOK)
 	sw := sse.NewWriter(x.w)
 	for _, c := range chunks {
@@ -125,8 +164,6 @@ func (x *exchange) serveJSON(req *api.ChatRequest, body []byte) {
 	if x.cacheable(finishReasonsJSON(body)) {
 		x.store(body, u)
 	}
-	h := x.w.Header()
-	x.setEdgeHeaders(h)
 	x.writeJSON(body, x.answeredBy(), model)
 }
 
@@ -139,7 +176,7 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	h := x.w.Header()
 	sse.SetHeaders(h)
 	x.rec.ProviderLatency = 0
-	x.setEdgeHeaders(h)
+	x.setEdgeHeaders(h, -1)
 	x.w.WriteHeader(http.StatusOK)
 	x.rec.Status = http.StatusOK
 	sw := sse.NewWriter(x.w)
@@ -234,7 +271,7 @@ func (x *exchange) cacheable(finish []string) bool {
 // store puts a complete answer in the cache (L1 now, L2 in the background)
 // and keeps it for coalesced followers.
 func (x *exchange) store(body []byte, u cost.Usage) {
-	e := &cache.Entry{Body: body, Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
+	e := &cache.Entry{Body: withoutMetadata(body), Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
 		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
 	if x.rec.CostKnown {
 		e.CostUSD = x.rec.CostUSD
@@ -250,7 +287,7 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	out := appendWithMetadata(buf.AvailableBuffer(), body, x, providerName, model)
 	h := x.w.Header()
 	h["Content-Type"] = hdrJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	x.setEdgeHeaders(h, len(out))
 	x.w.WriteHeader(http.StatusOK)
 	_, _ = x.w.Write(out)
 }
@@ -260,10 +297,8 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 // metadata) has it replaced.
 func appendWithMetadata(dst, body []byte, x *exchange, providerName, model string) []byte {
 	body = bytes.TrimRight(body, " \t\r\n")
-	if gjson.GetBytes(body, "metadata").Exists() {
-		if b, err := sjson.DeleteBytes(bytes.Clone(body), "metadata"); err == nil {
-			body = b
-		}
+	if x.rec.Cache != "l1" && x.rec.Cache != "l2" { // stored answers were cleaned by store
+		body = withoutMetadata(body)
 	}
 	if len(body) < 2 || body[len(body)-1] != '}' {
 		return append(dst, body...)
@@ -313,6 +348,18 @@ func appendWithMetadata(dst, body []byte, x *exchange, providerName, model strin
 	dst = append(dst, `,"request_id":`...)
 	dst = api.AppendString(dst, x.rec.RequestID)
 	return append(dst, "}}\n"...)
+}
+
+// withoutMetadata removes a "metadata" member from an answer, so ours is
+// the only one.
+func withoutMetadata(body []byte) []byte {
+	if !bytes.Contains(body, []byte(`"metadata"`)) || !gjson.GetBytes(body, "metadata").Exists() {
+		return body
+	}
+	if b, err := sjson.DeleteBytes(bytes.Clone(body), "metadata"); err == nil {
+		return b
+	}
+	return body
 }
 
 // finish records the request once: metrics, stats, the log line, and the

@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/edge-agent/edge-agent/internal/cache"
+	"github.com/edge-agent/edge-agent/internal/cache/memory"
+	"github.com/edge-agent/edge-agent/internal/provider"
+	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/telemetry"
+)
+
+const benchAnswer = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is the capital of France."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}`
+
+var benchChunks = []string{
+	`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`,
+	`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Paris is "},"finish_reason":null}]}`,
+	`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"the capital."},"finish_reason":null}]}`,
+	`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+	`{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}`,
+}
+
+// memRouter answers every call in memory: the provider costs nothing, so a
+// benchmark measures the gateway alone.
+type memRouter struct{ calls int }
+
+func (m *memRouter) Resolve(model string) (route.Target, error) {
+	return route.Target{Provider: "openai", Model: model}, nil
+}
+
+func (m *memRouter) ChatCompletion(_ context.Context, _ route.Target, req *provider.Request, _ []string) (*provider.Response, error) {
+	m.calls++
+	if req.Stream {
+		return &provider.Response{Stream: &memStream{}}, nil
+	}
+	return &provider.Response{Body: []byte(benchAnswer)}, nil
+}
+
+type memStream struct{ i int }
+
+func (s *memStream) Next() ([]byte, error) {
+	if s.i >= len(benchChunks) {
+		return nil, io.EOF
+	}
+	s.i++
+	return []byte(benchChunks[s.i-1]), nil
+}
+
+func (s *memStream) Close() error { return nil }
+
+// discardWriter is a minimal ResponseWriter that keeps nothing, so the
+// benchmark counts the gateway's allocations, not a recorder's.
+type discardWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) WriteHeader(code int)        { d.code = code }
+func (d *discardWriter) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
+func (d *discardWriter) Flush()                      {}
+
+func newBenchGateway(b *testing.B, withCache bool, obs *telemetry.Observer) (*Gateway, *memRouter) {
+	b.Helper()
+	r := &memRouter{}
+	o := Options{Router: r, Observer: obs}
+	if withCache {
+		l1, err := memory.New(memory.Options{MaxBytes: 64 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := cache.NewTiered(cache.Options{L1: l1})
+		b.Cleanup(func() { t.Close(); l1.Close() })
+		o.Cache = t
+	}
+	return New(o), r
+}
+
+const benchBody = `{"model":"gpt-4o-mini","temperature":0.2,"max_tokens":256,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"What is the capital of France? Answer in one sentence."}]}`
+
+func serveBench(b *testing.B, g *Gateway, body []byte, want string) {
+	b.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	rd := &rewindBody{Reader: bytes.NewReader(body)}
+	req.Body = rd
+	w := &discardWriter{h: make(http.Header, 16)}
+	serve := func() {
+		rd.Reset(body)
+		req.ContentLength = int64(len(body))
+		clear(w.h)
+		w.code, w.n = 0, 0
+		g.ServeHTTP(w, req)
+	}
+	serve() // warm up: fills the cache when there is one
+	b.ReportAllocs()
+	for b.Loop() {
+		serve()
+		if w.code != 200 || w.h.Get("X-Cache-Status") != want {
+			b.Fatalf("status %d cache %q", w.code, w.h.Get("X-Cache-Status"))
+		}
+	}
+}
+
+// rewindBody is a request body the benchmark reuses.
+type rewindBody struct{ *bytes.Reader }
+
+func (rewindBody) Close() error { return nil }
+
+// BenchmarkProxyL1Hit is the cache-hit path without network: request bytes
+// in, response bytes out.
+func BenchmarkProxyL1Hit(b *testing.B) {
+	g, r := newBenchGateway(b, true, nil)
+	serveBench(b, g, []byte(benchBody), "HIT")
+	if r.calls != 1 {
+		b.Fatalf("provider called %d times, want 1", r.calls)
+	}
+}
+
+// BenchmarkProxyL1HitObserved is the same with metrics, stats and the
+// request log (to io.Discard) switched on.
+func BenchmarkProxyL1HitObserved(b *testing.B) {
+	g, _ := newBenchGateway(b, true, benchObserver(b))
+	serveBench(b, g, []byte(benchBody), "HIT")
+}
+
+func BenchmarkProxyMissNonStreamingObserved(b *testing.B) {
+	g, _ := newBenchGateway(b, false, benchObserver(b))
+	serveBench(b, g, []byte(benchBody), "BYPASS")
+}
+
+func benchObserver(b *testing.B) *telemetry.Observer {
+	logger, err := telemetry.NewLogger(io.Discard, "json", "info")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := telemetry.NewMetrics(telemetry.MetricsOptions{Providers: []string{"openai"}, Models: []string{"gpt-4o-mini"}, DisableRuntimeMetrics: true})
+	return &telemetry.Observer{Metrics: m, Stats: telemetry.NewStats(), Logger: logger}
+}
+
+func BenchmarkProxyMissNonStreaming(b *testing.B) {
+	g, _ := newBenchGateway(b, false, nil)
+	serveBench(b, g, []byte(benchBody), "BYPASS")
+}
+
+func BenchmarkProxyMissStreaming(b *testing.B) {
+	g, _ := newBenchGateway(b, false, nil)
+	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}`)
+	serveBench(b, g, body, "BYPASS")
+}
