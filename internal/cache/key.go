@@ -256,6 +256,11 @@ func (c *canon) object(b []byte, i, depth int, top bool) (int, error) {
 	mark := len(c.members)
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
+		if top {
+			// No members: the caller hashes out[:topStart] and the end tag.
+			c.topStart = objStart
+			return i + 1, nil
+		}
 		c.out = append(c.out, tagObjEnd)
 		return i + 1, nil
 	}
