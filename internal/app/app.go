@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cache"
@@ -53,10 +54,22 @@ type App struct {
 	budgets *limit.Budgets
 }
 
+// Option changes how New builds the App.
+type Option func(*App)
+
+// WithTracerProvider traces through tp instead of the OTLP exporter the
+// environment asks for (tests use an in-memory recorder).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(a *App) { a.tracer = telemetry.NewTracer(tp) }
+}
+
 // New builds every component from cfg. It does not listen; see Run and
 // Handler.
-func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger) (*App, error) {
+func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts ...Option) (*App, error) {
 	a := &App{cfg: cfg, logger: logger}
+	for _, o := range opts {
+		o(a)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -125,11 +138,16 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger) (*App
 		return nil, fmt.Errorf("routing: %w", err)
 	}
 	for _, h := range a.router.Health() {
+		// Export every series from the start, so dashboards and alerts see
+		// zeros rather than nothing.
 		rm.breaker.WithLabelValues(label(h.Name, providerNames)).Set(float64(h.State))
+		rm.retries.WithLabelValues(label(h.Name, providerNames))
 	}
-	a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: %w", err)
+	if a.tracer == nil {
+		a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
 	}
 
 	if cfg.Cache.Enabled {
