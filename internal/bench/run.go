@@ -105,11 +105,19 @@ type phase struct {
 	stopped  atomic.Bool // the caller's context ended
 	period   float64     // open loop: nanoseconds between due times
 	interval time.Duration
+	// uniqueBase numbers this phase's unique prompts: request i of the
+	// phase uses id uniqueBase+i, so a run replayed with the same --run-id
+	// sends the same prompts whatever the concurrency, and warmup prompts
+	// never repeat in the measured run.
+	uniqueBase int64
 }
 
 func (r *runner) phase(ctx context.Context, name string, d time.Duration, n int64) (*Result, error) {
 	cfg := r.cfg
 	p := &phase{ctx: ctx, r: r, limit: n, interval: cfg.Interval}
+	if name == "warmup" {
+		p.uniqueBase = 1 << 40
+	}
 	if cfg.Rate > 0 {
 		p.period = float64(time.Second) / cfg.Rate
 	}
@@ -148,34 +156,35 @@ func (r *runner) phase(ctx context.Context, name string, d time.Duration, n int6
 
 // next claims the next request. It returns when it is due (open loop) and
 // false when the phase is over.
-func (p *phase) next(timer *time.Timer) (due time.Time, ok bool) {
+func (p *phase) next(timer *time.Timer) (due time.Time, seq uint64, ok bool) {
 	if p.stopped.Load() {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	i := p.issued.Add(1)
+	seq = uint64(p.uniqueBase + i)
 	if p.limit > 0 && i > p.limit {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	if p.period == 0 {
 		now := time.Now()
 		if !p.end.IsZero() && !now.Before(p.end) {
-			return time.Time{}, false
+			return time.Time{}, 0, false
 		}
-		return now, true
+		return now, seq, true
 	}
 	due = p.start.Add(time.Duration(float64(i-1) * p.period))
 	if !p.end.IsZero() && !due.Before(p.end) {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
 	if wait := time.Until(due); wait > 0 {
 		timer.Reset(wait)
 		select {
 		case <-timer.C:
 		case <-p.ctx.Done():
-			return time.Time{}, false
+			return time.Time{}, 0, false
 		}
 	}
-	return due, true
+	return due, seq, true
 }
 
 // worker owns its statistics so the hot path takes no locks; the phase
@@ -185,7 +194,6 @@ type worker struct {
 	id   int
 	rng  *rand.Rand
 	buf  []byte
-	seq  uint64
 	last time.Time // when the last counted request finished
 
 	lat, ttft, over *histogram
@@ -225,7 +233,7 @@ func (w *worker) run() {
 	defer timer.Stop()
 	cfg := w.p.r.cfg
 	for {
-		due, ok := w.p.next(timer)
+		due, seq, ok := w.p.next(timer)
 		if !ok {
 			return
 		}
@@ -236,8 +244,7 @@ func (w *worker) run() {
 			continue
 		}
 		stream := cfg.StreamShare > 0 && w.rng.Float64() < cfg.StreamShare
-		w.seq++
-		w.do(w.p.r.bodies.pick(w.rng, stream, w.id, w.seq), stream, due)
+		w.do(w.p.r.bodies.pick(w.rng, stream, 0, seq), stream, due)
 	}
 }
 

@@ -496,3 +496,22 @@ func BenchmarkClosedLoop(b *testing.B) {
 	}
 	b.ReportMetric(rps, "req/s")
 }
+
+func TestUniqueMixReplaysTheSamePromptsForTheSameRunIDAtAnyConcurrency(t *testing.T) {
+	g := &fakeGateway{}
+	srv := newFakeGateway(t, g)
+	cfg := testConfig(srv.URL)
+	cfg.Mix, cfg.RunID, cfg.Requests = MixUnique, "replay", 100
+	cfg.Concurrency = 16
+	if _, err := Run(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Concurrency = 1
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.prompts) != 100 || res.Hits.L1 != 100 {
+		t.Fatalf("%d distinct prompts over both runs, replay hits %+v; want the same 100 prompts twice", len(g.prompts), res.Hits)
+	}
+}
