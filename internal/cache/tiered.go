@@ -137,9 +137,22 @@ func NewTiered(o Options) *Tiered {
 		n = DefaultWriteQueue
 	}
 	t.queue = make(chan l2Write, n)
-	go t.writer()
+	// Several writers, so Redis round trips overlap (rueidis pipelines
+	// concurrent calls on one connection); one writer caps L2 writes at one
+	// round trip each and drops writes under a burst of misses.
+	var wg sync.WaitGroup
+	for range l2Writers {
+		wg.Go(t.writer)
+	}
+	go func() {
+		wg.Wait()
+		close(t.done)
+	}()
 	return t
 }
+
+// l2Writers is the number of goroutines writing queued entries to L2.
+const l2Writers = 8
 
 // Get looks k up in L1, then L2; an L2 hit fills L1. With maxAge > 0 an
 // entry stored longer ago than maxAge is a miss (and stays stored: another
@@ -218,7 +231,6 @@ func (t *Tiered) Set(k Key, e *Entry, ttl time.Duration) {
 }
 
 func (t *Tiered) writer() {
-	defer close(t.done)
 	for {
 		select {
 		case w := <-t.queue:

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# load_compare.sh [--rss]: the gateway against the simulated provider alone,
+# in one run, on this machine. The simulated provider answers at once
+# (0 ms), so every difference is the gateway's own cost.
+#
+#   simulated provider alone          (the baseline)
+#   gateway, cache off (every call proxied)
+#   gateway, L1 hits
+#   gateway, L2 hits (a second instance on the same Redis; 1 connection)
+#   Zipf mix (s=1.0, 1000 prompts) hit ratio over time
+# at 1 and 32 connections. Results go to results/*.json (bench JSON, named
+# for scripts/charts) and the charts to docs/img/.
+# --rss adds a 1M-request L1-hit run and reports the gateway's peak RSS.
+source "$(dirname "$0")/lib.sh"
+RSS=0
+for a in "$@"; do [ "$a" = --rss ] && RSS=1; done
+DUR="${DUR:-5s}"
+build
+OUT="$ROOT/results"
+mkdir -p "$OUT"
+start_sim 0s 0s
+start_redis
+start_gateway nocache CACHE_ENABLED=false
+start_gateway cache REDIS_URL="$REDIS_URL"
+start_gateway second REDIS_URL="$REDIS_URL"
+
+run() { # label url concurrency mix [extra...]
+  local label=$1 url=$2 c=$3 mix=$4; shift 4
+  "$BIN" bench --url "$url/v1/chat/completions" --json -q --label "$label" -c "$c" -d "$DUR" --mix "$mix" --warmup 1s "$@" \
+    >"$OUT/latency-$label-c$c.json"
+  printf '%-22s c=%-3s %9.0f req/s  p50 %8.1f µs  p99 %8.1f µs  errors %s\n' "$label" "$c" \
+    "$(jget "$OUT/latency-$label-c$c.json" throughput_rps)" "$(jget "$OUT/latency-$label-c$c.json" latency_us.p50)" \
+    "$(jget "$OUT/latency-$label-c$c.json" latency_us.p99)" "$(jget "$OUT/latency-$label-c$c.json" errors)"
+}
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3)"
+for c in 1 32; do
+  run simulated-provider "$SIM_URL" "$c" same
+  run gateway-miss "$URL_nocache" "$c" same
+  run gateway-l1-hit "$URL_cache" "$c" same
+done
+for c in 1 32; do
+  cp "$OUT/latency-simulated-provider-c$c.json" "$OUT/throughput-c$c-simulated-provider.json"
+  cp "$OUT/latency-gateway-miss-c$c.json" "$OUT/throughput-c$c-gateway-miss.json"
+  cp "$OUT/latency-gateway-l1-hit-c$c.json" "$OUT/throughput-c$c-gateway-l1-hit.json"
+done
+rm -f "$OUT"/throughput-c1-*.json # the throughput chart compares 32 connections
+
+# L2: fill through one instance, read the same prompts through another.
+run_id="cmp-$RANDOM$RANDOM"
+"$BIN" bench --url "$URL_cache/v1/chat/completions" --json -q -c 16 -n 2000 --mix unique --run-id "$run_id" >"$WORK/fill.json"
+sleep 0.5
+"$BIN" bench --url "$URL_second/v1/chat/completions" --json -q --label gateway-l2-hit -c 1 -n 2000 --mix unique \
+  --run-id "$run_id" --interval 0 >"$OUT/l2-hit-c1.json"
+echo "gateway-l2-hit        c=1   p50 $(jget "$OUT/l2-hit-c1.json" latency_us.p50) µs  p99 $(jget "$OUT/l2-hit-c1.json" latency_us.p99) µs  verified L2 hits $(jget "$OUT/l2-hit-c1.json" hits.l2)/2000"
+
+# Zipf mix on a fresh namespace: hit ratio over time.
+"$BIN" bench --url "$URL_cache/v1/chat/completions" --json -q --label "zipf s=1.0, 1000 prompts" -c 32 -d 20s \
+  --mix zipf --prompts 1000 --interval 1s --header "X-Cache-Namespace: zipf-$RANDOM" >"$OUT/hitratio-zipf.json"
+echo "zipf mix              c=32  hit rate $(jget "$OUT/hitratio-zipf.json" hit_rate)  $(jget "$OUT/hitratio-zipf.json" throughput_rps) req/s"
+
+if [ "$RSS" = 1 ]; then
+  "$BIN" bench --url "$URL_cache/v1/chat/completions" --json -q -c 32 -n 1000000 --mix zipf --prompts 100000 --interval 0 >"$WORK/rss.json"
+  echo "peak RSS over 1M requests (Zipf over 100k prompts): $(grep VmHWM /proc/"$PID_cache"/status | awk '{print $2/1024 " MiB"}')  ($(jget "$WORK/rss.json" throughput_rps) req/s, hit rate $(jget "$WORK/rss.json" hit_rate))"
+fi
+(cd "$ROOT" && go run ./scripts/charts -in results/ -out docs/img/)
