@@ -41,14 +41,25 @@ func (m *memRouter) ChatCompletion(_ context.Context, _ route.Target, req *provi
 	return &provider.Response{Body: []byte(benchAnswer)}, nil
 }
 
+// benchChunkBytes are benchChunks converted once: a real provider hands
+// out slices of its read buffer, so conversions here would count against
+// the gateway.
+var benchChunkBytes = func() [][]byte {
+	out := make([][]byte, len(benchChunks))
+	for i, c := range benchChunks {
+		out[i] = []byte(c)
+	}
+	return out
+}()
+
 type memStream struct{ i int }
 
 func (s *memStream) Next() ([]byte, error) {
-	if s.i >= len(benchChunks) {
+	if s.i >= len(benchChunkBytes) {
 		return nil, io.EOF
 	}
 	s.i++
-	return []byte(benchChunks[s.i-1]), nil
+	return benchChunkBytes[s.i-1], nil
 }
 
 func (s *memStream) Close() error { return nil }

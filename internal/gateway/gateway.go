@@ -106,7 +106,9 @@ var (
 // ServeHTTP is the whole request path, top to bottom.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := exchange{g: g, w: w, r: r, start: time.Now()}
-	x.rec.Cache = "miss"
+	// "bypass" until a lookup misses: a request refused before the cache
+	// (bad input, auth, limits) is not a cache miss.
+	x.rec.Cache = "bypass"
 	defer x.finish()
 	if m := g.metrics(); m != nil {
 		m.InflightInc()
@@ -200,6 +202,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.serveHit(req, e, tier)
 			return
 		}
+		x.rec.Cache = "miss"
 		// Coalesce identical misses: the first caller fetches, the others
 		// wait for its answer and replay it.
 		call, leader := g.group.Join(x.key)

@@ -135,6 +135,16 @@ func UpstreamError(provider string, status int, header http.Header, body []byte)
 	return e
 }
 
+// ScrubSecret removes secret from e's message: some upstreams quote the key
+// they rejected ("Incorrect API key provided: sk-..."), and the message is
+// passed through to the client and the logs.
+func ScrubSecret(e *api.Error, secret string) *api.Error {
+	if secret != "" && strings.Contains(e.Message, secret) {
+		e.Message = strings.ReplaceAll(e.Message, secret, "[redacted]")
+	}
+	return e
+}
+
 // ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {

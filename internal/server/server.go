@@ -96,8 +96,18 @@ func New(o Options) *Server {
 // SetDraining makes /health/ready answer 503 while the server shuts down.
 func (s *Server) SetDraining() { s.draining.Store(true) }
 
+// Security headers every answer carries (404, 405 and admin errors too);
+// shared slices: no allocation per request.
+var (
+	hdrNosniff = []string{"nosniff"}
+	hdrDeny    = []string{"DENY"}
+)
+
 // ServeHTTP recovers panics into a 500 envelope.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["X-Frame-Options"] = hdrDeny
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -166,10 +166,19 @@ func (w *Writer) Flush() error {
 	return err
 }
 
+// Shared header values (canonical names, never mutated by net/http):
+// SetHeaders costs no allocation.
+var (
+	hdrEventStream = []string{"text/event-stream"}
+	hdrNoCache     = []string{"no-cache"}
+	hdrKeepAlive   = []string{"keep-alive"}
+	hdrNo          = []string{"no"}
+)
+
 // SetHeaders sets the headers of an event stream response.
 func SetHeaders(h http.Header) {
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "keep-alive")
-	h.Set("X-Accel-Buffering", "no")
+	h["Content-Type"] = hdrEventStream
+	h["Cache-Control"] = hdrNoCache
+	h["Connection"] = hdrKeepAlive
+	h["X-Accel-Buffering"] = hdrNo
 }

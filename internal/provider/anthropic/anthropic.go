@@ -128,7 +128,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
-		return nil, provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b)
+		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.apiKey)
 	}
 	created := p.now().Unix()
 	if req.Stream {

@@ -106,7 +106,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b)
+		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), strings.TrimPrefix(p.auth, "Bearer "))
 	}
 	if req.Stream {
 		return &provider.Response{Stream: &stream{name: p.name, body: resp.Body, r: sse.NewReader(resp.Body)}}, nil
