@@ -164,3 +164,12 @@ func BenchmarkProxyMissStreaming(b *testing.B) {
 	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}`)
 	serveBench(b, g, body, "BYPASS")
 }
+
+// BenchmarkProxyL1HitMetricsOnly separates the cost of metrics and stats
+// from the cost of the request log line.
+func BenchmarkProxyL1HitMetricsOnly(b *testing.B) {
+	o := benchObserver(b)
+	o.Logger = nil
+	g, _ := newBenchGateway(b, true, o)
+	serveBench(b, g, []byte(benchBody), "HIT")
+}
