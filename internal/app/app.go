@@ -52,6 +52,9 @@ type App struct {
 	server  *server.Server
 	auth    *limit.Auth
 	budgets *limit.Budgets
+	// upstream are the providers' transports; Close drops their idle
+	// keep-alive connections (and the goroutines serving them).
+	upstream []*http.Transport
 }
 
 // Option changes how New builds the App.
@@ -89,7 +92,9 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	providers := make(map[string]provider.Provider, len(cfg.Providers))
 	var providerNames, modelNames []string
 	for _, p := range cfg.Providers {
-		providers[p.Name] = newProvider(p)
+		prov, tr := newProvider(p)
+		providers[p.Name] = prov
+		a.upstream = append(a.upstream, tr)
 		providerNames = append(providerNames, p.Name)
 		modelNames = append(modelNames, p.Models...)
 	}
@@ -191,14 +196,14 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	return a, nil
 }
 
-func newProvider(p config.Provider) provider.Provider {
-	client := &http.Client{Transport: provider.NewTransport(provider.TransportOptions{
-		ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns})}
+func newProvider(p config.Provider) (provider.Provider, *http.Transport) {
+	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns})
+	client := &http.Client{Transport: tr}
 	if p.Type == "anthropic" {
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
-			DefaultMaxTokens: p.DefaultMaxTokens, Client: client})
+			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr
 	}
-	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client})
+	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client}), tr
 }
 
 func routeConfig(cfg config.Config, providers map[string]provider.Provider, prices *cost.Table) route.Config {
@@ -392,6 +397,9 @@ func (a *App) Close() {
 	}
 	if a.router != nil {
 		a.router.Close()
+	}
+	for _, tr := range a.upstream {
+		tr.CloseIdleConnections()
 	}
 	if a.traceFn != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
