@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edge-agent/edge-agent/internal/api"
@@ -158,6 +159,15 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	if cfg.Cache.Enabled {
 		t := cache.Options{L1: a.l1, L1TTL: cfg.Cache.L1TTL.D(), L2TTL: cfg.Cache.L2TTL.D(),
 			OnError: func(tier cache.Tier, op string, _ error) { a.metrics.CacheError(tier.String(), op) }}
+		if a.tracer.Enabled() {
+			t.Trace = func(ctx context.Context, tier cache.Tier) (context.Context, func(bool)) {
+				ctx, span := a.tracer.StartSpan(ctx, "cache."+tier.String())
+				return ctx, func(hit bool) {
+					span.SetAttributes(attribute.Bool("cache.hit", hit))
+					span.End()
+				}
+			}
+		}
 		if a.l2 != nil {
 			t.L2 = a.l2
 		}

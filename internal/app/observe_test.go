@@ -525,8 +525,9 @@ func TestTracesSpanRequestCacheAndProviderAndReachTheProvider(t *testing.T) {
 		}
 	}
 	root, lookup, call := byName["POST /v1/chat/completions"], byName["cache.lookup"], byName["provider openai/gpt-4o-mini"]
-	if root == nil || lookup == nil || call == nil || len(spans) != 3 {
-		t.Fatalf("spans %v, want the request, its cache lookup and its provider call", slices.Collect(func(yield func(string) bool) {
+	l1 := byName["cache.l1"]
+	if root == nil || lookup == nil || l1 == nil || call == nil || len(spans) != 4 {
+		t.Fatalf("spans %v, want the request, its cache lookup with the L1 tier's, and its provider call", slices.Collect(func(yield func(string) bool) {
 			for _, sp := range spans {
 				if !yield(sp.Name()) {
 					return
@@ -539,6 +540,9 @@ func TestTracesSpanRequestCacheAndProviderAndReachTheProvider(t *testing.T) {
 	}
 	if lookup.Parent().SpanID() != root.SpanContext().SpanID() || call.Parent().SpanID() != root.SpanContext().SpanID() {
 		t.Errorf("cache lookup and provider call must be children of the request span")
+	}
+	if l1.Parent().SpanID() != lookup.SpanContext().SpanID() {
+		t.Errorf("the L1 span must be a child of the cache lookup")
 	}
 	// The provider sees the provider-call span as its parent.
 	if usc.TraceID().String() != clientTrace || usc.SpanID() != call.SpanContext().SpanID() {
@@ -562,7 +566,7 @@ func TestTracesSpanRequestCacheAndProviderAndReachTheProvider(t *testing.T) {
 		names = append(names, sp.Name())
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"POST /v1/chat/completions", "cache.lookup"}) {
+	if !slices.Equal(names, []string{"POST /v1/chat/completions", "cache.l1", "cache.lookup"}) {
 		t.Errorf("spans of a hit: %v", names)
 	}
 }

@@ -73,6 +73,9 @@ type Options struct {
 	DrainTimeout time.Duration                         // how long Close waits for queued L2 writes
 	Now          func() time.Time                      // nil: time.Now
 	OnError      func(tier Tier, op string, err error) // metrics hook; ops are "get", "set", "delete", "clear"
+	// Trace, when set, wraps each tier's lookup (a tracing span per tier):
+	// it is called before the lookup and its result after, with the outcome.
+	Trace func(ctx context.Context, tier Tier) (context.Context, func(hit bool))
 }
 
 // Tiered looks answers up in L1 then L2 and stores them in both, writing L2
@@ -84,6 +87,7 @@ type Tiered struct {
 	drainTimeout time.Duration
 	now          func() time.Time
 	onError      func(Tier, string, error)
+	trace        func(context.Context, Tier) (context.Context, func(bool))
 
 	queue  chan l2Write
 	ctx    context.Context // cancelled when Close gives up draining
@@ -109,6 +113,7 @@ func NewTiered(o Options) *Tiered {
 		drainTimeout: o.DrainTimeout,
 		now:          o.Now,
 		onError:      o.OnError,
+		trace:        o.Trace,
 		stop:         make(chan struct{}),
 		done:         make(chan struct{}),
 	}
@@ -160,19 +165,36 @@ const l2Writers = 8
 func (t *Tiered) Get(ctx context.Context, k Key, maxAge time.Duration) (*Entry, Tier) {
 	now := t.now()
 	if t.l1 != nil {
-		if e, ok := t.l1.Get(k); ok && fresh(e, now, maxAge) {
+		var done func(bool)
+		if t.trace != nil {
+			_, done = t.trace(ctx, TierL1)
+		}
+		e, ok := t.l1.Get(k)
+		hit := ok && fresh(e, now, maxAge)
+		if done != nil {
+			done(hit)
+		}
+		if hit {
 			return e, TierL1
 		}
 	}
 	if t.l2 == nil {
 		return nil, TierNone
 	}
+	var done func(bool)
+	if t.trace != nil {
+		ctx, done = t.trace(ctx, TierL2)
+	}
 	e, err := t.l2.Get(ctx, k)
+	hit := err == nil && e != nil && fresh(e, now, maxAge)
+	if done != nil {
+		done(hit)
+	}
 	if err != nil {
 		t.onError(TierL2, "get", err)
 		return nil, TierNone
 	}
-	if e == nil || !fresh(e, now, maxAge) {
+	if !hit {
 		return nil, TierNone
 	}
 	if t.l1 != nil {

@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -333,5 +335,29 @@ func TestTieredWithoutL2(t *testing.T) {
 	}
 	if _, tier := tc.Get(context.Background(), Key{2}, 0); tier != TierNone {
 		t.Fatalf("tier = %q, want a miss", tier)
+	}
+}
+
+func TestTieredTracesEachTierLookupWithItsOutcome(t *testing.T) {
+	l1, l2 := newFakeL1(), newFakeL2()
+	var got []string
+	tc := NewTiered(Options{L1: l1, L2: l2, Trace: func(ctx context.Context, tier Tier) (context.Context, func(bool)) {
+		return ctx, func(hit bool) { got = append(got, fmt.Sprintf("%s:%v", tier, hit)) }
+	}})
+	defer tc.Close()
+	k := Key{9}
+	if e, _ := tc.Get(context.Background(), k, 0); e != nil {
+		t.Fatal("unexpected hit")
+	}
+	e := sampleEntry()
+	e.StoredAt, e.ExpiresAt = time.Now(), time.Now().Add(time.Hour) // fresh
+	if err := l2.Set(context.Background(), k, e, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	tc.Get(context.Background(), k, 0) // L2 hit, fills L1
+	tc.Get(context.Background(), k, 0) // L1 hit
+	want := []string{"l1:false", "l2:false", "l1:false", "l2:true", "l1:true"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("traced %v, want %v", got, want)
 	}
 }
