@@ -25,7 +25,8 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM # runs the EXIT trap once, then stops
 
 free_port() {
   local p
@@ -35,12 +36,17 @@ free_port() {
   done
 }
 
-wait_port() { # host port
-  for _ in $(seq 1 200); do
+wait_port() { # host port [pid log]: waits up to 20 s; shows the log if the process died
+  for _ in $(seq 1 400); do
     if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+      echo "process $3 exited before listening on $1:$2:" >&2; [ -n "${4:-}" ] && tail -20 "$4" >&2
+      return 1
+    fi
     sleep 0.05
   done
-  echo "nothing listens on $1:$2" >&2; return 1
+  echo "nothing listens on $1:$2" >&2; [ -n "${4:-}" ] && tail -20 "$4" >&2
+  return 1
 }
 
 # start_sim LATENCY JITTER -> SIM_URL
@@ -48,7 +54,7 @@ start_sim() {
   local port; port=$(free_port)
   "$BIN" simulate --addr "127.0.0.1:$port" --latency "$1" --jitter "$2" >"$WORK/sim.log" 2>&1 &
   PIDS+=($!)
-  wait_port 127.0.0.1 "$port"
+  wait_port 127.0.0.1 "$port" $! "$WORK/sim.log"
   SIM_URL="http://127.0.0.1:$port"
 }
 
@@ -59,7 +65,7 @@ start_redis() {
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no >"$WORK/redis.log" 2>&1 &
   PIDS+=($!)
   REDIS_PID=$!
-  wait_port 127.0.0.1 "$port"
+  wait_port 127.0.0.1 "$port" $! "$WORK/redis.log"
   REDIS_URL="redis://127.0.0.1:$port"
 }
 
@@ -72,7 +78,7 @@ start_gateway() {
       "$@" "$BIN" >"$WORK/gateway-$name.log" 2>&1 &
   PIDS+=($!)
   printf -v "PID_$name" '%s' $!
-  wait_port 127.0.0.1 "$port"
+  wait_port 127.0.0.1 "$port" $! "$WORK/gateway-$name.log"
   printf -v "URL_$name" '%s' "http://127.0.0.1:$port"
 }
 
@@ -115,6 +121,7 @@ measure_all() {
   local n_hit=500 dur=5s n_zipf=3000 n_miss=20
   if [ "${QUICK:-0}" = 1 ]; then n_hit=300 dur=3s n_zipf=2000 n_miss=10; fi
   local run="m-$RANDOM$RANDOM"
+  bench "$WORK/l1-warm.json" --mix same --run-id "$run" -n 1 -c 1 --interval 0 # the one miss
   bench "$WORK/l1.json" --mix same --run-id "$run" -n "$n_hit" -c 1 --interval 0
   M_L1_P50=$(ms "$WORK/l1.json" latency_us.p50); M_L1_P99=$(ms "$WORK/l1.json" latency_us.p99)
   bench "$WORK/miss.json" --mix unique -n "$n_miss" -c 4 --interval 0
@@ -131,7 +138,7 @@ measure_all() {
   fi
   bench "$WORK/zipf.json" --mix zipf --prompts 1000 -n "$n_zipf" -c 32 --interval 0
   M_HIT_RATE=$(awk -v r="$(jget "$WORK/zipf.json" hit_rate)" 'BEGIN { printf "%.1f", r*100 }')
-  bench "$WORK/tput.json" --mix same -d "$dur" -c 32 --interval 0
+  bench "$WORK/tput.json" --mix same --run-id "$run" -d "$dur" -c 32 --interval 0
   M_TPUT=$(awk -v r="$(jget "$WORK/tput.json" throughput_rps)" 'BEGIN { printf "%.0f", r }')
   M_HIT_P95=$(ms "$WORK/tput.json" latency_us.p95)
   M_ERR=$(awk -v a="$(jget "$WORK/l1.json" error_rate)" -v b="$(jget "$WORK/miss.json" error_rate)" \

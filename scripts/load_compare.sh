@@ -10,7 +10,9 @@
 #   Zipf mix (s=1.0, 1000 prompts) hit ratio over time
 # at 1 and 32 connections. Results go to results/*.json (bench JSON, named
 # for scripts/charts) and the charts to docs/img/.
-# --rss adds a 1M-request L1-hit run and reports the gateway's peak RSS.
+# --rss adds two 1M-request runs (RSS_N) on fresh gateway instances, all L1
+# hits and a Zipf mix over 100k prompts, and reports each one's peak RSS
+# (VmHWM from /proc/PID/status; Linux only).
 source "$(dirname "$0")/lib.sh"
 RSS=0
 for a in "$@"; do [ "$a" = --rss ] && RSS=1; done
@@ -57,9 +59,31 @@ echo "gateway-l2-hit        c=1   p50 $(jget "$OUT/l2-hit-c1.json" latency_us.p5
 "$BIN" bench --url "$URL_cache/v1/chat/completions" --json -q --label "zipf s=1.0, 1000 prompts" -c 32 -d 20s \
   --mix zipf --prompts 1000 --interval 1s --header "X-Cache-Namespace: zipf-$RANDOM" >"$OUT/hitratio-zipf.json"
 echo "zipf mix              c=32  hit rate $(jget "$OUT/hitratio-zipf.json" hit_rate)  $(jget "$OUT/hitratio-zipf.json" throughput_rps) req/s"
+# Over 100k prompts the cache takes seconds to warm: the curve shows it.
+"$BIN" bench --url "$URL_cache/v1/chat/completions" --json -q --label "zipf s=1.0, 100k prompts" -c 32 -d 20s \
+  --mix zipf --prompts 100000 --interval 1s --header "X-Cache-Namespace: zipf100k-$RANDOM" >"$OUT/hitratio-zipf-100k.json"
+echo "zipf mix, 100k prompts c=32  hit rate $(jget "$OUT/hitratio-zipf-100k.json" hit_rate)  $(jget "$OUT/hitratio-zipf-100k.json" throughput_rps) req/s"
 
+# rss LABEL bench-flags...: a fresh gateway instance (L1 only) under one long
+# run; its peak resident set (VmHWM) afterwards.
+rss() {
+  local label=$1; shift
+  local name="rss_${label//[^a-zA-Z0-9]/_}"
+  start_gateway "$name"
+  local pid_var="PID_$name" url_var="URL_$name"
+  "$BIN" bench --url "${!url_var}/v1/chat/completions" --json -q --label "rss $label" -c 32 -n "$RSS_N" --interval 0 "$@" \
+    >"$OUT/rss-$label.json"
+  local hwm rssnow
+  hwm=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/"${!pid_var}"/status)
+  rssnow=$(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/"${!pid_var}"/status)
+  printf 'peak RSS %-14s %s requests: VmHWM %s MiB (VmRSS now %s MiB)  %.0f req/s  hit rate %s  errors %s\n' \
+    "$label" "$RSS_N" "$hwm" "$rssnow" "$(jget "$OUT/rss-$label.json" throughput_rps)" \
+    "$(jget "$OUT/rss-$label.json" hit_rate)" "$(jget "$OUT/rss-$label.json" errors)"
+  kill "${!pid_var}" 2>/dev/null || true
+}
 if [ "$RSS" = 1 ]; then
-  "$BIN" bench --url "$URL_cache/v1/chat/completions" --json -q -c 32 -n 1000000 --mix zipf --prompts 100000 --interval 0 >"$WORK/rss.json"
-  echo "peak RSS over 1M requests (Zipf over 100k prompts): $(grep VmHWM /proc/"$PID_cache"/status | awk '{print $2/1024 " MiB"}')  ($(jget "$WORK/rss.json" throughput_rps) req/s, hit rate $(jget "$WORK/rss.json" hit_rate))"
+  RSS_N="${RSS_N:-1000000}"
+  rss l1-hit --mix same
+  rss zipf-100k --mix zipf --prompts 100000
 fi
 (cd "$ROOT" && go run ./scripts/charts -in results/ -out docs/img/)

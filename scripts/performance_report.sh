@@ -24,7 +24,7 @@ echo
 echo "Results:"
 echo "--------"
 echo "L1 Cache Hit Latency: ${M_L1_P50}ms (p50; p99 ${M_L1_P99}ms)"
-echo "L2 Cache Hit Latency: ${M_L2_P50:-n/a}ms (p50; p99 ${M_L2_P99:-n/a}ms)"
+echo "L2 Cache Hit Latency: ${M_L2_P50:-n/a}ms (p50; p99 ${M_L2_P99:-n/a}ms; ${M_L2_HITS:-0}/100 verified L2 hits)"
 echo "Cache Hit Rate: ${M_HIT_RATE}% (Zipf s=1.0 over 1000 prompts)"
 echo "Provider Latency (OpenAI): ${M_PROVIDER_P50}ms (p50, through the gateway)"
 echo "Total Overhead: ${M_OVERHEAD_P50}ms (p50; p99 ${M_OVERHEAD_P99}ms)"
@@ -38,5 +38,8 @@ verdict "Cache hit rate"       "$M_HIT_RATE"     ">"  50   "%"
 verdict "Throughput"           "$M_TPUT"         ">"  1000 req/s
 verdict "Error rate"           "$M_ERR"          "<"  1    "%"
 verdict "Hit latency p95"      "$M_HIT_P95"      "<"  100  ms
+if [ -n "$M_L2_P50" ] && [ "${M_L2_HITS:-0}" -lt 95 ]; then
+  echo "FAIL: only ${M_L2_HITS:-0} of 100 L2 measurements were verified L2 hits (X-Cache-Layer: L2)"; FAILS=$((FAILS+1))
+fi
 echo
 if [ "$FAILS" -eq 0 ]; then echo "Status: PASS"; else echo "Status: FAIL ($FAILS target(s) missed)"; exit 1; fi

@@ -103,9 +103,24 @@ func (p *phase) result(workers []*worker) *Result {
 		t := ttft.percentiles()
 		res.TTFT = &t
 	}
+	// Requests still in flight when the run ends land in a last interval
+	// that may be a sliver: its few stragglers (the slowest requests, misses
+	// more often than hits) would plot as a spurious dip, so a sliver under
+	// a tenth of an interval is folded into the interval before it.
+	if n := len(series); n >= 2 && elapsed-time.Duration(n-1)*p.interval < p.interval/10 {
+		last := series[n-1]
+		series = series[:n-1]
+		series[n-2].reqs += last.reqs
+		series[n-2].errs += last.errs
+		series[n-2].hits += last.hits
+		series[n-2].lat += last.lat
+	}
 	for i, s := range series {
 		end := time.Duration(i+1) * p.interval
-		span := p.interval
+		if i == len(series)-1 && elapsed > end {
+			end = elapsed // the folded sliver extends the last interval
+		}
+		span := end - time.Duration(i)*p.interval
 		if end > elapsed { // the last interval is cut short by the end of the run
 			span = max(elapsed-time.Duration(i)*p.interval, time.Millisecond)
 			end = elapsed

@@ -140,8 +140,13 @@ func TestClosedLoopDurationModeStopsOnTime(t *testing.T) {
 	if res.Requests == 0 || res.Requests != g.total.Load() {
 		t.Errorf("result %d requests, server saw %d", res.Requests, g.total.Load())
 	}
+	// Stragglers finishing within 10ms of the end fold into the third point;
+	// a fourth appears only when one finishes later than that.
 	if len(res.Series) < 3 || len(res.Series) > 4 {
 		t.Fatalf("series has %d points, want 3 (one per 100ms)", len(res.Series))
+	}
+	if last := res.Series[len(res.Series)-1]; last.TS != res.DurationS {
+		t.Errorf("last point ends at %gs, want the end of the run (%gs)", last.TS, res.DurationS)
 	}
 	var sum int64
 	for _, p := range res.Series {
@@ -513,5 +518,35 @@ func TestUniqueMixReplaysTheSamePromptsForTheSameRunIDAtAnyConcurrency(t *testin
 	}
 	if len(g.prompts) != 100 || res.Hits.L1 != 100 {
 		t.Fatalf("%d distinct prompts over both runs, replay hits %+v; want the same 100 prompts twice", len(g.prompts), res.Hits)
+	}
+}
+
+func TestSeriesFoldsAStragglerSliverIntoTheLastInterval(t *testing.T) {
+	g := &fakeGateway{}
+	srv := newFakeGateway(t, g)
+	cfg := testConfig(srv.URL)
+	cfg.Duration = 200 * time.Millisecond
+	cfg.Interval = 100 * time.Millisecond
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(res.Series)
+	if n == 0 {
+		t.Fatal("no series")
+	}
+	// The last point must span at least a tenth of an interval: a shorter
+	// tail holds only stragglers and belongs to the interval before it.
+	if n >= 2 {
+		if tail := res.Series[n-1].TS - res.Series[n-2].TS; tail < 0.01 {
+			t.Errorf("last point spans %gs, want >= 0.01s (a sliver was not folded): %+v", tail, res.Series)
+		}
+	}
+	var sum int64
+	for _, p := range res.Series {
+		sum += p.Requests
+	}
+	if sum != res.Requests {
+		t.Errorf("series adds up to %d requests, want %d", sum, res.Requests)
 	}
 }
