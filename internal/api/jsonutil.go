@@ -11,11 +11,20 @@ const hexDigits = "0123456789abcdef"
 // U+FFFD, as encoding/json does.
 func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = AppendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// AppendEscaped appends the inside of a JSON string literal for s: quotes,
+// backslashes and control characters escaped, invalid UTF-8 as U+FFFD,
+// U+2028/U+2029 escaped. HTML characters are left alone, as slog and
+// OpenAI's API do.
+func AppendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			if b >= 0x20 && b != '"' && b != '\\' {
 				i++
 				continue
 			}
@@ -53,8 +62,7 @@ func AppendString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }
 
 // AppendFloat appends f with up to prec decimals and no trailing zeros.

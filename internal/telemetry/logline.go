@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/edge-agent/edge-agent/internal/api"
 )
 
 // LogRequest writes r's "Request completed" line: the same fields, order
@@ -171,51 +173,7 @@ func (b *lineAppender) float(k string, f float64) {
 func jsonSafe(c byte) bool { return c >= 0x20 && c != '"' && c != '\\' }
 
 // appendJSONEscaped escapes s as slog's JSON handler does.
-func appendJSONEscaped(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if jsonSafe(c) {
-				i++
-				continue
-			}
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(buf, s[start:]...)
-}
+func appendJSONEscaped(buf []byte, s string) []byte { return api.AppendEscaped(buf, s) }
 
 // needsQuoting mirrors slog's text handler: quote empty strings and
 // anything with spaces, '=', quotes or unprintable runes.
