@@ -154,6 +154,12 @@ func (r *runner) phase(ctx context.Context, name string, d time.Duration, n int6
 	return p.result(workers), nil
 }
 
+// cutShort reports whether the caller's context ended, which makes a
+// failed request an interruption rather than an error. It reads the context
+// itself: the stopped flag is set by an AfterFunc goroutine that may run
+// after the failed request returns.
+func (p *phase) cutShort() bool { return p.stopped.Load() || p.ctx.Err() != nil }
+
 // next claims the next request. It returns when it is due (open loop) and
 // false when the phase is over.
 func (p *phase) next(timer *time.Timer) (due time.Time, seq uint64, ok bool) {
@@ -305,7 +311,7 @@ func (w *worker) exchange(body []byte, stream bool, start time.Time) outcome {
 	}
 	resp, err := w.p.r.client.Do(&rq.req)
 	if err != nil {
-		if w.p.stopped.Load() {
+		if w.p.cutShort() {
 			return outcome{}
 		}
 		w.transport++
@@ -359,7 +365,7 @@ func (w *worker) exchange(body []byte, stream bool, start time.Time) outcome {
 	}
 	resp.Body.Close()
 	if readErr != nil {
-		if w.p.stopped.Load() {
+		if w.p.cutShort() {
 			return outcome{}
 		}
 		w.transport++
