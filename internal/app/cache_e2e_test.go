@@ -34,6 +34,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitInL2 waits until the entry for key is in Redis.
+func waitInL2(t *testing.T, r *redistest.Server, key string) {
+	t.Helper()
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr}, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	waitFor(t, "the L2 write of "+key, func() bool {
+		n, _ := client.Do(context.Background(), client.B().Exists().Key("llm-edge:v1:"+key).Build()).AsInt64()
+		return n == 1
+	})
+}
+
 func layer(resp *http.Response) string {
 	return resp.Header.Get("X-Cache-Status") + "/" + resp.Header.Get("X-Cache-Layer")
 }
@@ -44,14 +58,16 @@ func TestL2IsSharedByInstancesAndSurvivesRestart(t *testing.T) {
 	a := startGateway(t, redisConfig(s, r))
 	b := startGateway(t, redisConfig(s, r))
 	body := chat("gpt-4o-mini", "shared through redis")
-	if resp, _ := post(t, a.URL, body); layer(resp) != "MISS/" {
-		t.Fatalf("first request: %s", layer(resp))
+	first, _ := post(t, a.URL, body)
+	if layer(first) != "MISS/" {
+		t.Fatalf("first request: %s", layer(first))
 	}
-	// L2 writes are asynchronous: B sees the answer once it landed.
-	waitFor(t, "an L2 hit on the second instance", func() bool {
-		resp, _ := post(t, b.URL, body, "Cache-Control: no-store")
-		return layer(resp) == "HIT/L2"
-	})
+	// L2 writes are asynchronous: wait until it landed, without asking the
+	// gateway (a premature request would miss and call the provider).
+	waitInL2(t, r, first.Header.Get("X-Cache-Key"))
+	if resp, _ := post(t, b.URL, body); layer(resp) != "HIT/L2" {
+		t.Fatalf("second instance: %s", layer(resp))
+	}
 	resp, out := post(t, b.URL, body)
 	if layer(resp) != "HIT/L1" || gjson.GetBytes(out, "metadata.cache_tier").Str != "l1" {
 		t.Fatalf("an L2 hit must fill L1: %s", layer(resp))

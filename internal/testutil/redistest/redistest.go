@@ -48,7 +48,15 @@ func (s *Server) start() {
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--protected-mode", "no", "--loglevel", "warning")
-	s.cmd.Stdout, s.cmd.Stderr = os.Stderr, os.Stderr
+	// The server's own output goes to a file, shown only when it fails to
+	// start: a passing test run stays readable.
+	logPath := filepath.Join(s.dir, "redis.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		s.t.Fatalf("redis log: %v", err)
+	}
+	defer logFile.Close()
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
@@ -59,7 +67,8 @@ func (s *Server) start() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("redis-server on %s did not answer PING within 10s", s.Addr)
+	out, _ := os.ReadFile(logPath)
+	s.t.Fatalf("redis-server on %s did not answer PING within 10s; its log:\n%s", s.Addr, out)
 }
 
 func (s *Server) ping() error {
