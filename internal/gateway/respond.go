@@ -154,6 +154,7 @@ func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
 
 // serveJSON answers a non-streaming miss and stores it when cacheable.
 func (x *exchange) serveJSON(req *api.ChatRequest, body []byte) {
+	body = withoutMetadata(body) // ours is the only metadata, stored or sent
 	u := usageOf(body)
 	model := gjson.GetBytes(body, "model").Str
 	if model == "" {
@@ -271,7 +272,7 @@ func (x *exchange) cacheable(finish []string) bool {
 // store puts a complete answer in the cache (L1 now, L2 in the background)
 // and keeps it for coalesced followers.
 func (x *exchange) store(body []byte, u cost.Usage) {
-	e := &cache.Entry{Body: withoutMetadata(body), Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
+	e := &cache.Entry{Body: body, Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
 		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
 	if x.rec.CostKnown {
 		e.CostUSD = x.rec.CostUSD
@@ -293,13 +294,11 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 }
 
 // appendWithMetadata appends body with a "metadata" member added before
-// its closing brace. A body that already has one (OpenAI echoes stored
-// metadata) has it replaced.
+// its closing brace. body has no metadata of its own: provider answers are
+// cleaned by serveJSON (OpenAI echoes stored metadata), and cached ones were
+// cleaned before they were stored.
 func appendWithMetadata(dst, body []byte, x *exchange, providerName, model string) []byte {
 	body = bytes.TrimRight(body, " \t\r\n")
-	if x.rec.Cache != "l1" && x.rec.Cache != "l2" { // stored answers were cleaned by store
-		body = withoutMetadata(body)
-	}
 	if len(body) < 2 || body[len(body)-1] != '}' {
 		return append(dst, body...)
 	}
@@ -388,6 +387,7 @@ func usageOf(body []byte) cost.Usage {
 	}
 }
 
+// finishReasonsJSON lists the finish_reason of each choice.
 func finishReasonsJSON(body []byte) []string {
 	var out []string
 	gjson.GetBytes(body, "choices").ForEach(func(_, c gjson.Result) bool {

@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/edge-agent/edge-agent/internal/cache"
+	"github.com/edge-agent/edge-agent/internal/cache/memory"
+	"github.com/edge-agent/edge-agent/internal/provider"
+	"github.com/edge-agent/edge-agent/internal/route"
+)
+
+// echoRouter answers with a body that carries the provider's own
+// "metadata", as OpenAI does for stored completions.
+type echoRouter struct{ calls int }
+
+func (e *echoRouter) Resolve(model string) (route.Target, error) {
+	return route.Target{Provider: "openai", Model: model}, nil
+}
+
+func (e *echoRouter) ChatCompletion(context.Context, route.Target, *provider.Request, []string) (*provider.Response, error) {
+	e.calls++
+	return &provider.Response{Body: []byte(`{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o","metadata":{"upstream":"yes"},` +
+		`"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"logprobs":null,"finish_reason":"stop"}],` +
+		`"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)}, nil
+}
+
+func TestUpstreamMetadataIsReplacedByOursOnMissAndHit(t *testing.T) {
+	l1, err := memory.New(memory.Options{MaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiered := cache.NewTiered(cache.Options{L1: l1})
+	defer func() { tiered.Close(); l1.Close() }()
+	r := &echoRouter{}
+	g := New(Options{Router: r, Cache: tiered})
+	for i, want := range []string{"MISS", "HIT"} {
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/chat/completions",
+			strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`)))
+		body := rec.Body.String()
+		if rec.Code != 200 || rec.Header().Get("X-Cache-Status") != want {
+			t.Fatalf("request %d: %d %s %s", i, rec.Code, rec.Header().Get("X-Cache-Status"), body)
+		}
+		if n := strings.Count(body, `"metadata"`); n != 1 || gjson.Get(body, "metadata.upstream").Exists() ||
+			gjson.Get(body, "metadata.provider").Str != "openai" || gjson.Get(body, "usage.total_tokens").Int() != 4 {
+			t.Fatalf("request %d: metadata members %d in %s", i, n, body)
+		}
+	}
+	if r.calls != 1 {
+		t.Fatalf("provider called %d times", r.calls)
+	}
+}
