@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -71,5 +72,28 @@ func TestVersionCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "edge-agent ") {
 		t.Fatalf("got %q", out.String())
+	}
+}
+
+func TestStatsCommandPrintsTheGatewaysStats(t *testing.T) {
+	var gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		if r.URL.Path != "/admin/stats" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`{"requests":3,"cache":{"hit_rate":0.5}}`))
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"stats", "--url", srv.URL, "--admin-key", "ops"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"hit_rate":0.5`) || gotAuth != "Bearer ops" {
+		t.Fatalf("printed %q, auth %q", out.String(), gotAuth)
+	}
+	if err := run(context.Background(), []string{"stats", "--url", srv.URL + "/nowhere"}, &out, &out); err == nil {
+		t.Fatal("a failed stats call must be an error")
 	}
 }
