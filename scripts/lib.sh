@@ -28,10 +28,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM # runs the EXIT trap once, then stops
 
+# free_port prints a loopback port nothing listens on, picked below the
+# kernel's ephemeral range so that no outgoing connection can hold it.
 free_port() {
-  local p
+  local lo=32768 p
+  if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then read -r lo _ </proc/sys/net/ipv4/ip_local_port_range; fi
+  [ "$lo" -gt 12000 ] || lo=32768
   while :; do
-    p=$(( (RANDOM % 30000) + 20000 ))
+    p=$(( (RANDOM % (lo - 11000)) + 10000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
   done
 }
@@ -40,6 +44,9 @@ wait_port() { # host port [pid log]: waits up to 20 s; shows the log if the proc
   for _ in $(seq 1 400); do
     if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
     if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+      # Another process took the port between free_port and bind: the
+      # caller tries again on another one.
+      if [ -n "${4:-}" ] && grep -qi "address already in use" "$4"; then return 2; fi
       echo "process $3 exited before listening on $1:$2:" >&2; [ -n "${4:-}" ] && tail -20 "$4" >&2
       return 1
     fi
@@ -49,37 +56,46 @@ wait_port() { # host port [pid log]: waits up to 20 s; shows the log if the proc
   return 1
 }
 
+# serve LOG CMD...: runs CMD (which may use $PORT) in the background on a free
+# port, retrying on another port when the chosen one was taken meanwhile.
+# Sets PORT and LAST_PID.
+serve() {
+  local log=$1; shift
+  local try rc
+  for try in 1 2 3 4 5; do
+    PORT=$(free_port)
+    eval "$*" >"$log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    rc=0; wait_port 127.0.0.1 "$PORT" "$LAST_PID" "$log" || rc=$?
+    [ "$rc" -eq 2 ] || return "$rc"
+  done
+  echo "no free port after $try tries" >&2; return 1
+}
+
 # start_sim LATENCY JITTER -> SIM_URL
 start_sim() {
-  local port; port=$(free_port)
-  "$BIN" simulate --addr "127.0.0.1:$port" --latency "$1" --jitter "$2" >"$WORK/sim.log" 2>&1 &
-  PIDS+=($!)
-  wait_port 127.0.0.1 "$port" $! "$WORK/sim.log"
-  SIM_URL="http://127.0.0.1:$port"
+  SIM_ARGS=(--latency "$1" --jitter "$2")
+  serve "$WORK/sim.log" '"$BIN" simulate --addr "127.0.0.1:$PORT" "${SIM_ARGS[@]}"'
+  SIM_URL="http://127.0.0.1:$PORT"
 }
 
 # start_redis -> REDIS_URL
 start_redis() {
   command -v redis-server >/dev/null || { echo "redis-server is required (apt-get install -y redis-server)" >&2; exit 1; }
-  local port; port=$(free_port)
-  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no >"$WORK/redis.log" 2>&1 &
-  PIDS+=($!)
-  REDIS_PID=$!
-  wait_port 127.0.0.1 "$port" $! "$WORK/redis.log"
-  REDIS_URL="redis://127.0.0.1:$port"
+  serve "$WORK/redis.log" 'redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --protected-mode no'
+  REDIS_URL="redis://127.0.0.1:$PORT"
 }
 
 # start_gateway NAME [ENV=VALUE...] -> URL_<NAME>, PID_<NAME>
 start_gateway() {
   local name=$1; shift
-  local port; port=$(free_port)
-  env PORT="$port" HOST=127.0.0.1 METRICS_PORT=0 LOG_FORMAT=text \
+  GW_ENV=("$@")
+  serve "$WORK/gateway-$name.log" 'env PORT="$PORT" HOST=127.0.0.1 METRICS_PORT=0 LOG_FORMAT=text \
       OPENAI_API_KEY=sim OPENAI_BASE_URL="$SIM_URL/v1" ANTHROPIC_API_KEY=sim ANTHROPIC_BASE_URL="$SIM_URL" \
-      "$@" "$BIN" >"$WORK/gateway-$name.log" 2>&1 &
-  PIDS+=($!)
-  printf -v "PID_$name" '%s' $!
-  wait_port 127.0.0.1 "$port" $! "$WORK/gateway-$name.log"
-  printf -v "URL_$name" '%s' "http://127.0.0.1:$port"
+      "${GW_ENV[@]}" "$BIN"'
+  printf -v "PID_$name" '%s' "$LAST_PID"
+  printf -v "URL_$name" '%s' "http://127.0.0.1:$PORT"
 }
 
 # local_stack: simulated provider + redis + one gateway; sets GATEWAY_URL.
