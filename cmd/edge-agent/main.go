@@ -23,6 +23,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/app"
 	"github.com/edge-agent/edge-agent/internal/bench"
 	"github.com/edge-agent/edge-agent/internal/config"
+	"github.com/edge-agent/edge-agent/internal/gctune"
 	"github.com/edge-agent/edge-agent/internal/provider/simulated"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
@@ -69,10 +70,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger, err := telemetry.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	logger, err := telemetry.NewBufferedLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel, cfg.LogFlushInterval.D())
 	if err != nil {
 		return err
 	}
+	defer logger.Close() // writes the lines still batched in memory
+	defer gctune.Start(cfg.GCMinHeap).Stop()
 	if *demo {
 		base, err := startDemoProvider(ctx, *demoLatency, logger)
 		if err != nil {

@@ -27,7 +27,13 @@ type Config struct {
 	LogLevel        string   `yaml:"log_level"`
 	LogFormat       string   `yaml:"log_format"`
 	LogContent      bool     `yaml:"log_content"` // message content in debug logs; off unless asked
-	TLS             TLS      `yaml:"tls"`
+	// LogFlushInterval batches log lines in memory for at most this long
+	// (warnings and errors are written at once); 0 writes every line at once.
+	LogFlushInterval Duration `yaml:"log_flush_interval"`
+	// GCMinHeap is the heap size below which the garbage collector does
+	// not run (see internal/gctune); 0 leaves GOGC alone.
+	GCMinHeap int64 `yaml:"gc_min_heap"`
+	TLS       TLS   `yaml:"tls"`
 
 	Providers []Provider        `yaml:"providers"`
 	Models    []Model           `yaml:"models"`
@@ -166,13 +172,15 @@ type Price struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Host:            "0.0.0.0",
-		Port:            8080,
-		MetricsPort:     9090,
-		MaxRequestSize:  10 << 20,
-		ShutdownTimeout: Duration(30 * time.Second),
-		LogLevel:        "info",
-		LogFormat:       "json",
+		Host:             "0.0.0.0",
+		Port:             8080,
+		MetricsPort:      9090,
+		MaxRequestSize:   10 << 20,
+		ShutdownTimeout:  Duration(30 * time.Second),
+		LogLevel:         "info",
+		LogFormat:        "json",
+		LogFlushInterval: Duration(100 * time.Millisecond),
+		GCMinHeap:        64 << 20,
 		Cache: Cache{
 			Enabled:      true,
 			L1MaxBytes:   256 << 20,
@@ -297,8 +305,20 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	integer("PORT", &cfg.Port)
 	integer("METRICS_PORT", &cfg.MetricsPort)
 	int64v("MAX_REQUEST_SIZE", &cfg.MaxRequestSize)
+	int64v("GC_MIN_HEAP", &cfg.GCMinHeap)
 	str("LOG_LEVEL", &cfg.LogLevel)
 	str("LOG_FORMAT", &cfg.LogFormat)
+	if v := getenv("LOG_FLUSH_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if v == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("LOG_FLUSH_INTERVAL: %q is not a duration such as 100ms or 0", v))
+		} else {
+			cfg.LogFlushInterval = Duration(d)
+		}
+	}
 	str("TLS_CERT_PATH", &cfg.TLS.CertPath)
 	str("TLS_KEY_PATH", &cfg.TLS.KeyPath)
 	seconds("SHUTDOWN_TIMEOUT_SECONDS", &cfg.ShutdownTimeout)
@@ -368,6 +388,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
 		bad("metrics_port: %d is out of range", c.MetricsPort)
+	}
+	if c.GCMinHeap < 0 {
+		bad("gc_min_heap: must be 0 (off) or a number of bytes")
 	}
 	if c.MaxRequestSize <= 0 {
 		bad("max_request_size: must be positive")

@@ -63,6 +63,7 @@ func TestEnvironmentVariables(t *testing.T) {
 		"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "MAX_REQUEST_SIZE": "1MiB", "CACHE_ENABLED": "false",
 		"L1_TTL_SECONDS": "5", "L2_TTL_SECONDS": "7", "L1_CACHE_SIZE": "10", "L1_MAX_BYTES": "1024",
 		"REDIS_URL": "redis://127.0.0.1:6379/2", "API_KEYS": "a, b", "METRICS_PORT": "0", "LOG_LEVEL": "debug",
+		"LOG_FLUSH_INTERVAL": "250ms", "GC_MIN_HEAP": "32MiB",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -79,10 +80,22 @@ func TestEnvironmentVariables(t *testing.T) {
 	if len(cfg.Auth.Keys) != 2 || cfg.Auth.Keys[1].Key != "b" {
 		t.Fatalf("API_KEYS: %+v", cfg.Auth.Keys)
 	}
+	if cfg.GCMinHeap != 32<<20 {
+		t.Fatalf("GC_MIN_HEAP: %d", cfg.GCMinHeap)
+	}
+	if cfg.LogFlushInterval.D() != 250*time.Millisecond {
+		t.Fatalf("LOG_FLUSH_INTERVAL: %v", cfg.LogFlushInterval.D())
+	}
+	if cfg, err := Load("", env(map[string]string{"LOG_FLUSH_INTERVAL": "0"})); err != nil || cfg.LogFlushInterval != 0 {
+		t.Fatalf("LOG_FLUSH_INTERVAL=0: %v %v", cfg.LogFlushInterval.D(), err)
+	}
+	if cfg, _ := Load("", env(nil)); cfg.LogFlushInterval.D() != 100*time.Millisecond {
+		t.Fatalf("default log flush interval %v", cfg.LogFlushInterval.D())
+	}
 }
 
 func TestBadEnvironmentValuesAreErrors(t *testing.T) {
-	for k, v := range map[string]string{"PORT": "eighty", "CACHE_ENABLED": "maybe", "L1_TTL_SECONDS": "-1", "MAX_REQUEST_SIZE": "big", "LOG_FORMAT": "xml"} {
+	for k, v := range map[string]string{"PORT": "eighty", "CACHE_ENABLED": "maybe", "L1_TTL_SECONDS": "-1", "MAX_REQUEST_SIZE": "big", "LOG_FORMAT": "xml", "LOG_FLUSH_INTERVAL": "soon"} {
 		t.Run(k, func(t *testing.T) {
 			if _, err := Load("", env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), strings.ToLower(k[:3])) && !strings.Contains(err.Error(), k) {
 				t.Fatalf("%s=%s: got %v", k, v, err)

@@ -39,45 +39,48 @@ func ParseLevel(level string) (slog.Level, error) {
 // microseconds per line and this one is on every request.
 type Logger struct {
 	*slog.Logger
-	out   *lockedWriter
+	out   *logBuffer
 	json  bool
 	lines sync.Pool // *[]byte line buffers
-}
-
-// lockedWriter serialises the slog handler's writes and the fast path's
-// writes, so lines never interleave.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (lw *lockedWriter) Write(p []byte) (int, error) {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	return lw.w.Write(p)
 }
 
 // NewLogger builds the process logger: format "json" (the default, one
 // object per line) or "text" (key=value, for people and grep), at level.
 // Attributes whose key suggests a secret are redacted (see RedactAttr).
+// Every line is written to w at once; see NewBufferedLogger.
 func NewLogger(w io.Writer, format, level string) (*Logger, error) {
+	return NewBufferedLogger(w, format, level, 0)
+}
+
+// NewBufferedLogger is NewLogger with lines batched in memory and written
+// at most flushEvery after they were logged (warnings and errors at once).
+// Close writes what is left. flushEvery 0 writes every line at once.
+func NewBufferedLogger(w io.Writer, format, level string, flushEvery time.Duration) (*Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {
 		return nil, err
 	}
-	l := &Logger{out: &lockedWriter{w: w}}
+	l := &Logger{out: &logBuffer{w: w, flushEvery: flushEvery}}
 	l.lines.New = func() any { b := make([]byte, 0, 512); return &b }
 	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: RedactAttr}
+	var h slog.Handler
 	switch strings.ToLower(strings.TrimSpace(format)) {
 	case "", "json":
-		l.Logger, l.json = slog.New(slog.NewJSONHandler(l.out, opts)), true
+		h, l.json = slog.NewJSONHandler(l.out, opts), true
 	case "text":
-		l.Logger = slog.New(slog.NewTextHandler(l.out, opts))
+		h = slog.NewTextHandler(l.out, opts)
 	default:
 		return nil, fmt.Errorf("log format %q: want json or text", format)
 	}
+	l.Logger = slog.New(flushingHandler{h, l.out})
 	return l, nil
 }
+
+// Flush writes the lines held in memory (buffered loggers only).
+func (l *Logger) Flush() error { return l.out.Flush() }
+
+// Close flushes; later lines are written at once.
+func (l *Logger) Close() error { return l.out.Close() }
 
 // RedactAttr is a slog.HandlerOptions.ReplaceAttr that hides secrets: the
 // value of any attribute whose key mentions a key, token, authorization,

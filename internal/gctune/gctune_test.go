@@ -1,0 +1,82 @@
+package gctune
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
+
+func TestPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		name          string
+		live, minHeap uint64
+		want          int
+	}{
+		{"small heap reaches the floor", 4 * mib, 64 * mib, 1500},
+		{"half the floor is the base", 32 * mib, 64 * mib, 100},
+		{"between", 16 * mib, 64 * mib, 300},
+		{"large heap keeps the base", 512 * mib, 64 * mib, 100},
+		{"unknown live heap counts as 1 MiB", 0, 64 * mib, 6300},
+		{"capped", 1024, 64 * mib, 10000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Percent(tc.live, tc.minHeap, 100); got != tc.want {
+				t.Fatalf("Percent(%d, %d) = %d, want %d", tc.live, tc.minHeap, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTunerOffWhenGOGCSet(t *testing.T) {
+	t.Setenv("GOGC", "200")
+	if Start(64<<20) != nil {
+		t.Fatal("a tuner started although GOGC is set")
+	}
+	if Start(0) != nil {
+		t.Fatal("a tuner started with no floor")
+	}
+}
+
+func TestTunerSetsAndRestores(t *testing.T) {
+	if v, set := os.LookupEnv("GOGC"); set {
+		// The tuner is off by design when GOGC is set; test it without.
+		os.Unsetenv("GOGC")
+		t.Cleanup(func() { os.Setenv("GOGC", v) })
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	tu := Start(256 << 20)
+	if tu == nil {
+		t.Fatal("no tuner")
+	}
+	first := tu.Percent()
+	if first <= 100 {
+		t.Fatalf("with a small live heap GOGC = %d, want above 100", first)
+	}
+	if got := debug.SetGCPercent(first); got != first {
+		t.Fatalf("runtime GOGC %d, tuner says %d", got, first)
+	}
+	// Grow the live heap past the floor: after a collection the tuner
+	// returns to the base.
+	hold := make([][]byte, 0, 300)
+	for range 300 {
+		hold = append(hold, make([]byte, 1<<20))
+	}
+	for i := 0; i < 20 && tu.Percent() != 100; i++ {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	runtime.KeepAlive(hold)
+	if tu.Percent() != 100 {
+		t.Fatalf("live heap above the floor, GOGC = %d, want 100", tu.Percent())
+	}
+	tu.Stop()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("Stop left GOGC at %d", got)
+	}
+}
+
+func lookupGOGC() (string, bool) { return lookupEnv("GOGC") }
+
+var lookupEnv = os.LookupEnv
