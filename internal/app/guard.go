@@ -89,6 +89,11 @@ func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Tabl
 
 // authenticate is the server's hook: it puts the caller in the context.
 func (g *guard) authenticate(r *http.Request) (context.Context, error) {
+	if g.auth.Open() {
+		// Every caller is the anonymous principal (Admit's default): no
+		// context value, and no copy of the request to carry it.
+		return r.Context(), nil
+	}
 	p, err := g.auth.Authenticate(r)
 	if err != nil {
 		return nil, err
@@ -99,6 +104,9 @@ func (g *guard) authenticate(r *http.Request) (context.Context, error) {
 // Admit implements gateway.Guard.
 func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []byte, est int) (gateway.Admission, error) {
 	p, _ := ctx.Value(principalKey{}).(*limit.Principal)
+	if p == nil {
+		p = g.auth.Anonymous()
+	}
 	if p == nil {
 		return gateway.Admission{}, &api.Error{Status: http.StatusUnauthorized, Type: api.TypeInvalidRequest, Message: "missing credentials"}
 	}
@@ -129,6 +137,11 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 		if len(counts) > 0 {
 			adm.Body = out
 		}
+	}
+	if p.Anonymous && !g.limits.CountsTokens(p) && !p.HasBudget() {
+		// An open gateway without token limits has nothing to account
+		// afterwards (spend is kept per client key).
+		return adm, nil
 	}
 	adm.Done = func(tokens int, usd float64) {
 		// The client may be gone; accounting must still happen.

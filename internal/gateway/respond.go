@@ -288,10 +288,23 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	out := appendWithMetadata(buf.AvailableBuffer(), body, x, providerName, model)
 	h := x.w.Header()
 	h["Content-Type"] = hdrJSON
-	x.setEdgeHeaders(h, len(out))
+	// net/http sets Content-Length itself for a body that fits its
+	// 2 KiB response buffer (net/http's bufferBeforeChunkingSize) and is
+	// written in one go: one header less in the map (a ninth one makes Go
+	// grow the map to a table, in the handler's map and in net/http's copy
+	// of it). A larger body gets it from us, so it is never chunked.
+	cl := -1
+	if len(out) >= autoContentLengthMax {
+		cl = len(out)
+	}
+	x.setEdgeHeaders(h, cl)
 	x.w.WriteHeader(http.StatusOK)
 	_, _ = x.w.Write(out)
 }
+
+// autoContentLengthMax is the body size from which net/http would switch to
+// chunked encoding unless Content-Length is set.
+const autoContentLengthMax = 2048
 
 // appendWithMetadata appends body with a "metadata" member added before
 // its closing brace. body has no metadata of its own: provider answers are

@@ -210,6 +210,15 @@ func ParseKeyList(list string) []KeyConfig {
 // is let in as the anonymous principal.
 func (a *Auth) Open() bool { return len(a.keys) == 0 }
 
+// Anonymous is the principal of every caller of an open gateway; nil when
+// keys are configured.
+func (a *Auth) Anonymous() *Principal {
+	if !a.Open() {
+		return nil
+	}
+	return a.anon
+}
+
 // Authenticate finds the principal for the key sent as "Authorization:
 // Bearer <key>" or "x-api-key: <key>". The admin key is accepted too and
 // yields an Admin principal without model restrictions.

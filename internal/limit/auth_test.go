@@ -264,3 +264,20 @@ func TestParseKeyListNamesKeysStably(t *testing.T) {
 		t.Fatalf("NewAuth(ParseKeyList): %v", err)
 	}
 }
+
+func TestAnonymousOnlyWhenOpen(t *testing.T) {
+	open, err := NewAuth(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := open.Anonymous(); p == nil || !p.Anonymous || p.Name != AnonymousName {
+		t.Fatalf("open gateway: anonymous principal %+v", p)
+	}
+	keyed, err := NewAuth([]KeyConfig{{Name: "alpha", Key: "sk-edge-alpha-0123456789"}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := keyed.Anonymous(); p != nil {
+		t.Fatalf("gateway with keys has an anonymous principal: %+v", p)
+	}
+}

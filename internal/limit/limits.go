@@ -155,6 +155,13 @@ func (l *Limits) refund(ctx context.Context, spent []step) {
 	}
 }
 
+// CountsTokens reports whether a token limit applies to p: only then does
+// Correct have anything to do.
+func (l *Limits) CountsTokens(p *Principal) bool {
+	_, keyTok := l.keyLimits(p)
+	return !keyTok.Unlimited() || !(Limit{Rate: l.o.GlobalTPM}).Unlimited()
+}
+
 // Correct charges the difference between the real token usage and the
 // estimate Check spent (a refund when the estimate was high). It runs after
 // the answer, so it ignores the cancellation of ctx.

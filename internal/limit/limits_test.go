@@ -169,3 +169,25 @@ func TestSetHeadersOmitsUnlimitedDimensions(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+func TestLimitsCountsTokens(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    Options
+		tpm  int
+		want bool
+	}{
+		{"no token limit", Options{KeyRPM: 60}, 0, false},
+		{"default key TPM", Options{KeyTPM: 1000}, 0, true},
+		{"key's own TPM", Options{}, 500, true},
+		{"key unlimited despite a default", Options{KeyTPM: 1000}, -1, false},
+		{"global TPM", Options{GlobalTPM: 10000}, -1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ls := NewLimits(NewLocalLimiter(nil), tc.o)
+			if got := ls.CountsTokens(newPrincipal(Principal{Name: "k", TPM: tc.tpm})); got != tc.want {
+				t.Fatalf("CountsTokens = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -153,7 +153,10 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 			api.WriteError(w, err)
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(ctx))
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"io"
+	"os"
 	"testing"
 	"time"
 )
@@ -89,4 +90,33 @@ func BenchmarkObserveRequestParallel(b *testing.B) {
 			m.ObserveRequest(r)
 		}
 	})
+}
+
+// BenchmarkLogRequestToFile is the log line with its real write path: a
+// file (/dev/null, so the disk is not measured), one write system call per
+// line ("each") against lines batched in memory ("batched", the default
+// LOG_FLUSH_INTERVAL).
+func BenchmarkLogRequestToFile(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		every time.Duration
+	}{{"each", 0}, {"batched", 100 * time.Millisecond}} {
+		b.Run(c.name, func(b *testing.B) {
+			f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			logger, err := NewBufferedLogger(f, "json", "info", c.every)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer logger.Close()
+			r, ctx := benchRecord(), context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				logger.LogRequest(ctx, r)
+			}
+		})
+	}
 }

@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"log/slog"
 	"math"
 	"strconv"
 	"time"
@@ -15,8 +14,8 @@ import (
 // LogRequest writes r's "Request completed" line: the same fields, order
 // and encoding as the package-level LogRequest through this logger's slog
 // handler, in a fraction of the time.
-func (l *Logger) LogRequest(ctx context.Context, r *Record) {
-	if !l.Enabled(ctx, slog.LevelInfo) {
+func (l *Logger) LogRequest(_ context.Context, r *Record) {
+	if !l.info {
 		return
 	}
 	bp := l.lines.Get().(*[]byte)

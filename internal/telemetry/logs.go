@@ -41,6 +41,7 @@ type Logger struct {
 	*slog.Logger
 	out   *logBuffer
 	json  bool
+	info  bool      // info lines are written: the level is fixed at construction
 	lines sync.Pool // *[]byte line buffers
 }
 
@@ -60,7 +61,7 @@ func NewBufferedLogger(w io.Writer, format, level string, flushEvery time.Durati
 	if err != nil {
 		return nil, err
 	}
-	l := &Logger{out: &logBuffer{w: w, flushEvery: flushEvery}}
+	l := &Logger{out: &logBuffer{w: w, flushEvery: flushEvery}, info: lvl <= slog.LevelInfo}
 	l.lines.New = func() any { b := make([]byte, 0, 512); return &b }
 	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: RedactAttr}
 	var h slog.Handler
