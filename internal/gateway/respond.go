@@ -6,7 +6,9 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -155,15 +157,15 @@ func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
 // serveJSON answers a non-streaming miss and stores it when cacheable.
 func (x *exchange) serveJSON(req *api.ChatRequest, body []byte) {
 	body = withoutMetadata(body) // ours is the only metadata, stored or sent
-	u := usageOf(body)
-	model := gjson.GetBytes(body, "model").Str
+	a := readAnswer(body)
+	model := a.model
 	if model == "" {
 		model = x.rec.Model
 	}
-	x.price(model, u, false)
+	x.price(model, a.usage, false)
 	x.rec.Status = http.StatusOK
-	if x.cacheable(finishReasonsJSON(body)) {
-		x.store(body, u)
+	if x.cacheable(a.finish) {
+		x.store(body, a.usage)
 	}
 	x.writeJSON(body, x.answeredBy(), model)
 }
@@ -390,24 +392,39 @@ func (x *exchange) finish() {
 	}
 }
 
-// usageOf reads usage from a chat.completion.
-func usageOf(body []byte) cost.Usage {
-	u := gjson.GetBytes(body, "usage")
-	return cost.Usage{
-		PromptTokens:     int(u.Get("prompt_tokens").Int()),
-		CompletionTokens: int(u.Get("completion_tokens").Int()),
-		CachedTokens:     int(u.Get("prompt_tokens_details.cached_tokens").Int()),
-	}
+// answer is what the gateway reads from a chat.completion.
+type answer struct {
+	model  string
+	usage  cost.Usage
+	finish []string // the finish_reason of each choice
 }
 
-// finishReasonsJSON lists the finish_reason of each choice.
-func finishReasonsJSON(body []byte) []string {
-	var out []string
-	gjson.GetBytes(body, "choices").ForEach(func(_, c gjson.Result) bool {
-		out = append(out, c.Get("finish_reason").String())
+// readAnswer reads model, usage and finish reasons in one pass over the
+// answer's top-level members, instead of a scan from the start for each.
+// The body is read in place (no copy); only model outlives the call, and
+// it is copied.
+func readAnswer(body []byte) answer {
+	var a answer
+	js := unsafe.String(unsafe.SliceData(body), len(body))
+	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			a.model = strings.Clone(v.String())
+		case "usage":
+			a.usage = cost.Usage{
+				PromptTokens:     int(v.Get("prompt_tokens").Int()),
+				CompletionTokens: int(v.Get("completion_tokens").Int()),
+				CachedTokens:     int(v.Get("prompt_tokens_details.cached_tokens").Int()),
+			}
+		case "choices":
+			v.ForEach(func(_, c gjson.Result) bool {
+				a.finish = append(a.finish, c.Get("finish_reason").String())
+				return true
+			})
+		}
 		return true
 	})
-	return out
+	return a
 }
 
 // isUsageOnly reports the extra usage chunk: no choices, a usage object.
