@@ -64,7 +64,7 @@ serve() {
   local try rc
   for try in 1 2 3 4 5; do
     PORT=$(free_port)
-    eval "$*" >"$log" 2>&1 &
+    eval "exec $*" >"$log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
     rc=0; wait_port 127.0.0.1 "$PORT" "$LAST_PID" "$log" || rc=$?
