@@ -1,7 +1,9 @@
 package api
 
 import (
+	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -29,8 +31,13 @@ type Limits struct {
 // DefaultLimits are generous bounds that stop abuse but no real workload.
 var DefaultLimits = Limits{MaxMessages: 2048, MaxMaxTokens: 1_000_000, MaxN: 16}
 
-var knownRoles = map[string]bool{
-	"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true,
+// knownRole reports whether role is one the gateway accepts.
+func knownRole(role string) bool {
+	switch role {
+	case "system", "developer", "user", "assistant", "tool", "function":
+		return true
+	}
+	return false
 }
 
 // ParseChatRequest validates body as an OpenAI chat completion request and
@@ -45,13 +52,19 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, InvalidRequest("", "request body is not valid JSON")
 	}
-	root := gjson.ParseBytes(body)
+	// gjson.ParseBytes would copy the whole body into a string. Parse a
+	// read-only view of it instead and copy only what outlives this call
+	// (the model name): the caller may reuse body's buffer once it is done
+	// with the request, so nothing returned, not even in an *Error, may
+	// point into it.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {
 		return nil, InvalidRequest("", "request body must be a JSON object")
 	}
 	req := &ChatRequest{Body: body, N: 1}
 	var perr *Error
 	var seenModel, seenMessages bool
+	var model string
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
@@ -60,7 +73,7 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 				perr = InvalidRequest("model", "model must be a non-empty string")
 				return false
 			}
-			req.Model = v.Str
+			model = v.Str
 		case "messages":
 			seenMessages = true
 			perr = validateMessages(v, lim)
@@ -86,13 +99,19 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 			perr = checkNumber(v, "temperature", 0, 2)
 		case "top_p":
 			perr = checkNumber(v, "top_p", 0, 1)
-		case "presence_penalty", "frequency_penalty":
-			perr = checkNumber(v, k.Str, -2, 2)
+		case "presence_penalty":
+			perr = checkNumber(v, "presence_penalty", -2, 2)
+		case "frequency_penalty":
+			perr = checkNumber(v, "frequency_penalty", -2, 2)
 		case "max_tokens", "max_completion_tokens":
 			if v.Type == gjson.Null {
 				break
 			}
-			if perr = checkInt(v, k.Str, 1, lim.MaxMaxTokens); perr == nil {
+			param := "max_tokens" // a constant: k.Str points into body
+			if k.Str == "max_completion_tokens" {
+				param = "max_completion_tokens"
+			}
+			if perr = checkInt(v, param, 1, lim.MaxMaxTokens); perr == nil {
 				req.MaxTokens = v.Int()
 			}
 		case "n":
@@ -114,6 +133,7 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 	if !seenMessages {
 		return nil, InvalidRequest("messages", "you must provide a messages parameter")
 	}
+	req.Model = strings.Clone(model)
 	return req, nil
 }
 
@@ -166,41 +186,39 @@ func validateMessages(v gjson.Result, lim Limits) *Error {
 	return nil
 }
 
+// validateMessage checks messages[i]. It walks the object's keys once; like
+// gjson.Get, it uses the first occurrence of a repeated key.
 func validateMessage(m gjson.Result, i int) *Error {
 	param := func(field string) string { return "messages[" + itoa(i) + "]" + field }
 	if !m.IsObject() {
 		return InvalidRequest(param(""), "%s must be an object", param(""))
 	}
-	role := m.Get("role")
+	var role, content gjson.Result
+	var seenRole, seenContent bool
+	m.ForEach(func(k, v gjson.Result) bool {
+		switch {
+		case k.Str == "role" && !seenRole:
+			role, seenRole = v, true
+		case k.Str == "content" && !seenContent:
+			content, seenContent = v, true
+		}
+		return !seenRole || !seenContent
+	})
 	if role.Type != gjson.String {
 		return InvalidRequest(param(".role"), "%s must be a string", param(".role"))
 	}
-	if !knownRoles[role.Str] {
+	if !knownRole(role.Str) {
 		return InvalidRequest(param(".role"), "%s: unknown role %q; expected system, developer, user, assistant or tool", param(".role"), role.Str)
 	}
-	content := m.Get("content")
 	switch {
 	case content.Type == gjson.String, content.Type == gjson.Null:
 	case content.IsArray():
 		var perr *Error
 		j := 0
 		content.ForEach(func(_, part gjson.Result) bool {
-			p := param(".content[" + itoa(j) + "]")
+			perr = validateContentPart(part, i, j)
 			j++
-			if !part.IsObject() {
-				perr = InvalidRequest(p, "%s must be an object", p)
-				return false
-			}
-			t := part.Get("type")
-			if t.Type != gjson.String || t.Str == "" {
-				perr = InvalidRequest(p+".type", "%s.type must be a non-empty string", p)
-				return false
-			}
-			if t.Str == "text" && part.Get("text").Type != gjson.String {
-				perr = InvalidRequest(p+".text", "%s.text must be a string", p)
-				return false
-			}
-			return true
+			return perr == nil
 		})
 		if perr != nil {
 			return perr
@@ -212,6 +230,39 @@ func validateMessage(m gjson.Result, i int) *Error {
 		return InvalidRequest(param(".content"), "%s is required for role %s", param(".content"), role.Str)
 	}
 	return nil
+}
+
+// validateContentPart checks messages[i].content[j], walking its keys once.
+// The parameter name is only built when there is an error to report.
+func validateContentPart(part gjson.Result, i, j int) *Error {
+	if !part.IsObject() {
+		p := contentPartParam(i, j)
+		return InvalidRequest(p, "%s must be an object", p)
+	}
+	var typ, text gjson.Result
+	var seenType, seenText bool
+	part.ForEach(func(k, v gjson.Result) bool {
+		switch {
+		case k.Str == "type" && !seenType:
+			typ, seenType = v, true
+		case k.Str == "text" && !seenText:
+			text, seenText = v, true
+		}
+		return !seenType || !seenText
+	})
+	if typ.Type != gjson.String || typ.Str == "" {
+		p := contentPartParam(i, j)
+		return InvalidRequest(p+".type", "%s.type must be a non-empty string", p)
+	}
+	if typ.Str == "text" && text.Type != gjson.String {
+		p := contentPartParam(i, j)
+		return InvalidRequest(p+".text", "%s.text must be a string", p)
+	}
+	return nil
+}
+
+func contentPartParam(i, j int) string {
+	return "messages[" + itoa(i) + "].content[" + itoa(j) + "]"
 }
 
 func itoa(i int) string {

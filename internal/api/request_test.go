@@ -22,6 +22,15 @@ func TestParseChatRequestAcceptsValidRequests(t *testing.T) {
 		{"max_completion_tokens", `{"model":"m","max_completion_tokens":7,"messages":[{"role":"user","content":"x"}]}`, "m", false, false, 7},
 		{"unknown fields pass", `{"model":"m","future_param":{"a":1},"messages":[{"role":"developer","content":"x"}]}`, "m", false, false, 0},
 		{"nulls are absent", `{"model":"m","temperature":null,"stream":null,"n":null,"messages":[{"role":"user","content":"x"}]}`, "m", false, false, 0},
+		{"role after content", `{"model":"m","messages":[{"content":"x","role":"user"}]}`, "m", false, false, 0},
+		{"first role wins", `{"model":"m","messages":[{"role":"user","role":"wizard","content":"x"}]}`, "m", false, false, 0},
+		{"first content wins", `{"model":"m","messages":[{"role":"user","content":"x","content":5}]}`, "m", false, false, 0},
+		{"escaped keys", `{"model":"m","messages":[{"r\u006fle":"user","c\u006fntent":"x"}]}`, "m", false, false, 0},
+		{"null content", `{"model":"m","messages":[{"role":"user","content":null}]}`, "m", false, false, 0},
+		{"text after type", `{"model":"m","messages":[{"role":"user","content":[{"text":"a","type":"text"}]}]}`, "m", false, false, 0},
+		{"first part type wins", `{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","type":"text"}]}]}`, "m", false, false, 0},
+		{"last model wins", `{"model":"a","model":"b","messages":[{"role":"user","content":"x"}]}`, "b", false, false, 0},
+		{"escaped model", `{"model":"gpt\u002d4","messages":[{"role":"user","content":"x"}]}`, "gpt-4", false, false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +77,16 @@ func TestParseChatRequestRejectsBadInputWithParam(t *testing.T) {
 		{"n too large", `{"model":"m","n":1000,"messages":[{"role":"user","content":"x"}]}`, "n", "between"},
 		{"stream not bool", `{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}`, "stream", "boolean"},
 		{"second message bad", `{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":{}}]}`, "messages[1].content", "string"},
+		{"role not string", `{"model":"m","messages":[{"role":5,"content":"x"}]}`, "messages[0].role", "string"},
+		{"first role wins when bad", `{"model":"m","messages":[{"role":"wizard","role":"user","content":"x"}]}`, "messages[0].role", "unknown role"},
+		{"first content wins when bad", `{"model":"m","messages":[{"role":"user","content":5,"content":"x"}]}`, "messages[0].content", "string"},
+		{"part not object", `{"model":"m","messages":[{"role":"user","content":["a"]}]}`, "messages[0].content[0]", "object"},
+		{"part type empty", `{"model":"m","messages":[{"role":"user","content":[{"type":""}]}]}`, "messages[0].content[0].type", "non-empty"},
+		{"later part text not string", `{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":[{"type":"text","text":"a"},{"text":5,"type":"text"}]}]}`, "messages[1].content[1].text", "messages[1].content[1].text must be a string"},
+		{"presence_penalty too low", `{"model":"m","presence_penalty":-3,"messages":[{"role":"user","content":"x"}]}`, "presence_penalty", "presence_penalty must be between -2 and 2, got -3"},
+		{"frequency_penalty string", `{"model":"m","frequency_penalty":"a","messages":[{"role":"user","content":"x"}]}`, "frequency_penalty", "frequency_penalty must be a number"},
+		{"max_completion_tokens too large", `{"model":"m","max_completion_tokens":2000000,"messages":[{"role":"user","content":"x"}]}`, "max_completion_tokens", "max_completion_tokens must be between 1 and 1000000"},
+		{"escaped max_tokens key", `{"model":"m","max\u005ftokens":0,"messages":[{"role":"user","content":"x"}]}`, "max_tokens", "max_tokens must be between"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,6 +113,43 @@ func TestParseChatRequestEnforcesMessageCount(t *testing.T) {
 	_, err := ParseChatRequest([]byte(body), Limits{MaxMessages: 3})
 	if e := FromError(err); err == nil || e.Param != "messages" {
 		t.Fatalf("got %v, want a messages error", err)
+	}
+}
+
+// The gateway reuses the body's buffer after a request, so nothing
+// ParseChatRequest returns may point into it.
+func TestParseChatRequestResultDoesNotAliasBody(t *testing.T) {
+	scribble := func(b []byte) {
+		for i := range b {
+			b[i] = '#'
+		}
+	}
+	body := []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`)
+	req, err := ParseChatRequest(body, DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scribble(body)
+	if req.Model != "gpt-4o" {
+		t.Fatalf("model changed with the body: %q", req.Model)
+	}
+	for _, bad := range []string{
+		`{"model":"m","frequency_penalty":3,"messages":[{"role":"user","content":"x"}]}`,
+		`{"model":"m","max_completion_tokens":0,"messages":[{"role":"user","content":"x"}]}`,
+		`{"model":"m","messages":[{"role":"wizard","content":"x"}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":1}]}]}`,
+	} {
+		body := []byte(bad)
+		_, err := ParseChatRequest(body, DefaultLimits)
+		if err == nil {
+			t.Fatalf("%s: expected an error", bad)
+		}
+		e := FromError(err)
+		param, msg := strings.Clone(e.Param), strings.Clone(e.Message)
+		scribble(body)
+		if e.Param != param || e.Message != msg {
+			t.Fatalf("%s: error changed with the body: %q %q", bad, e.Param, e.Message)
+		}
 	}
 }
 
@@ -171,5 +227,37 @@ func BenchmarkParseChatRequest(b *testing.B) {
 		if _, err := ParseChatRequest(body, DefaultLimits); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseChatRequestShapes covers the request shapes the gateway sees
+// most: one short user turn, a short conversation with sampling parameters,
+// a tool-calling round trip, content parts, and a long history.
+func BenchmarkParseChatRequestShapes(b *testing.B) {
+	var long strings.Builder
+	long.WriteString(`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are a helpful assistant."}`)
+	for i := 0; i < 20; i++ {
+		long.WriteString(`,{"role":"user","content":"` + strings.Repeat("Tell me more about that. ", 40) + `"}`)
+		long.WriteString(`,{"role":"assistant","content":"` + strings.Repeat("Here is some more detail. ", 60) + `"}`)
+	}
+	long.WriteString(`]}`)
+	shapes := []struct{ name, body string }{
+		{"one-turn", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello, how are you?"}]}`},
+		{"three-turns", `{"model":"gpt-4o-mini","temperature":0.7,"max_tokens":512,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Name a prime."},{"role":"assistant","content":"7"},{"role":"user","content":"Another?"}]}`},
+		{"tools", `{"model":"gpt-4o","tools":[{"type":"function","function":{"name":"get_weather","description":"Get the weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],"tool_choice":"auto","messages":[{"role":"user","content":"Weather in Paris?"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"call_1","content":"18C, cloudy"}]}`},
+		{"content-parts", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"What is in this image?"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png","detail":"low"}}]}]}`},
+		{"long-history", long.String()},
+	}
+	for _, s := range shapes {
+		body := []byte(s.body)
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := ParseChatRequest(body, DefaultLimits); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -42,6 +44,15 @@ type Provider struct {
 	name, url, auth string
 	models          []string
 	client          *http.Client
+
+	// The endpoint parsed once (urlErr when it does not parse), copied into
+	// every request instead of parsing the URL per call.
+	endpoint url.URL
+	urlErr   error
+
+	// Header values shared by every request: net/http only reads them, and
+	// a caller that appends to a header gets a copy (len == cap).
+	hJSON, hSSE, hAuth []string
 }
 
 // New returns a Provider for cfg.
@@ -54,9 +65,18 @@ func New(cfg Config) *Provider {
 	if client == nil {
 		client = &http.Client{Transport: provider.NewTransport(provider.TransportOptions{})}
 	}
-	p := &Provider{name: cfg.Name, url: base + "/chat/completions", models: cfg.Models, client: client}
+	p := &Provider{name: cfg.Name, url: base + "/chat/completions", models: cfg.Models, client: client,
+		hJSON: []string{"application/json"}, hSSE: []string{"text/event-stream"}}
 	if cfg.APIKey != "" {
 		p.auth = "Bearer " + cfg.APIKey
+		p.hAuth = []string{p.auth}
+	}
+	if u, err := url.Parse(p.url); err != nil {
+		p.urlErr = err
+	} else {
+		// As http.NewRequest does: "host:" means the default port.
+		u.Host = strings.TrimSuffix(u.Host, ":")
+		p.endpoint = *u
 	}
 	return p
 }
@@ -82,22 +102,9 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 			return nil, api.InvalidRequest("stream_options", "cannot set stream_options: %v", err)
 		}
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	hreq, err := p.newRequest(ctx, body, req)
 	if err != nil {
 		return nil, fmt.Errorf("openai: build request: %w", err)
-	}
-	h := hreq.Header
-	h.Set("Content-Type", "application/json")
-	if req.Stream {
-		h.Set("Accept", "text/event-stream")
-	} else {
-		h.Set("Accept", "application/json")
-	}
-	if p.auth != "" {
-		h.Set("Authorization", p.auth)
-	}
-	for k, v := range req.Header {
-		h[k] = v
 	}
 	resp, err := p.client.Do(hreq)
 	if err != nil {
@@ -116,26 +123,71 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	if err != nil {
 		return nil, provider.TransportError(ctx, p.name, err)
 	}
-	if !gjson.ValidBytes(b) || !gjson.GetBytes(b, "choices").IsArray() {
+	// A string view of the answer spares GetBytes' copy of the choices;
+	// nothing read from it outlives this check.
+	if !gjson.ValidBytes(b) || !gjson.Get(unsafe.String(unsafe.SliceData(b), len(b)), "choices").IsArray() {
 		return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_response",
 			Message: fmt.Sprintf("provider %s returned an answer that is not a chat completion", p.name)}
 	}
 	return &provider.Response{Body: b}, nil
 }
 
+// newRequest builds the upstream POST of body to the endpoint with req's
+// headers. The request is what http.NewRequestWithContext(ctx, "POST",
+// p.url, bytes.NewReader(body)) returns, without parsing the URL again: it
+// is made with an empty URL that the parsed endpoint is copied into. Host
+// stays empty, which net/http reads as URL.Host (what NewRequest would have
+// set it to), and which spares http.Client a copy of the URL per call.
+func (p *Provider) newRequest(ctx context.Context, body []byte, req *provider.Request) (*http.Request, error) {
+	if p.urlErr != nil {
+		return nil, p.urlErr
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	*hreq.URL = p.endpoint
+	h := hreq.Header
+	h["Content-Type"] = p.hJSON
+	if req.Stream {
+		h["Accept"] = p.hSSE
+	} else {
+		h["Accept"] = p.hJSON
+	}
+	if p.hAuth != nil {
+		h["Authorization"] = p.hAuth
+	}
+	for k, v := range req.Header {
+		h[k] = v
+	}
+	return hreq, nil
+}
+
+// readAll reads an answer of n bytes (n < 0: unknown) into a buffer sized
+// for it, so a known length costs one allocation and no copy. It fails past
+// maxBody bytes.
 func readAll(r io.Reader, n int64) ([]byte, error) {
 	if n < 0 || n > maxBody {
 		n = 4096
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+1))
-	m, err := buf.ReadFrom(io.LimitReader(r, maxBody+1))
-	if err != nil {
-		return nil, err
+	// One spare byte lets the read that sees EOF go without growing.
+	b := make([]byte, 0, n+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if len(b) > maxBody {
+			return nil, fmt.Errorf("answer larger than %d bytes", maxBody)
+		}
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if m > maxBody {
-		return nil, fmt.Errorf("answer larger than %d bytes", maxBody)
-	}
-	return buf.Bytes(), nil
 }
 
 // stream reads an OpenAI SSE answer.

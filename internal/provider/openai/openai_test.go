@@ -180,3 +180,28 @@ func TestTimeoutIs504(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestBadBaseURLFailsAsNewRequest(t *testing.T) {
+	const base = "http://[::1"
+	_, want := http.NewRequest(http.MethodPost, base+"/chat/completions", nil)
+	_, err := New(Config{Name: "openai", BaseURL: base}).ChatCompletion(context.Background(), &provider.Request{Body: []byte(`{}`)})
+	if err == nil || want == nil || err.Error() != "openai: build request: "+want.Error() {
+		t.Fatalf("got %v, want the error of http.NewRequest (%v)", err, want)
+	}
+}
+
+func TestCredentialsInBaseURLAreSentAsBasicAuth(t *testing.T) {
+	var gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		io.WriteString(w, completion)
+	}))
+	defer srv.Close()
+	base := strings.Replace(srv.URL, "http://", "http://user:pass@", 1)
+	if _, err := New(Config{Name: "openai", BaseURL: base}).ChatCompletion(context.Background(), &provider.Request{Body: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if gotAuth != "Basic dXNlcjpwYXNz" {
+		t.Fatalf("Authorization %q, want Basic auth from the URL", gotAuth)
+	}
+}
