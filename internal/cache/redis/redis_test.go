@@ -360,10 +360,16 @@ func BenchmarkGetHit(b *testing.B) {
 func startClusterNode(t *testing.T, port int) (stop func()) {
 	t.Helper()
 	dir := t.TempDir()
+	bus := redistest.FreePort(t)
+	for bus == port {
+		bus = redistest.FreePort(t)
+	}
 	cmd := exec.Command(redistest.Path(),
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", dir, "--protected-mode", "no", "--loglevel", "warning",
-		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"))
+		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+		// The bus port defaults to port+10000, which may be taken; choose it.
+		"--cluster-port", strconv.Itoa(bus))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server in cluster mode: %v", err)
