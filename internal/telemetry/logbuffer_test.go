@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"sync"
 	"testing"
@@ -132,4 +133,70 @@ func TestUnbufferedLoggerWritesEachLine(t *testing.T) {
 	if out.Writes() != 2 {
 		t.Fatalf("%d writes, want 2", out.Writes())
 	}
+}
+
+// TestBufferedLoggerKeepsOrderOfRequestAndOtherLines: request lines are
+// queued unformatted, other lines formatted; the output keeps the order in
+// which they were logged, and each request line is byte for byte what the
+// unbuffered logger writes.
+func TestBufferedLoggerKeepsOrderOfRequestAndOtherLines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		for _, format := range []string{"json", "text"} {
+			out := &syncBuffer{}
+			l, err := NewBufferedLogger(out, format, "info", 100*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := &syncBuffer{}
+			lr, _ := NewLogger(ref, format, "info")
+			ctx := context.Background()
+			r := Record{RequestID: "req_1", Model: "gpt-4o", Provider: "openai", Cache: CacheMiss, Status: 200}
+			l.LogRequest(ctx, &r)
+			lr.LogRequest(ctx, &r)
+			l.Info("between")
+			r.RequestID, r.ErrorCode, r.Status = "req_2", "rate_limit_exceeded", 429
+			l.LogRequest(ctx, &r)
+			lr.LogRequest(ctx, &r)
+			r.RequestID = "changed after logging"
+			if out.Writes() != 0 {
+				t.Fatalf("%s: written before the interval", format)
+			}
+			time.Sleep(101 * time.Millisecond)
+			synctest.Wait()
+			got := out.String()
+			i1, ib, i2 := strings.Index(got, "req_1"), strings.Index(got, "between"), strings.Index(got, "req_2")
+			if i1 < 0 || ib < i1 || i2 < ib || out.Writes() != 1 {
+				t.Fatalf("%s: order or batching wrong (%d writes):\n%s", format, out.Writes(), got)
+			}
+			if strings.Contains(got, "changed after logging") {
+				t.Fatalf("%s: the queued record was not a copy", format)
+			}
+			lines := strings.Split(strings.TrimSpace(got), "\n")
+			want := strings.Split(strings.TrimSpace(ref.String()), "\n")
+			// Timestamps differ by nothing under synctest's fake clock.
+			if len(lines) != 3 || lines[0] != want[0] || lines[2] != want[1] {
+				t.Fatalf("%s: request lines differ from the unbuffered logger's:\n%s\nwant\n%s", format, got, ref.String())
+			}
+			_ = l.Close()
+		}
+	})
+}
+
+func TestBufferedLoggerWritesAFullQueueSoon(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		out := &syncBuffer{}
+		l, err := NewBufferedLogger(out, "json", "info", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Record{RequestID: "req", Model: "m", Status: 200}
+		for range queuedSoon {
+			l.LogRequest(context.Background(), &r)
+		}
+		synctest.Wait() // the flush started by the full queue runs
+		if n := strings.Count(out.String(), `"request_id":"req"`); n != queuedSoon {
+			t.Fatalf("%d lines written after %d were queued, want all", n, queuedSoon)
+		}
+		_ = l.Close()
+	})
 }

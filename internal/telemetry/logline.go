@@ -14,13 +14,31 @@ import (
 // LogRequest writes r's "Request completed" line: the same fields, order
 // and encoding as the package-level LogRequest through this logger's slog
 // handler, in a fraction of the time.
+//
+// A batching logger (NewBufferedLogger) only queues a copy of r with the
+// time: the line is formatted when the batch is written, off the request's
+// path.
 func (l *Logger) LogRequest(_ context.Context, r *Record) {
 	if !l.info {
 		return
 	}
+	now := time.Now()
+	if l.out.enqueue(now, r) {
+		return
+	}
 	bp := l.lines.Get().(*[]byte)
-	b := lineAppender{buf: (*bp)[:0], json: l.json}
-	b.start(time.Now())
+	b := appendRequestLine((*bp)[:0], l.json, now, r)
+	_, _ = l.out.Write(b)
+	if cap(b) <= 4<<10 { // do not pin a buffer grown by a huge request id
+		*bp = b
+		l.lines.Put(bp)
+	}
+}
+
+// appendRequestLine appends r's line, logged at t, in JSON or text.
+func appendRequestLine(dst []byte, json bool, t time.Time, r *Record) []byte {
+	b := lineAppender{buf: dst, json: json}
+	b.start(t)
 
 	cache := r.Cache
 	if cache == "" {
@@ -63,12 +81,7 @@ func (l *Logger) LogRequest(_ context.Context, r *Record) {
 		b.str("error_code", r.ErrorCode)
 	}
 	b.end()
-
-	_, _ = l.out.Write(b.buf)
-	if cap(b.buf) <= 4<<10 { // do not pin a buffer grown by a huge request id
-		*bp = b.buf
-		l.lines.Put(bp)
-	}
+	return b.buf
 }
 
 // lineAppender encodes attributes exactly as slog's JSON and text handlers

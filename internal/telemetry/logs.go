@@ -61,7 +61,15 @@ func NewBufferedLogger(w io.Writer, format, level string, flushEvery time.Durati
 	if err != nil {
 		return nil, err
 	}
-	l := &Logger{out: &logBuffer{w: w, flushEvery: flushEvery}, info: lvl <= slog.LevelInfo}
+	json := true
+	switch strings.ToLower(strings.TrimSpace(format)) {
+	case "", "json":
+	case "text":
+		json = false
+	default:
+		return nil, fmt.Errorf("log format %q: want json or text", format)
+	}
+	l := &Logger{out: &logBuffer{w: w, json: json, flushEvery: flushEvery}, info: lvl <= slog.LevelInfo}
 	l.lines.New = func() any { b := make([]byte, 0, 512); return &b }
 	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: RedactAttr}
 	var h slog.Handler
