@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/edge-agent/edge-agent/internal/cache"
 	"github.com/edge-agent/edge-agent/internal/cache/memory"
@@ -145,11 +146,21 @@ func BenchmarkProxyMissNonStreamingObserved(b *testing.B) {
 	serveBench(b, g, []byte(benchBody), "BYPASS")
 }
 
+// benchObserver is the default instrumentation: metrics, stats and the
+// request log batched every 100 ms (its lines are formatted by the flush,
+// off the request's path).
 func benchObserver(b *testing.B) *telemetry.Observer {
-	logger, err := telemetry.NewLogger(io.Discard, "json", "info")
+	return benchObserverLog(b, 100*time.Millisecond)
+}
+
+// benchObserverLog is benchObserver with the log flushed every flushEvery
+// (0: each line formatted and written by the request).
+func benchObserverLog(b *testing.B, flushEvery time.Duration) *telemetry.Observer {
+	logger, err := telemetry.NewBufferedLogger(io.Discard, "json", "info", flushEvery)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = logger.Close() })
 	m := telemetry.NewMetrics(telemetry.MetricsOptions{Providers: []string{"openai"}, Models: []string{"gpt-4o-mini"}, DisableRuntimeMetrics: true})
 	return &telemetry.Observer{Metrics: m, Stats: telemetry.NewStats(), Logger: logger}
 }
