@@ -55,7 +55,7 @@ type App struct {
 	budgets *limit.Budgets
 	// upstream are the providers' transports; Close drops their idle
 	// keep-alive connections (and the goroutines serving them).
-	upstream []*http.Transport
+	upstream []*provider.Transport
 }
 
 // Option changes how New builds the App.
@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	providers := make(map[string]provider.Provider, len(cfg.Providers))
 	var providerNames, modelNames []string
 	for _, p := range cfg.Providers {
-		prov, tr := newProvider(p)
+		prov, tr := newProvider(p, cfg.UpstreamHTTPClient)
 		providers[p.Name] = prov
 		a.upstream = append(a.upstream, tr)
 		providerNames = append(providerNames, p.Name)
@@ -206,8 +206,9 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	return a, nil
 }
 
-func newProvider(p config.Provider) (provider.Provider, *http.Transport) {
-	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns})
+func newProvider(p config.Provider, httpClient string) (provider.Provider, *provider.Transport) {
+	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
+		StdOnly: httpClient == "std"})
 	client := &http.Client{Transport: tr}
 	if p.Type == "anthropic" {
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,

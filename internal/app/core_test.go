@@ -39,9 +39,21 @@ func checkEdgeHeaders(t *testing.T, h http.Header, wantProvider, wantCache strin
 	}
 }
 
+// upstreamClients are the two HTTP clients a plain-http upstream can be
+// called with (config upstream_http_client); the core tests run with both.
+var upstreamClients = []string{"direct", "std"}
+
 func TestCoreRoundTripsCarryMetadataAndEdgeHeaders(t *testing.T) {
+	for _, client := range upstreamClients {
+		t.Run(client, func(t *testing.T) { testCoreRoundTrips(t, client) })
+	}
+}
+
+func testCoreRoundTrips(t *testing.T, client string) {
 	s := startSim(t, simulated.Options{})
-	g := startGateway(t, simConfig(s))
+	cfg := simConfig(s)
+	cfg.UpstreamHTTPClient = client
+	g := startGateway(t, cfg)
 	models := []struct{ model, provider, upstream string }{
 		{"gpt-4o-mini", "openai", "gpt-4o-mini"},
 		{"gpt-4", "openai", "gpt-4"},
@@ -520,9 +532,16 @@ func cancelRecorder(t *testing.T) (srv *httptest.Server, started, cancelled chan
 }
 
 func TestCoreClientDisconnectCancelsTheUpstreamCall(t *testing.T) {
+	for _, client := range upstreamClients {
+		t.Run(client, func(t *testing.T) { testCoreClientDisconnect(t, client) })
+	}
+}
+
+func testCoreClientDisconnect(t *testing.T, client string) {
 	up, started, cancelled := cancelRecorder(t)
 	cfg := config.Default()
 	cfg.MetricsPort = 0
+	cfg.UpstreamHTTPClient = client
 	cfg.Routing.FirstByteTimeout = config.Duration(30 * time.Second)
 	cfg.Routing.StreamIdleTimeout = config.Duration(30 * time.Second)
 	cfg.Providers = []config.Provider{

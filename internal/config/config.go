@@ -33,7 +33,11 @@ type Config struct {
 	// GCMinHeap is the heap size below which the garbage collector does
 	// not run (see internal/gctune); 0 leaves GOGC alone.
 	GCMinHeap int64 `yaml:"gc_min_heap"`
-	TLS       TLS   `yaml:"tls"`
+	// UpstreamHTTPClient picks the client for plain-http upstreams: "direct"
+	// (default; HTTP/1.1 on the calling goroutine) or "std" (net/http's
+	// Transport, as https upstreams always use).
+	UpstreamHTTPClient string `yaml:"upstream_http_client"`
+	TLS                TLS    `yaml:"tls"`
 
 	Providers []Provider        `yaml:"providers"`
 	Models    []Model           `yaml:"models"`
@@ -172,15 +176,16 @@ type Price struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Host:             "0.0.0.0",
-		Port:             8080,
-		MetricsPort:      9090,
-		MaxRequestSize:   10 << 20,
-		ShutdownTimeout:  Duration(30 * time.Second),
-		LogLevel:         "info",
-		LogFormat:        "json",
-		LogFlushInterval: Duration(100 * time.Millisecond),
-		GCMinHeap:        64 << 20,
+		Host:               "0.0.0.0",
+		Port:               8080,
+		MetricsPort:        9090,
+		MaxRequestSize:     10 << 20,
+		ShutdownTimeout:    Duration(30 * time.Second),
+		LogLevel:           "info",
+		LogFormat:          "json",
+		LogFlushInterval:   Duration(100 * time.Millisecond),
+		GCMinHeap:          64 << 20,
+		UpstreamHTTPClient: "direct",
 		Cache: Cache{
 			Enabled:      true,
 			L1MaxBytes:   256 << 20,
@@ -308,6 +313,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	int64v("GC_MIN_HEAP", &cfg.GCMinHeap)
 	str("LOG_LEVEL", &cfg.LogLevel)
 	str("LOG_FORMAT", &cfg.LogFormat)
+	str("UPSTREAM_HTTP_CLIENT", &cfg.UpstreamHTTPClient)
 	if v := getenv("LOG_FLUSH_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if v == "0" {
@@ -388,6 +394,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
 		bad("metrics_port: %d is out of range", c.MetricsPort)
+	}
+	if c.UpstreamHTTPClient != "" && c.UpstreamHTTPClient != "direct" && c.UpstreamHTTPClient != "std" {
+		bad("upstream_http_client: %q is not direct or std", c.UpstreamHTTPClient)
 	}
 	if c.GCMinHeap < 0 {
 		bad("gc_min_heap: must be 0 (off) or a number of bytes")

@@ -63,7 +63,7 @@ func TestEnvironmentVariables(t *testing.T) {
 		"ANTHROPIC_BASE_URL": "http://127.0.0.1:1", "MAX_REQUEST_SIZE": "1MiB", "CACHE_ENABLED": "false",
 		"L1_TTL_SECONDS": "5", "L2_TTL_SECONDS": "7", "L1_CACHE_SIZE": "10", "L1_MAX_BYTES": "1024",
 		"REDIS_URL": "redis://127.0.0.1:6379/2", "API_KEYS": "a, b", "METRICS_PORT": "0", "LOG_LEVEL": "debug",
-		"LOG_FLUSH_INTERVAL": "250ms", "GC_MIN_HEAP": "32MiB",
+		"LOG_FLUSH_INTERVAL": "250ms", "GC_MIN_HEAP": "32MiB", "UPSTREAM_HTTP_CLIENT": "std",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +83,12 @@ func TestEnvironmentVariables(t *testing.T) {
 	if cfg.GCMinHeap != 32<<20 {
 		t.Fatalf("GC_MIN_HEAP: %d", cfg.GCMinHeap)
 	}
+	if cfg.UpstreamHTTPClient != "std" {
+		t.Fatalf("UPSTREAM_HTTP_CLIENT: %q", cfg.UpstreamHTTPClient)
+	}
+	if cfg, _ := Load("", env(nil)); cfg.UpstreamHTTPClient != "direct" {
+		t.Fatalf("default upstream client %q", cfg.UpstreamHTTPClient)
+	}
 	if cfg.LogFlushInterval.D() != 250*time.Millisecond {
 		t.Fatalf("LOG_FLUSH_INTERVAL: %v", cfg.LogFlushInterval.D())
 	}
@@ -95,7 +101,7 @@ func TestEnvironmentVariables(t *testing.T) {
 }
 
 func TestBadEnvironmentValuesAreErrors(t *testing.T) {
-	for k, v := range map[string]string{"PORT": "eighty", "CACHE_ENABLED": "maybe", "L1_TTL_SECONDS": "-1", "MAX_REQUEST_SIZE": "big", "LOG_FORMAT": "xml", "LOG_FLUSH_INTERVAL": "soon"} {
+	for k, v := range map[string]string{"PORT": "eighty", "CACHE_ENABLED": "maybe", "L1_TTL_SECONDS": "-1", "MAX_REQUEST_SIZE": "big", "LOG_FORMAT": "xml", "LOG_FLUSH_INTERVAL": "soon", "UPSTREAM_HTTP_CLIENT": "fast"} {
 		t.Run(k, func(t *testing.T) {
 			if _, err := Load("", env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), strings.ToLower(k[:3])) && !strings.Contains(err.Error(), k) {
 				t.Fatalf("%s=%s: got %v", k, v, err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -23,15 +24,29 @@ type TransportOptions struct {
 	ConnectTimeout        time.Duration // default 5s
 	ResponseHeaderTimeout time.Duration // time to first byte; 0: none (deadline comes from the context)
 	MaxIdleConnsPerHost   int           // default 512
-	MaxConnsPerHost       int           // 0: unlimited
+	MaxConnsPerHost       int           // 0: unlimited; > 0 sends every call through http.Transport
 	IdleConnTimeout       time.Duration // default 90s
+	// StdOnly sends plain-http calls through http.Transport too, instead of
+	// the direct HTTP/1.1 client.
+	StdOnly bool
 }
 
-// NewTransport returns an http.Transport tuned for a gateway: a large
-// keep-alive pool, HTTP/2 when the upstream offers it over TLS, no
-// transparent gzip (we forward and parse bytes, and compression on loopback
-// or a LAN costs more than it saves).
-func NewTransport(o TransportOptions) *http.Transport {
+// Transport is the http.RoundTripper of one provider. Calls to a plain
+// http:// upstream go through the direct HTTP/1.1 client (see direct);
+// https (HTTP/2 when the upstream offers it), calls through a proxy from
+// the environment, and every call when MaxConnsPerHost or StdOnly is set go
+// through an http.Transport.
+type Transport struct {
+	std    *http.Transport
+	direct *direct
+	addrs  sync.Map // URL.Host -> dial address, or "" when a proxy applies
+}
+
+// NewTransport returns a Transport tuned for a gateway: a large keep-alive
+// pool, HTTP/2 when the upstream offers it over TLS, no transparent gzip
+// (we forward and parse bytes, and compression on loopback or a LAN costs
+// more than it saves).
+func NewTransport(o TransportOptions) *Transport {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}
@@ -42,7 +57,8 @@ func NewTransport(o TransportOptions) *http.Transport {
 		o.IdleConnTimeout = 90 * time.Second
 	}
 	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	const bufSize = 32 << 10
+	t := &Transport{std: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
 		ForceAttemptHTTP2:     true,
@@ -54,8 +70,51 @@ func NewTransport(o TransportOptions) *http.Transport {
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       bufSize,
+		ReadBufferSize:        bufSize,
+	}}
+	if !o.StdOnly && o.MaxConnsPerHost <= 0 {
+		t.direct = &direct{dial: d.DialContext, maxIdle: o.MaxIdleConnsPerHost, idleTimeout: o.IdleConnTimeout,
+			headerWait: o.ResponseHeaderTimeout, bufSize: bufSize}
+	}
+	return t
+}
+
+// RoundTrip sends req through the direct client or the http.Transport.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.direct != nil && req.URL.Scheme == "http" {
+		if addr := t.directAddr(req); addr != "" {
+			return t.direct.roundTrip(req, addr)
+		}
+	}
+	return t.std.RoundTrip(req)
+}
+
+// directAddr is the address to dial for req's host, or "" when the call
+// must go through a proxy. The environment is read once per host, as
+// http.ProxyFromEnvironment itself reads it once.
+func (t *Transport) directAddr(req *http.Request) string {
+	if a, ok := t.addrs.Load(req.URL.Host); ok {
+		return a.(string)
+	}
+	addr := ""
+	if p, err := http.ProxyFromEnvironment(req); err == nil && p == nil && req.URL.Hostname() != "" {
+		port := req.URL.Port()
+		if port == "" {
+			port = "80"
+		}
+		addr = net.JoinHostPort(req.URL.Hostname(), port)
+	}
+	t.addrs.Store(req.URL.Host, addr)
+	return addr
+}
+
+// CloseIdleConnections closes the idle upstream connections of both
+// clients; those in use close when their answer ends.
+func (t *Transport) CloseIdleConnections() {
+	t.std.CloseIdleConnections()
+	if t.direct != nil {
+		t.direct.closeIdle()
 	}
 }
 

@@ -1,0 +1,309 @@
+package provider
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// direct is the HTTP/1.1 client for plain-http upstreams (vLLM, Ollama, LM
+// Studio, a mirror on the LAN, the simulated provider). It writes the
+// request and reads the answer on the caller's goroutine over a pooled
+// keep-alive connection. http.Transport spends two goroutines per
+// connection (a writer and a reader that hand every request and answer
+// over channels); on a proxy that is most of the cost of a call, and each
+// hand-off is a wake-up that a single caller waits for. The parsing and
+// writing are net/http's own (Request.Write, http.ReadResponse), so the
+// bytes on the wire are the ones http.Transport sends.
+//
+// What http.Transport's reader goroutine does in the background is done
+// when a connection is taken from the pool: a connection the server closed
+// while it was idle (a keep-alive timeout) is seen there, with one
+// non-blocking peek, and dropped. A context that ends (client gone, a
+// deadline) sets the connection's deadline in the past, which unblocks the
+// read or write at once; the connection is then closed, which the upstream
+// sees as the call being cancelled.
+type direct struct {
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	maxIdle     int
+	idleTimeout time.Duration
+	headerWait  time.Duration // ResponseHeaderTimeout; 0: none
+	bufSize     int
+
+	mu     sync.Mutex
+	idle   map[string][]*dconn // by host:port; the newest last
+	sweep  *time.Timer         // closes connections idle past idleTimeout
+	closed bool                // set by CloseIdleConnections; reopened on use
+}
+
+// dconn is one upstream connection with its buffers.
+type dconn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	addr   string
+	idleAt time.Time
+	reused bool
+}
+
+// errServerClosedIdle marks a pooled connection that turned out dead before
+// any byte of the request reached the server; the request is sent again on
+// a new connection.
+var errServerClosedIdle = errors.New("provider: server closed the idle connection")
+
+// roundTrip sends req to addr (host:port) over a pooled connection.
+func (t *direct) roundTrip(req *http.Request, addr string) (*http.Response, error) {
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	for {
+		dc, err := t.get(ctx, addr)
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		resp, err := t.send(ctx, dc, req)
+		if err == errServerClosedIdle && req.GetBody != nil {
+			// Nothing was sent; send it again on another connection.
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, gerr
+			}
+			r2 := *req
+			r2.Body = body
+			req = &r2
+			continue
+		}
+		return resp, err
+	}
+}
+
+// send writes req on dc and reads the answer's header. The body, when
+// there is one, gives the connection back to the pool once it has been
+// read to the end.
+func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.Response, error) {
+	stop := context.AfterFunc(ctx, func() { _ = dc.c.SetDeadline(aLongTimeAgo) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		_ = dc.c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	err := req.Write(dc.bw)
+	if err == nil {
+		err = dc.bw.Flush()
+	}
+	if err != nil {
+		// A write fails only before the whole request reached the server,
+		// which cannot act on part of one: on a connection from the pool
+		// that is the server having closed it, and the request can go again.
+		if dc.reused && ctx.Err() == nil {
+			return fail(errServerClosedIdle)
+		}
+		return fail(err)
+	}
+	if t.headerWait > 0 {
+		_ = dc.c.SetReadDeadline(time.Now().Add(t.headerWait))
+	}
+	var resp *http.Response
+	for {
+		resp, err = http.ReadResponse(dc.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		// 1xx answers (103 Early Hints) precede the real one.
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	if t.headerWait > 0 {
+		_ = dc.c.SetReadDeadline(time.Time{})
+	}
+	b := &directBody{t: t, dc: dc, body: resp.Body, stop: stop, keep: !resp.Close && !req.Close}
+	if resp.Body == http.NoBody {
+		b.finish(true)
+		return resp, nil
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+// aLongTimeAgo is a deadline in the past: it makes a blocked read or write
+// return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// directBody is an answer's body: read to its end, it gives the connection
+// back; closed before, it closes the connection. Close may be called from
+// another goroutine while Read is blocked (a stream being aborted).
+type directBody struct {
+	t    *direct
+	dc   *dconn
+	body io.ReadCloser
+	stop func() bool
+	keep bool
+
+	mu   sync.Mutex
+	done bool
+	err  error // what Read returns once done: io.EOF, or ErrBodyReadAfterClose
+}
+
+func (b *directBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	done, derr := b.done, b.err
+	b.mu.Unlock()
+	if done {
+		return 0, derr
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		b.finish(err == io.EOF)
+	}
+	return n, err
+}
+
+func (b *directBody) Close() error {
+	b.finish(false)
+	return nil
+}
+
+// finish ends the answer once: the connection goes back to the pool when
+// the whole body was read, nothing follows it and the context did not end;
+// otherwise it is closed.
+func (b *directBody) finish(complete bool) {
+	b.mu.Lock()
+	if b.done {
+		b.mu.Unlock()
+		return
+	}
+	b.done = true
+	b.err = http.ErrBodyReadAfterClose
+	if complete {
+		b.err = io.EOF
+	}
+	b.mu.Unlock()
+	// stop is false when the context ended and the deadline was (or is
+	// being) set: the connection cannot be trusted.
+	if b.stop() && complete && b.keep && b.dc.br.Buffered() == 0 {
+		b.t.put(b.dc)
+		return
+	}
+	_ = b.dc.c.Close()
+}
+
+// get takes the newest idle connection to addr that is still open, or dials
+// a new one.
+func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
+	now := time.Now()
+	for {
+		t.mu.Lock()
+		t.closed = false
+		list := t.idle[addr]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		dc := list[len(list)-1]
+		list[len(list)-1] = nil
+		t.idle[addr] = list[:len(list)-1]
+		t.mu.Unlock()
+		if now.Sub(dc.idleAt) < t.idleTimeout && alive(dc.c) {
+			dc.reused = true
+			return dc, nil
+		}
+		_ = dc.c.Close()
+	}
+	c, err := t.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &dconn{c: c, br: bufio.NewReaderSize(c, t.bufSize), bw: bufio.NewWriterSize(c, t.bufSize), addr: addr}, nil
+}
+
+// put returns dc to the pool, or closes it when the pool is full or closed.
+func (t *direct) put(dc *dconn) {
+	dc.idleAt = time.Now()
+	t.mu.Lock()
+	list := t.idle[dc.addr]
+	if t.closed || len(list) >= t.maxIdle {
+		t.mu.Unlock()
+		_ = dc.c.Close()
+		return
+	}
+	if t.idle == nil {
+		t.idle = make(map[string][]*dconn)
+	}
+	t.idle[dc.addr] = append(list, dc)
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.idleTimeout, t.sweepIdle)
+	}
+	t.mu.Unlock()
+}
+
+// sweepIdle closes the connections idle for longer than idleTimeout (the
+// oldest are first in each list), and comes back while some remain.
+func (t *direct) sweepIdle() {
+	cutoff := time.Now().Add(-t.idleTimeout)
+	var stale []*dconn
+	t.mu.Lock()
+	left := 0
+	for addr, list := range t.idle {
+		i := 0
+		for i < len(list) && !list[i].idleAt.After(cutoff) {
+			stale = append(stale, list[i])
+			i++
+		}
+		if i > 0 {
+			rest := append(list[:0], list[i:]...)
+			clear(list[len(rest):])
+			list = rest
+			t.idle[addr] = list
+		}
+		left += len(list)
+	}
+	switch {
+	case left == 0:
+		t.sweep = nil
+	case t.sweep == nil: // closeIdle stopped it, and put filled the pool again
+		t.sweep = time.AfterFunc(t.idleTimeout/2, t.sweepIdle)
+	default:
+		t.sweep.Reset(t.idleTimeout / 2)
+	}
+	t.mu.Unlock()
+	for _, dc := range stale {
+		_ = dc.c.Close()
+	}
+}
+
+// closeIdle closes every idle connection; connections in use are closed
+// when their answer ends.
+func (t *direct) closeIdle() {
+	t.mu.Lock()
+	all := t.idle
+	t.idle = nil
+	t.closed = true
+	if t.sweep != nil {
+		t.sweep.Stop()
+		t.sweep = nil
+	}
+	t.mu.Unlock()
+	for _, list := range all {
+		for _, dc := range list {
+			_ = dc.c.Close()
+		}
+	}
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}

@@ -1,0 +1,442 @@
+package provider
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// countingServer is an httptest server that counts the connections it
+// accepted.
+func countingServer(t *testing.T, h http.HandlerFunc, opts ...func(*http.Server)) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(h)
+	for _, o := range opts {
+		o(srv.Config)
+	}
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &conns
+}
+
+func newDirectClient(t *testing.T) (*http.Client, *Transport) {
+	t.Helper()
+	tr := NewTransport(TransportOptions{ConnectTimeout: 2 * time.Second})
+	if tr.direct == nil {
+		t.Fatal("the direct client is not enabled by default")
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}, tr
+}
+
+// waitGone reads the request and waits until the server sees the client
+// go (net/http notices only once the body was read), or 10 s.
+func waitGone(r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	select {
+	case <-r.Context().Done():
+	case <-time.After(10 * time.Second):
+	}
+}
+
+func echo(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Method", r.Method)
+	_, _ = w.Write(b)
+}
+
+func post(t *testing.T, ctx context.Context, c *http.Client, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestDirectReusesConnections(t *testing.T) {
+	srv, conns := countingServer(t, echo)
+	c, _ := newDirectClient(t)
+	for i := range 50 {
+		body := strings.Repeat("x", i*100)
+		if code, got := post(t, t.Context(), c, srv.URL, body); code != 200 || got != body {
+			t.Fatalf("request %d: status %d, body of %d bytes, want 200 and %d bytes", i, code, len(got), len(body))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("50 sequential calls opened %d connections, want 1", n)
+	}
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				body := strings.Repeat(string(rune('a'+g)), 10+i)
+				req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) != body {
+					t.Errorf("goroutine %d got %q, want %q: answers crossed", g, b, body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := conns.Load(); n > 1+8 {
+		t.Errorf("8 concurrent callers opened %d connections, want at most 9", n)
+	}
+}
+
+func TestDirectServerClosedIdleConnection(t *testing.T) {
+	srv, conns := countingServer(t, echo, func(s *http.Server) { s.IdleTimeout = 20 * time.Millisecond })
+	c, _ := newDirectClient(t)
+	for i := range 3 {
+		if code, got := post(t, t.Context(), c, srv.URL, "hello"); code != 200 || got != "hello" {
+			t.Fatalf("request %d: %d %q", i, code, got)
+		}
+		// The server closes the connection while it is in our pool; the next
+		// call must see that and not fail.
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("opened %d connections, want 3 (one per idle timeout)", n)
+	}
+	srv.CloseClientConnections()
+	if code, got := post(t, t.Context(), c, srv.URL, "again"); code != 200 || got != "again" {
+		t.Fatalf("after the server closed every connection: %d %q", code, got)
+	}
+}
+
+func TestDirectCancelClosesUpstream(t *testing.T) {
+	started := make(chan struct{})
+	upstreamDone := make(chan struct{})
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		waitGone(r)
+		if r.Context().Err() != nil { // the connection closing ended it
+			close(upstreamDone)
+		}
+	})
+	c, _ := newDirectClient(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-started
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the call did not return after its context was cancelled")
+	}
+	select {
+	case <-upstreamDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream did not see the call cancelled")
+	}
+}
+
+func TestDirectStreamsAsSent(t *testing.T) {
+	release := make(chan struct{})
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, "data: two\n\ndata: [DONE]\n\n")
+	})
+	c, _ := newDirectClient(t)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ContentLength != -1 || len(resp.TransferEncoding) == 0 {
+		t.Fatalf("want a chunked answer, got length %d, encoding %v", resp.ContentLength, resp.TransferEncoding)
+	}
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "data: one\n" {
+		t.Fatalf("first event: %q, %v (it must arrive before the server sends the next)", line, err)
+	}
+	close(release)
+	rest, err := io.ReadAll(br)
+	if err != nil || string(rest) != "\ndata: two\n\ndata: [DONE]\n\n" {
+		t.Fatalf("rest: %q, %v", rest, err)
+	}
+	if n, err := resp.Body.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("read after the end: %d, %v; want 0, EOF", n, err)
+	}
+	resp.Body.Close()
+	if code, got := post(t, t.Context(), c, srv.URL, "x"); code != 200 || got != "data: one\n\ndata: two\n\ndata: [DONE]\n\n" {
+		t.Fatalf("next call: %d %q", code, got)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("opened %d connections, want 1: a stream read to its end gives its connection back", n)
+	}
+}
+
+func TestDirectEarlyCloseDropsConnection(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(bytes.Repeat([]byte("y"), 1<<20))
+	})
+	c, _ := newDirectClient(t)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resp.Body.Read(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := resp.Body.Read(make([]byte, 100)); !errors.Is(err, http.ErrBodyReadAfterClose) {
+		t.Fatalf("read after Close: %v, want ErrBodyReadAfterClose", err)
+	}
+	code, got := post(t, t.Context(), c, srv.URL, "")
+	if code != 200 || len(got) != 1<<20 {
+		t.Fatalf("next call: %d, %d bytes", code, len(got))
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("opened %d connections, want 2: a half-read answer must not be reused", n)
+	}
+}
+
+func TestDirectCloseWhileReading(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	})
+	c, _ := newDirectClient(t)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, err := resp.Body.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(buf) // blocks: the server sends nothing more
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	resp.Body.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("a Read blocked when the body was closed returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock a Read")
+	}
+}
+
+func TestDirectConnectionClose(t *testing.T) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		_, _ = io.WriteString(w, "bye")
+	})
+	c, _ := newDirectClient(t)
+	for range 3 {
+		if code, got := post(t, t.Context(), c, srv.URL, ""); code != 200 || got != "bye" {
+			t.Fatalf("%d %q", code, got)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("opened %d connections, want 3: the server asked to close each", n)
+	}
+}
+
+// rawServer answers every request on a connection with the bytes reply
+// returns for it, and counts connections.
+func rawServer(t *testing.T, reply func(i int) string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+	})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
+			wg.Go(func() {
+				br := bufio.NewReader(c)
+				for j := 0; ; j++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, reply(j)); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return "http://" + ln.Addr().String(), &conns
+}
+
+func TestDirectWireCases(t *testing.T) {
+	tests := []struct {
+		name      string
+		reply     string
+		wantBody  string
+		wantConns int64 // after two calls
+	}{
+		{"early hints before the answer", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n", "ok!!!", 1},
+		{"bytes after the answer", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK", "ok", 2},
+		{"no body", "HTTP/1.1 204 No Content\r\n\r\n", "", 1},
+		{"HTTP/1.0 without keep-alive", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, conns := rawServer(t, func(int) string { return tt.reply })
+			c, _ := newDirectClient(t)
+			for i := range 2 {
+				if _, got := post(t, t.Context(), c, url, "{}"); got != tt.wantBody {
+					t.Fatalf("call %d: body %q, want %q", i, got, tt.wantBody)
+				}
+			}
+			if n := conns.Load(); n != tt.wantConns {
+				t.Errorf("opened %d connections, want %d", n, tt.wantConns)
+			}
+		})
+	}
+}
+
+func TestDirectMalformedAnswer(t *testing.T) {
+	url, _ := rawServer(t, func(int) string { return "NOT HTTP\r\n\r\n" })
+	c, _ := newDirectClient(t)
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
+	resp, err := c.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a malformed answer was accepted")
+	}
+}
+
+func TestDirectConnectionRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	c, _ := newDirectClient(t)
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
+	_, err = c.Do(req)
+	if err == nil {
+		t.Fatal("a call to a closed port succeeded")
+	}
+	if e := TransportError(t.Context(), "local", err); e.Status != http.StatusBadGateway || e.Code != "upstream_connection_refused" {
+		t.Errorf("mapped to %d %s, want 502 upstream_connection_refused", e.Status, e.Code)
+	}
+}
+
+func TestDirectDeadline(t *testing.T) {
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) { waitGone(r) })
+	c, _ := newDirectClient(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
+	_, err := c.Do(req)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+	if e := TransportError(ctx, "local", err); e.Status != http.StatusGatewayTimeout {
+		t.Errorf("mapped to %d, want 504", e.Status)
+	}
+}
+
+func TestStdOnlyAndHTTPS(t *testing.T) {
+	srv, _ := countingServer(t, echo)
+	tr := NewTransport(TransportOptions{StdOnly: true})
+	defer tr.CloseIdleConnections()
+	if tr.direct != nil {
+		t.Fatal("StdOnly left the direct client on")
+	}
+	c := &http.Client{Transport: tr}
+	if code, got := post(t, t.Context(), c, srv.URL, "std"); code != 200 || got != "std" {
+		t.Fatalf("%d %q", code, got)
+	}
+	if tr := NewTransport(TransportOptions{MaxConnsPerHost: 4}); tr.direct != nil {
+		t.Error("MaxConnsPerHost needs http.Transport, but the direct client is on")
+	}
+	d, _ := newDirectClient(t)
+	if a := d.Transport.(*Transport).directAddr(httptest.NewRequest("GET", "http://example.test/v1", nil)); a != "example.test:80" {
+		t.Errorf("dial address %q, want example.test:80", a)
+	}
+}
