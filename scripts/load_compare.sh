@@ -5,10 +5,14 @@
 #
 #   simulated provider alone          (the baseline)
 #   gateway, cache off (every call proxied)
+#   the same over net/http's Transport (UPSTREAM_HTTP_CLIENT=std)
 #   gateway, L1 hits
 #   gateway, L2 hits (a second instance on the same Redis; 1 connection)
 #   Zipf mix (s=1.0, 1000 prompts) hit ratio over time
-# at 1 and 32 connections. Results go to results/*.json (bench JSON, named
+# at 1 and 32 connections, each with the CPU time the process under test
+# (and, for proxied calls, the simulated provider) spent per request, read
+# from /proc: a figure much steadier than throughput on a shared machine.
+# Results go to results/*.json (bench JSON, named
 # for scripts/charts) and the charts to docs/img/.
 # --rss adds two 1M-request runs (RSS_N) on fresh gateway instances, all L1
 # hits and a Zipf mix over 100k prompts, and reports each one's peak RSS
@@ -21,25 +25,36 @@ build
 OUT="$ROOT/results"
 mkdir -p "$OUT"
 start_sim 0s 0s
+SIM_PID=$LAST_PID
 start_redis
 start_gateway nocache CACHE_ENABLED=false
+start_gateway nocachestd CACHE_ENABLED=false UPSTREAM_HTTP_CLIENT=std
 start_gateway cache REDIS_URL="$REDIS_URL"
 start_gateway second REDIS_URL="$REDIS_URL"
 
-run() { # label url concurrency mix [extra...]
-  local label=$1 url=$2 c=$3 mix=$4; shift 4
-  "$BIN" bench --url "$url/v1/chat/completions" --json -q --label "$label" -c "$c" -d "$DUR" --mix "$mix" --warmup 1s "$@" \
-    >"$OUT/latency-$label-c$c.json"
-  printf '%-22s c=%-3s %9.0f req/s  p50 %8.1f µs  p99 %8.1f µs  errors %s\n' "$label" "$c" \
-    "$(jget "$OUT/latency-$label-c$c.json" throughput_rps)" "$(jget "$OUT/latency-$label-c$c.json" latency_us.p50)" \
-    "$(jget "$OUT/latency-$label-c$c.json" latency_us.p99)" "$(jget "$OUT/latency-$label-c$c.json" errors)"
+cputicks() { awk '{print $14+$15}' /proc/"$1"/stat; } # utime+stime, in clock ticks
+run() { # label url pid concurrency mix [extra...]
+  local label=$1 url=$2 pid=$3 c=$4 mix=$5; shift 5
+  local f="$OUT/latency-$label-c$c.json" p0 s0 p1 s1 cpu
+  # Warm up in a run of its own, so the CPU counts cover the measured run only.
+  "$BIN" bench --url "$url/v1/chat/completions" -q -c "$c" -d 1s --mix "$mix" "$@" >/dev/null
+  p0=$(cputicks "$pid"); s0=$(cputicks "$SIM_PID")
+  "$BIN" bench --url "$url/v1/chat/completions" --json -q --label "$label" -c "$c" -d "$DUR" --mix "$mix" "$@" >"$f"
+  p1=$(cputicks "$pid"); s1=$(cputicks "$SIM_PID")
+  cpu=$(awk -v p=$((p1 - p0)) -v s=$((s1 - s0)) -v n="$(jget "$f" requests)" -v tck="$(getconf CLK_TCK)" \
+    -v same="$([ "$pid" = "$SIM_PID" ] && echo 1 || echo 0)" \
+    'BEGIN { if (same) printf "CPU/req %5.1f µs", p*1e6/tck/n; else printf "CPU/req %5.1f µs (+ provider %4.1f)", p*1e6/tck/n, s*1e6/tck/n }')
+  printf '%-22s c=%-3s %9.0f req/s  p50 %8.1f µs  p99 %8.1f µs  errors %s  %s\n' "$label" "$c" \
+    "$(jget "$f" throughput_rps)" "$(jget "$f" latency_us.p50)" "$(jget "$f" latency_us.p99)" "$(jget "$f" errors)" "$cpu"
 }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3)"
 for c in 1 32; do
-  run simulated-provider "$SIM_URL" "$c" same
-  run gateway-miss "$URL_nocache" "$c" same
-  run gateway-l1-hit "$URL_cache" "$c" same
+  run simulated-provider "$SIM_URL" "$SIM_PID" "$c" same
+  run gateway-miss "$URL_nocache" "$PID_nocache" "$c" same
+  run gateway-miss-std "$URL_nocachestd" "$PID_nocachestd" "$c" same
+  run gateway-l1-hit "$URL_cache" "$PID_cache" "$c" same
 done
+rm -f "$OUT"/latency-gateway-miss-std-c*.json # in the table, not the charts
 for c in 1 32; do
   cp "$OUT/latency-simulated-provider-c$c.json" "$OUT/throughput-c$c-simulated-provider.json"
   cp "$OUT/latency-gateway-miss-c$c.json" "$OUT/throughput-c$c-gateway-miss.json"
