@@ -4,6 +4,10 @@ package provider
 
 import "net"
 
-// alive cannot peek at a socket here; a connection the server closed while
-// idle fails on its next write and the request is sent again.
-func alive(net.Conn) bool { return true }
+// peeker cannot peek at a socket here: a connection the server closed
+// while idle fails on its next write, and the request is sent again.
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return nil }
+
+func (p *peeker) alive() bool { return true }

@@ -7,25 +7,44 @@ import (
 	"syscall"
 )
 
-// alive reports whether a pooled connection is still open: a non-blocking
+// peeker tells whether a pooled connection is still open: a non-blocking
 // peek sees the FIN (or RST) of a server that closed it while it was idle,
-// and bytes nobody asked for (which make it unusable too).
-func alive(c net.Conn) bool {
+// and bytes nobody asked for (which make it unusable too). It is made once
+// per connection, so a check allocates nothing.
+type peeker struct {
+	rc  syscall.RawConn
+	buf [1]byte
+	ok  bool
+	fn  func(fd uintptr) bool
+}
+
+func newPeeker(c net.Conn) *peeker {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return nil
 	}
-	ok = false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
+	p := &peeker{rc: rc}
+	p.fn = func(fd uintptr) bool {
 		// 0 bytes: closed; a byte: data nobody asked for; EAGAIN: open and quiet.
-		_, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK
+		_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true // never wait for readability
-	})
-	return err == nil && ok
+	}
+	return p
+}
+
+// alive reports whether the connection can carry another request; a
+// connection that cannot be checked is taken as open (a write to it that
+// fails sends the request again on a new one).
+func (p *peeker) alive() bool {
+	if p == nil {
+		return true
+	}
+	p.ok = false
+	err := p.rc.Read(p.fn)
+	return err == nil && p.ok
 }

@@ -44,6 +44,7 @@ type direct struct {
 // dconn is one upstream connection with its buffers.
 type dconn struct {
 	c      net.Conn
+	peek   *peeker
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	addr   string
@@ -109,6 +110,15 @@ func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.
 		if dc.reused && ctx.Err() == nil {
 			return fail(errServerClosedIdle)
 		}
+		// A server may answer before it has read the whole request (413 for
+		// a body over its limit) and close the connection: the answer is
+		// then already in the socket's buffer, and is what the caller needs.
+		if ctx.Err() == nil {
+			if resp, rerr := http.ReadResponse(dc.br, req); rerr == nil && resp.StatusCode >= 300 {
+				resp.Close = true
+				return t.wrap(dc, req, resp, stop), nil
+			}
+		}
 		return fail(err)
 	}
 	if t.headerWait > 0 {
@@ -128,13 +138,19 @@ func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.
 	if t.headerWait > 0 {
 		_ = dc.c.SetReadDeadline(time.Time{})
 	}
+	return t.wrap(dc, req, resp, stop), nil
+}
+
+// wrap gives resp a body that hands dc back to the pool, or closes it, when
+// the answer ends.
+func (t *direct) wrap(dc *dconn, req *http.Request, resp *http.Response, stop func() bool) *http.Response {
 	b := &directBody{t: t, dc: dc, body: resp.Body, stop: stop, keep: !resp.Close && !req.Close}
 	if resp.Body == http.NoBody {
 		b.finish(true)
-		return resp, nil
+		return resp
 	}
 	resp.Body = b
-	return resp, nil
+	return resp
 }
 
 // aLongTimeAgo is a deadline in the past: it makes a blocked read or write
@@ -215,7 +231,7 @@ func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(dc.idleAt) < t.idleTimeout && alive(dc.c) {
+		if now.Sub(dc.idleAt) < t.idleTimeout && dc.peek.alive() {
 			dc.reused = true
 			return dc, nil
 		}
@@ -225,7 +241,7 @@ func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dconn{c: c, br: bufio.NewReaderSize(c, t.bufSize), bw: bufio.NewWriterSize(c, t.bufSize), addr: addr}, nil
+	return &dconn{c: c, peek: newPeeker(c), br: bufio.NewReaderSize(c, t.bufSize), bw: bufio.NewWriterSize(c, t.bufSize), addr: addr}, nil
 }
 
 // put returns dc to the pool, or closes it when the pool is full or closed.

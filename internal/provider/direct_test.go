@@ -284,6 +284,28 @@ func TestDirectCloseWhileReading(t *testing.T) {
 	}
 }
 
+func TestDirectAnswerBeforeTheWholeRequest(t *testing.T) {
+	// The server refuses a body over its limit without reading it, and
+	// closes the connection: the client's write fails, and the 413 must
+	// still reach the caller (not a "could not reach" error).
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		http.Error(w, `{"error":{"message":"body too large"}}`, http.StatusRequestEntityTooLarge)
+	})
+	c, _ := newDirectClient(t)
+	body := bytes.Repeat([]byte("z"), 32<<20)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("got %v, want the server's 413", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "body too large") {
+		t.Fatalf("got %d %q, want 413 and the server's message", resp.StatusCode, b)
+	}
+}
+
 func TestDirectConnectionClose(t *testing.T) {
 	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
