@@ -346,3 +346,58 @@ func TestNoGoroutineOutlivesTheGatewayAfterThousandsOfFailingRequests(t *testing
 	client.CloseIdleConnections()
 	goleak.VerifyNone(t, before)
 }
+
+func TestUpstreamClosingIdleConnectionsLosesNoAnswer(t *testing.T) {
+	// The upstream closes every keep-alive connection idle for 2 ms (a
+	// short keep-alive timeout, as uvicorn's 5 s is under light load):
+	// pooled connections die all the time, and no client may see it.
+	for _, client := range upstreamClients {
+		t.Run(client, func(t *testing.T) {
+			s := simulated.New(simulated.Options{})
+			var conns atomic.Int64
+			up := httptest.NewUnstartedServer(s)
+			up.Config.IdleTimeout = 2 * time.Millisecond
+			up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+				if st == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			up.Start()
+			t.Cleanup(up.Close)
+			cfg := simConfig(&sim{Server: s, URL: up.URL})
+			cfg.UpstreamHTTPClient = client
+			cfg.Cache.Enabled = false
+			g := startGateway(t, cfg)
+			const workers, each = 8, 60
+			var failed atomic.Int64
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() {
+					for i := range each {
+						prompt := fmt.Sprintf("idle close %s %d %d", client, w, i)
+						resp, out := post(t, g.URL, chat("gpt-4o-mini", prompt))
+						if resp.StatusCode != 200 || gjson.GetBytes(out, "choices.0.message.content").Str == "" {
+							failed.Add(1)
+							t.Errorf("request %d/%d: %d %s", w, i, resp.StatusCode, out)
+						}
+						if i%8 == 0 {
+							time.Sleep(5 * time.Millisecond) // let the pool's connections time out
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if failed.Load() != 0 {
+				t.Fatalf("%d of %d requests failed", failed.Load(), workers*each)
+			}
+			if n := conns.Load(); n <= workers {
+				t.Fatalf("the upstream accepted %d connections: none was closed while idle, the test proved nothing", n)
+			}
+			var retries float64
+			for _, m := range scrapeFamilies(t, g.URL)["llm_edge_retries_total"].GetMetric() {
+				retries += m.GetCounter().GetValue()
+			}
+			t.Logf("%d upstream connections, %v retries for %d requests", conns.Load(), retries, workers*each)
+		})
+	}
+}
