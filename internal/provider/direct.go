@@ -32,7 +32,6 @@ type direct struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int
 	idleTimeout time.Duration
-	headerWait  time.Duration // ResponseHeaderTimeout; 0: none
 	bufSize     int
 
 	mu     sync.Mutex
@@ -121,9 +120,6 @@ func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.
 		}
 		return fail(err)
 	}
-	if t.headerWait > 0 {
-		_ = dc.c.SetReadDeadline(time.Now().Add(t.headerWait))
-	}
 	var resp *http.Response
 	for {
 		resp, err = http.ReadResponse(dc.br, req)
@@ -134,9 +130,6 @@ func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
-	}
-	if t.headerWait > 0 {
-		_ = dc.c.SetReadDeadline(time.Time{})
 	}
 	return t.wrap(dc, req, resp, stop), nil
 }

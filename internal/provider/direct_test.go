@@ -457,6 +457,9 @@ func TestStdOnlyAndHTTPS(t *testing.T) {
 	if tr := NewTransport(TransportOptions{MaxConnsPerHost: 4}); tr.direct != nil {
 		t.Error("MaxConnsPerHost needs http.Transport, but the direct client is on")
 	}
+	if tr := NewTransport(TransportOptions{ResponseHeaderTimeout: time.Second}); tr.direct != nil {
+		t.Error("ResponseHeaderTimeout needs http.Transport, but the direct client is on")
+	}
 	d, _ := newDirectClient(t)
 	if a := d.Transport.(*Transport).directAddr(httptest.NewRequest("GET", "http://example.test/v1", nil)); a != "example.test:80" {
 		t.Errorf("dial address %q, want example.test:80", a)

@@ -22,7 +22,7 @@ import (
 // TransportOptions tune the HTTP client of one provider.
 type TransportOptions struct {
 	ConnectTimeout        time.Duration // default 5s
-	ResponseHeaderTimeout time.Duration // time to first byte; 0: none (deadline comes from the context)
+	ResponseHeaderTimeout time.Duration // time to first byte; 0: none (deadline comes from the context); > 0 sends every call through http.Transport
 	MaxIdleConnsPerHost   int           // default 512
 	MaxConnsPerHost       int           // 0: unlimited; > 0 sends every call through http.Transport
 	IdleConnTimeout       time.Duration // default 90s
@@ -34,8 +34,8 @@ type TransportOptions struct {
 // Transport is the http.RoundTripper of one provider. Calls to a plain
 // http:// upstream go through the direct HTTP/1.1 client (see direct);
 // https (HTTP/2 when the upstream offers it), calls through a proxy from
-// the environment, and every call when MaxConnsPerHost or StdOnly is set go
-// through an http.Transport.
+// the environment, and every call when StdOnly, MaxConnsPerHost or
+// ResponseHeaderTimeout is set go through an http.Transport.
 type Transport struct {
 	std    *http.Transport
 	direct *direct
@@ -73,9 +73,10 @@ func NewTransport(o TransportOptions) *Transport {
 		WriteBufferSize:       bufSize,
 		ReadBufferSize:        bufSize,
 	}}
-	if !o.StdOnly && o.MaxConnsPerHost <= 0 {
-		t.direct = &direct{dial: d.DialContext, maxIdle: o.MaxIdleConnsPerHost, idleTimeout: o.IdleConnTimeout,
-			headerWait: o.ResponseHeaderTimeout, bufSize: bufSize}
+	// The direct client takes its deadlines from the context only, and
+	// does not bound connections per host.
+	if !o.StdOnly && o.MaxConnsPerHost <= 0 && o.ResponseHeaderTimeout <= 0 {
+		t.direct = &direct{dial: d.DialContext, maxIdle: o.MaxIdleConnsPerHost, idleTimeout: o.IdleConnTimeout, bufSize: bufSize}
 	}
 	return t
 }
