@@ -21,18 +21,18 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // countingServer is an httptest server that counts the connections it
-// accepted.
+// accepted (unless an option replaces its ConnState).
 func countingServer(t *testing.T, h http.HandlerFunc, opts ...func(*http.Server)) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(h)
-	for _, o := range opts {
-		o(srv.Config)
-	}
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
 		}
+	}
+	for _, o := range opts {
+		o(srv.Config)
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -463,5 +463,33 @@ func TestStdOnlyAndHTTPS(t *testing.T) {
 	d, _ := newDirectClient(t)
 	if a := d.Transport.(*Transport).directAddr(httptest.NewRequest("GET", "http://example.test/v1", nil)); a != "example.test:80" {
 		t.Errorf("dial address %q, want example.test:80", a)
+	}
+}
+
+func TestDirectClosesConnectionsIdlePastTheTimeout(t *testing.T) {
+	closed := make(chan struct{}, 16)
+	srv, _ := countingServer(t, echo, func(s *http.Server) {
+		s.ConnState = func(_ net.Conn, st http.ConnState) {
+			if st == http.StateClosed {
+				closed <- struct{}{}
+			}
+		}
+	})
+	tr := NewTransport(TransportOptions{IdleConnTimeout: 30 * time.Millisecond})
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	if code, got := post(t, t.Context(), c, srv.URL, "x"); code != 200 || got != "x" {
+		t.Fatalf("%d %q", code, got)
+	}
+	select {
+	case <-closed: // our side closed the idle connection, unasked
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection idle past IdleConnTimeout was not closed")
+	}
+	tr.direct.mu.Lock()
+	n := len(tr.direct.idle[srv.Listener.Addr().String()])
+	tr.direct.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d connections left in the pool", n)
 	}
 }
