@@ -16,8 +16,8 @@ import (
 // request and reads the answer on the caller's goroutine over a pooled
 // keep-alive connection. http.Transport spends two goroutines per
 // connection (a writer and a reader that hand every request and answer
-// over channels); on a proxy that is a large share of a call (16-27 % of
-// the gateway's CPU per proxied call, docs/benchmarks.md), and each
+// over channels); on a proxy that is a large share of a call (up to 27 %
+// of the gateway's CPU per proxied call, docs/benchmarks.md), and each
 // hand-off is a wake-up that a single caller waits for. The parsing and
 // writing are net/http's own (Request.Write, http.ReadResponse), so the
 // bytes on the wire are the ones http.Transport sends.
