@@ -45,7 +45,7 @@ func parseCacheControl(h http.Header) (cacheControl, error) {
 			}
 		}
 	}
-	if v := h.Get("X-Cache-Ttl"); v != "" { // canonical form of X-Cache-TTL: no allocation
+	if v := headerValue(h, "X-Cache-Ttl"); v != "" { // canonical form of X-Cache-TTL
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n <= 0 || n > 365*24*3600 {
 			return cc, api.InvalidRequest("X-Cache-TTL", "X-Cache-TTL must be a positive integer number of seconds (at most one year), got %q", v)

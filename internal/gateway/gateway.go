@@ -116,7 +116,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	h := w.Header()
-	x.rec.RequestID = r.Header.Get("X-Request-Id")
+	x.rec.RequestID = headerValue(r.Header, "X-Request-Id")
 	if !validRequestID(x.rec.RequestID) {
 		x.rec.RequestID = g.ids.next()
 	}
@@ -184,7 +184,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if g.o.Cache != nil {
 		ns := adm.Namespace
-		if v := r.Header.Get("X-Cache-Namespace"); v != "" {
+		if v := headerValue(r.Header, "X-Cache-Namespace"); v != "" {
 			// A client namespace partitions within the key's own namespace,
 			// never across tenants.
 			ns = ns + "\x00" + v
@@ -319,7 +319,7 @@ func readBody(buf *bytes.Buffer, r *http.Request, limit int64) ([]byte, error) {
 // X-Fallback-Models header (comma-separated).
 func requestFallbacks(body []byte, h http.Header) ([]string, error) {
 	var out []string
-	if v := h.Get("X-Fallback-Models"); v != "" {
+	if v := headerValue(h, "X-Fallback-Models"); v != "" {
 		for m := range strings.SplitSeq(v, ",") {
 			if m = strings.TrimSpace(m); m != "" {
 				out = append(out, m)
@@ -361,4 +361,13 @@ func estimateTokens(req *api.ChatRequest) int {
 		n += 256
 	}
 	return n
+}
+
+// headerValue is h.Get(key) for a key already in canonical form, without
+// canonicalizing it again (Get does, on every call).
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
