@@ -18,6 +18,7 @@ type ChatRequest struct {
 	IncludeUsage bool  // stream_options.include_usage
 	MaxTokens    int64 // max_completion_tokens or max_tokens, 0 when absent
 	N            int64 // 1 when absent
+	HasFallbacks bool  // a top-level "fallbacks" key is present (the router reads it)
 }
 
 // Limits bound what a request may contain. Zero values mean "no limit".
@@ -114,6 +115,8 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 			if perr = checkInt(v, param, 1, lim.MaxMaxTokens); perr == nil {
 				req.MaxTokens = v.Int()
 			}
+		case "fallbacks":
+			req.HasFallbacks = true
 		case "n":
 			if v.Type == gjson.Null {
 				break

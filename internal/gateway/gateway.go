@@ -144,7 +144,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.rec.Model, x.rec.Stream = req.Model, req.Stream
-	fallbacks, err := requestFallbacks(req.Body, r.Header)
+	fallbacks, err := requestFallbacks(req, r.Header)
 	if err != nil {
 		x.fail(err)
 		return
@@ -317,7 +317,7 @@ func readBody(buf *bytes.Buffer, r *http.Request, limit int64) ([]byte, error) {
 // requestFallbacks reads the per-request fallback models: a "fallbacks"
 // array in the body (removed before forwarding by the router) or the
 // X-Fallback-Models header (comma-separated).
-func requestFallbacks(body []byte, h http.Header) ([]string, error) {
+func requestFallbacks(req *api.ChatRequest, h http.Header) ([]string, error) {
 	var out []string
 	if v := headerValue(h, "X-Fallback-Models"); v != "" {
 		for m := range strings.SplitSeq(v, ",") {
@@ -326,7 +326,10 @@ func requestFallbacks(body []byte, h http.Header) ([]string, error) {
 			}
 		}
 	}
-	f := gjson.GetBytes(body, "fallbacks")
+	if !req.HasFallbacks { // spares a scan of the body on nearly every request
+		return out, nil
+	}
+	f := gjson.GetBytes(req.Body, "fallbacks")
 	if !f.Exists() || f.Type == gjson.Null {
 		return out, nil
 	}

@@ -2,13 +2,16 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cache"
 	"github.com/edge-agent/edge-agent/internal/cache/memory"
 	"github.com/edge-agent/edge-agent/internal/provider"
@@ -54,5 +57,47 @@ func TestUpstreamMetadataIsReplacedByOursOnMissAndHit(t *testing.T) {
 	}
 	if r.calls != 1 {
 		t.Fatalf("provider called %d times", r.calls)
+	}
+}
+
+func TestRequestFallbacks(t *testing.T) {
+	const msgs = `"messages":[{"role":"user","content":"x"}]`
+	tests := []struct {
+		name, body, header string
+		want               []string
+		wantErr            bool
+	}{
+		{"none", `{"model":"m",` + msgs + `}`, "", nil, false},
+		{"header", `{"model":"m",` + msgs + `}`, " a, b ,,c", []string{"a", "b", "c"}, false},
+		{"body", `{"model":"m","fallbacks":["x","y"],` + msgs + `}`, "", []string{"x", "y"}, false},
+		{"header then body", `{"model":"m","fallbacks":["y"],` + msgs + `}`, "x", []string{"x", "y"}, false},
+		{"null", `{"model":"m","fallbacks":null,` + msgs + `}`, "", nil, false},
+		{"not an array", `{"model":"m","fallbacks":"x",` + msgs + `}`, "", nil, true},
+		{"empty name", `{"model":"m","fallbacks":["x",""],` + msgs + `}`, "", nil, true},
+		{"not a string", `{"model":"m","fallbacks":[1],` + msgs + `}`, "", nil, true},
+		{"too many", `{"model":"m","fallbacks":["1","2","3","4","5","6","7","8","9"],` + msgs + `}`, "", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := api.ParseChatRequest([]byte(tt.body), api.DefaultLimits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := http.Header{}
+			if tt.header != "" {
+				h.Set("X-Fallback-Models", tt.header)
+			}
+			got, err := requestFallbacks(req, h)
+			if tt.wantErr {
+				var e *api.Error
+				if !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Param != "fallbacks" {
+					t.Fatalf("got %v, want a 400 on param fallbacks", err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tt.want) {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
 	}
 }
