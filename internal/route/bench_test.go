@@ -4,13 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/provider/simulated"
+	"github.com/edge-agent/edge-agent/internal/testutil/benchcpu"
 )
 
 // noop answers at once with a fixed body: what is left is the router.
@@ -91,7 +90,7 @@ func BenchmarkChatCompletionOverHTTP(b *testing.B) {
 	ctx := context.Background()
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer benchcpu.Report(b)()
 		for b.Loop() {
 			if _, err := r.ChatCompletion(ctx, tg, req, nil); err != nil {
 				b.Fatal(err)
@@ -100,7 +99,7 @@ func BenchmarkChatCompletionOverHTTP(b *testing.B) {
 	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer benchcpu.Report(b)()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := r.ChatCompletion(ctx, tg, req, nil); err != nil {
@@ -110,24 +109,4 @@ func BenchmarkChatCompletionOverHTTP(b *testing.B) {
 			}
 		})
 	})
-}
-
-// reportCPU reports the process's CPU time (user+system) per operation, a
-// steadier measure than wall time when other work shares the machine. Use
-// as defer reportCPU(b)().
-func reportCPU(b *testing.B) func() {
-	start := cpuTime()
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -4,12 +4,11 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/provider/simulated"
+	"github.com/edge-agent/edge-agent/internal/testutil/benchcpu"
 )
 
 // BenchmarkChatCompletionOverHTTP measures one non-streaming upstream call
@@ -30,7 +29,7 @@ func BenchmarkChatCompletionOverHTTP(b *testing.B) {
 	ctx := context.Background()
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer benchcpu.Report(b)()
 		for b.Loop() {
 			if _, err := p.ChatCompletion(ctx, req); err != nil {
 				b.Fatal(err)
@@ -39,7 +38,7 @@ func BenchmarkChatCompletionOverHTTP(b *testing.B) {
 	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer benchcpu.Report(b)()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, err := p.ChatCompletion(ctx, req); err != nil {
@@ -49,24 +48,4 @@ func BenchmarkChatCompletionOverHTTP(b *testing.B) {
 			}
 		})
 	})
-}
-
-// reportCPU reports the process's CPU time (user+system) per operation, a
-// steadier measure than wall time when other work shares the machine. Use
-// as defer reportCPU(b)().
-func reportCPU(b *testing.B) func() {
-	start := cpuTime()
-	return func() {
-		if b.N > 0 {
-			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-		}
-	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
