@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -121,6 +122,15 @@ func simulate(ctx context.Context, args []string, stderr io.Writer) error {
 	e429 := fs.Float64("error-rate-429", 0, "fraction of requests answered 429")
 	words := fs.Int("words", 0, "answer length in words (0: default)")
 	key := fs.String("api-key", "", "require this key (Bearer or x-api-key)")
+	headers := http.Header{}
+	fs.Func("header", `add "Name: value" to every chat answer (repeatable)`, func(v string) error {
+		name, value, ok := strings.Cut(v, ":")
+		if name = strings.TrimSpace(name); !ok || name == "" {
+			return fmt.Errorf("want \"Name: value\", got %q", v)
+		}
+		headers.Add(name, strings.TrimSpace(value))
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -129,7 +139,7 @@ func simulate(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	return simulated.Run(ctx, *addr, simulated.Options{TTFT: *latency, Jitter: *jitter, ChunkDelay: *chunk,
-		ErrorRate500: *e500, ErrorRate429: *e429, Words: *words, APIKey: *key}, logger.Logger)
+		ErrorRate500: *e500, ErrorRate429: *e429, Words: *words, APIKey: *key, Headers: headers}, logger.Logger)
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -93,14 +93,12 @@ func New(o Options) *Gateway {
 // Shared header values: assigning these slices avoids an allocation per
 // header per request. net/http never mutates them.
 var (
-	hdrHit     = []string{"HIT"}
-	hdrMiss    = []string{"MISS"}
-	hdrBypass  = []string{"BYPASS"}
-	hdrL1      = []string{"L1"}
-	hdrL2      = []string{"L2"}
-	hdrNosniff = []string{"nosniff"}
-	hdrDeny    = []string{"DENY"}
-	hdrJSON    = []string{"application/json"}
+	hdrHit    = []string{"HIT"}
+	hdrMiss   = []string{"MISS"}
+	hdrBypass = []string{"BYPASS"}
+	hdrL1     = []string{"L1"}
+	hdrL2     = []string{"L2"}
+	hdrJSON   = []string{"application/json"}
 )
 
 // ServeHTTP is the whole request path, top to bottom.
@@ -121,8 +119,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.rec.RequestID = g.ids.next()
 	}
 	x.set(h, "X-Request-Id", x.rec.RequestID)
-	h["X-Content-Type-Options"] = hdrNosniff
-	h["X-Frame-Options"] = hdrDeny
+	// X-Content-Type-Options and X-Frame-Options are set by the server,
+	// on every answer of every route.
 
 	ctx := r.Context()
 	if g.o.Tracer.Enabled() {

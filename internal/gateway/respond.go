@@ -51,7 +51,7 @@ func (x *exchange) fail(err error) {
 	if h["X-Cache-Status"] == nil {
 		h["X-Cache-Status"] = hdrMiss
 	}
-	x.setEdgeHeaders(h, -1)
+	x.setEdgeHeaders(h, -1, time.Now())
 	if e.Status == 499 {
 		return // nobody is listening
 	}
@@ -74,10 +74,10 @@ func (x *exchange) set(h http.Header, name, v string) {
 // X-Cache-Key, X-Edge-Provider, X-Edge-Attempts, X-Edge-Overhead-Ms and,
 // when contentLength >= 0, Content-Length. Their values are cut from one
 // string: one allocation for all of them.
-func (x *exchange) setEdgeHeaders(h http.Header, contentLength int) {
-	over := time.Since(x.start)
+func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Time) {
+	over := now.Sub(x.start)
 	if !x.provStart.IsZero() {
-		over = x.provStart.Sub(x.start) + max(0, time.Since(x.provStart)-x.rec.ProviderLatency)
+		over = x.provStart.Sub(x.start) + max(0, now.Sub(x.provStart)-x.rec.ProviderLatency)
 	}
 	var buf [96]byte
 	b := buf[:0]
@@ -141,7 +141,7 @@ func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
 		return
 	}
 	sse.SetHeaders(x.w.Header())
-	x.setEdgeHeaders(x.w.Header(), -1)
+	x.setEdgeHeaders(x.w.Header(), -1, time.Now())
 	x.w.WriteHeader(http.StatusOK)
 	sw := sse.NewWriter(x.w)
 	for _, c := range chunks {
@@ -179,7 +179,7 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	h := x.w.Header()
 	sse.SetHeaders(h)
 	x.rec.ProviderLatency = 0
-	x.setEdgeHeaders(h, -1)
+	x.setEdgeHeaders(h, -1, time.Now())
 	x.w.WriteHeader(http.StatusOK)
 	x.rec.Status = http.StatusOK
 	sw := sse.NewWriter(x.w)
@@ -287,7 +287,8 @@ func (x *exchange) store(body []byte, u cost.Usage) {
 func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	buf := x.g.pool.Get().(*bytes.Buffer)
 	defer x.g.putBuffer(buf)
-	out := appendWithMetadata(buf.AvailableBuffer(), body, x, providerName, model)
+	now := time.Now() // one clock read for latency_ms and X-Edge-Overhead-Ms
+	out := appendWithMetadata(buf.AvailableBuffer(), body, x, providerName, model, now.Sub(x.start))
 	h := x.w.Header()
 	h["Content-Type"] = hdrJSON
 	// net/http sets Content-Length itself for a body that fits its
@@ -299,7 +300,7 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	if len(out) >= autoContentLengthMax {
 		cl = len(out)
 	}
-	x.setEdgeHeaders(h, cl)
+	x.setEdgeHeaders(h, cl, now)
 	x.w.WriteHeader(http.StatusOK)
 	_, _ = x.w.Write(out)
 }
@@ -312,7 +313,7 @@ const autoContentLengthMax = 2048
 // its closing brace. body has no metadata of its own: provider answers are
 // cleaned by serveJSON (OpenAI echoes stored metadata), and cached ones were
 // cleaned before they were stored.
-func appendWithMetadata(dst, body []byte, x *exchange, providerName, model string) []byte {
+func appendWithMetadata(dst, body []byte, x *exchange, providerName, model string, elapsed time.Duration) []byte {
 	body = bytes.TrimRight(body, " \t\r\n")
 	if len(body) < 2 || body[len(body)-1] != '}' {
 		return append(dst, body...)
@@ -334,7 +335,7 @@ func appendWithMetadata(dst, body []byte, x *exchange, providerName, model strin
 		dst = append(dst, `,"cached":false,"cache_tier":null`...)
 	}
 	dst = append(dst, `,"latency_ms":`...)
-	dst = api.AppendFloat(dst, float64(time.Since(x.start))/1e6, 3)
+	dst = api.AppendFloat(dst, float64(elapsed)/1e6, 3)
 	dst = append(dst, `,"provider_latency_ms":`...)
 	if cached {
 		dst = append(dst, "null"...)

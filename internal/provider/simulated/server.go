@@ -27,6 +27,10 @@ type Options struct {
 	Words        int           // answer length in words; default 24
 	APIKey       string        // when set, requests must carry it (Bearer or x-api-key)
 	Models       []string      // served by GET /v1/models
+	// Headers are added to every chat answer. Benchmarks use them to give
+	// the provider's answers the gateway's response shape (its nine
+	// headers), to measure what that shape alone costs.
+	Headers http.Header
 }
 
 // Defaults used for zero Options fields.
@@ -98,6 +102,13 @@ func (s *Server) SetOptions(o Options) {
 	}
 	c.Models = append([]string(nil), c.Models...)
 	c.Jitter = max(c.Jitter, 0)
+	if len(c.Headers) > 0 {
+		h := make(http.Header, len(c.Headers))
+		for k, v := range c.Headers {
+			h[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+		}
+		c.Headers = h
+	}
 	c.retryAfter = []string{strconv.FormatInt(int64((c.RetryAfter+time.Second-1)/time.Second), 10)}
 	c.modelsOpenAI = appendModelsOpenAI(nil, c.Models)
 	c.modelsAnthropic = appendModelsAnthropic(nil, c.Models)
@@ -194,6 +205,12 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request, d dialect) {
 	}
 	s.calls.Add(1)
 	c := s.cfg.Load()
+	if len(c.Headers) > 0 {
+		h := w.Header()
+		for k, v := range c.Headers {
+			h[k] = v
+		}
+	}
 	x := s.pool.Get().(*exchange)
 	defer s.release(x)
 

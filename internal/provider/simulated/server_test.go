@@ -53,3 +53,22 @@ func TestRunReportsAListenError(t *testing.T) {
 		t.Fatalf("Run on a busy address: %v", err)
 	}
 }
+
+func TestHeadersOptionAddsHeadersToEveryChatAnswer(t *testing.T) {
+	_, ts := start(t, Options{Headers: http.Header{"x-cache-status": {"HIT"}, "X-Edge-Provider": {"openai"}}})
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", openAIReq("hello", "")},
+		{"/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		resp := post(t, ts, c.path, c.body)
+		_ = readAll(t, resp)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Cache-Status") != "HIT" || resp.Header.Get("X-Edge-Provider") != "openai" {
+			t.Errorf("%s %s: status %d, headers %v", c.path, c.body, resp.StatusCode, resp.Header)
+		}
+	}
+	_, plain := start(t, Options{})
+	if resp := post(t, plain, "/v1/chat/completions", openAIReq("hello", "")); resp.Header.Get("X-Cache-Status") != "" {
+		t.Errorf("headers without the option: %v", resp.Header)
+	}
+}
