@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -65,7 +66,21 @@ func AppendEscaped(dst []byte, s string) []byte {
 	return append(dst, s[start:]...)
 }
 
-// AppendFloat appends f with up to prec decimals and no trailing zeros.
+// AppendFloat appends f with exactly prec decimals.
 func AppendFloat(dst []byte, f float64, prec int) []byte {
 	return strconv.AppendFloat(dst, f, 'f', prec, 64)
+}
+
+// AppendMillis appends d in milliseconds with exactly three decimals,
+// rounded to the nearest microsecond (halves up): what AppendFloat(dst,
+// float64(d)/1e6, 3) writes, in integer arithmetic, a few times faster.
+func AppendMillis(dst []byte, d time.Duration) []byte {
+	if d < 0 {
+		dst = append(dst, '-')
+		d = -d
+	}
+	us := (d + 500) / time.Microsecond
+	dst = strconv.AppendInt(dst, int64(us/1000), 10)
+	frac := us % 1000
+	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }

@@ -85,7 +85,7 @@ func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Tim
 		b = x.key.AppendHex(b)
 	}
 	keyEnd := len(b)
-	b = strconv.AppendFloat(b, float64(over)/1e6, 'f', 3, 64)
+	b = api.AppendMillis(b, over)
 	overEnd := len(b)
 	if contentLength >= 0 {
 		b = strconv.AppendInt(b, int64(contentLength), 10)
@@ -335,12 +335,12 @@ func appendWithMetadata(dst, body []byte, x *exchange, providerName, model strin
 		dst = append(dst, `,"cached":false,"cache_tier":null`...)
 	}
 	dst = append(dst, `,"latency_ms":`...)
-	dst = api.AppendFloat(dst, float64(elapsed)/1e6, 3)
+	dst = api.AppendMillis(dst, elapsed)
 	dst = append(dst, `,"provider_latency_ms":`...)
 	if cached {
 		dst = append(dst, "null"...)
 	} else {
-		dst = api.AppendFloat(dst, float64(x.rec.ProviderLatency)/1e6, 3)
+		dst = api.AppendMillis(dst, x.rec.ProviderLatency)
 	}
 	dst = append(dst, `,"cost_usd":`...)
 	switch {
