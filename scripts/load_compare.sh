@@ -86,7 +86,8 @@ wrk_run() {
   out=$(wrk -t1 -c1 -d"$DUR" --latency -s "$WRK_LUA" "$url/v1/chat/completions")
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out"); p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   rps=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
-  errs=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+  # Non-2xx answers plus socket errors (connect, read, write, timeout).
+  errs=$(awk '/Non-2xx/ { n += $NF } /Socket errors:/ { gsub(",", ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")
   # wrk prints 57.00us or 1.02ms: to microseconds
   us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /ms$/) n *= 1000; else if (v ~ /[^mu]s$/) n *= 1e6; printf "%.1f", n }'; }
   printf '%s\t1\t%.0f\t%s\t%s\t%s\t-1\t-1\t-1\n' "$label (wrk)" "$rps" "$(us "$p50")" "$(us "$p99")" "${errs:-0}" >>"$ROWS"

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -20,7 +21,11 @@ func TestDemoServesTheGuidesFirstRequest(t *testing.T) {
 	port := redistest.FreePort(t)
 	t.Setenv("PORT", strconv.Itoa(port))
 	t.Setenv("HOST", "127.0.0.1")
-	t.Setenv("METRICS_PORT", "0")
+	mport := redistest.FreePort(t)
+	for mport == port {
+		mport = redistest.FreePort(t)
+	}
+	t.Setenv("METRICS_PORT", strconv.Itoa(mport))
 	t.Setenv("OPENAI_API_KEY", "")
 	t.Setenv("REDIS_URL", "")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -53,6 +58,18 @@ func TestDemoServesTheGuidesFirstRequest(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("X-Cache-Status") != want {
 			t.Fatalf("request %d: status %d cache %q, want 200 %s", i, resp.StatusCode, resp.Header.Get("X-Cache-Status"), want)
 		}
+	}
+	// The metrics listener on its own port answers with the same security
+	// headers as the main one.
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(mbody), "llm_edge_requests_total") ||
+		resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("metrics port: status %d, headers %v", resp.StatusCode, resp.Header)
 	}
 	cancel()
 	select {

@@ -74,6 +74,8 @@ func AppendFloat(dst []byte, f float64, prec int) []byte {
 // AppendMillis appends d in milliseconds with exactly three decimals,
 // rounded to the nearest microsecond (halves up): what AppendFloat(dst,
 // float64(d)/1e6, 3) writes, in integer arithmetic, a few times faster.
+// Durations within 500 ns of the int64 limits (292 years) are out of its
+// range.
 func AppendMillis(dst []byte, d time.Duration) []byte {
 	if d < 0 {
 		dst = append(dst, '-')

@@ -105,7 +105,8 @@ func (s *Server) SetOptions(o Options) {
 	if len(c.Headers) > 0 {
 		h := make(http.Header, len(c.Headers))
 		for k, v := range c.Headers {
-			h[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+			ck := http.CanonicalHeaderKey(k)
+			h[ck] = append(h[ck], v...) // "x-a" and "X-A" are one header
 		}
 		c.Headers = h
 	}
