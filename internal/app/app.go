@@ -355,7 +355,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.cfg.MetricsPort > 0 && a.cfg.MetricsPort != a.cfg.Port {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", a.metrics.Handler())
-		msrv = newHTTPServer(withSecurityHeaders(mux))
+		msrv = newHTTPServer(server.WithSecurityHeaders(mux))
 		mln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.Host, strconv.Itoa(a.cfg.MetricsPort)))
 		if err != nil {
 			_ = srv.Close()
@@ -383,16 +383,6 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", a.cfg.ShutdownTimeout.D())
 	}
 	return nil
-}
-
-// withSecurityHeaders sets the two headers every answer carries, as the
-// main server does, for the metrics listener.
-func withSecurityHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("X-Frame-Options", "DENY")
-		h.ServeHTTP(w, r)
-	})
 }
 
 func newHTTPServer(h http.Handler) *http.Server {

@@ -86,15 +86,16 @@ type step struct {
 // and global limits (or the one that refused), for SetHeaders.
 func (l *Limits) Check(ctx context.Context, p *Principal, estimatedTokens int) (req, tok Decision, err error) {
 	keyReq, keyTok := l.keyLimits(p)
-	if keyReq.Unlimited() && keyTok.Unlimited() && l.o.GlobalRPM <= 0 && l.o.GlobalTPM <= 0 {
+	globalReq, globalTok := Limit{Rate: l.o.GlobalRPM, Burst: l.o.GlobalBurst}, Limit{Rate: l.o.GlobalTPM}
+	if keyReq.Unlimited() && keyTok.Unlimited() && globalReq.Unlimited() && globalTok.Unlimited() {
 		return unlimited(), unlimited(), nil // nothing to spend: the common open gateway
 	}
 	bReq, bTok := bucketKeys(p)
 	steps := [4]step{
 		{bReq, keyReq, 1, requests, false},
 		{bTok, keyTok, estimatedTokens, tokens, false},
-		{globalRequests, Limit{Rate: l.o.GlobalRPM, Burst: l.o.GlobalBurst}, 1, requests, true},
-		{globalTokens, Limit{Rate: l.o.GlobalTPM}, estimatedTokens, tokens, true},
+		{globalRequests, globalReq, 1, requests, true},
+		{globalTokens, globalTok, estimatedTokens, tokens, true},
 	}
 	var got [len(steps)]Decision
 	for i, s := range steps {

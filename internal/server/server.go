@@ -105,11 +105,25 @@ var (
 	hdrDeny    = []string{"DENY"}
 )
 
-// ServeHTTP recovers panics into a 500 envelope.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
+// SetSecurityHeaders sets the headers every answer carries, on every
+// listener.
+func SetSecurityHeaders(h http.Header) {
 	h["X-Content-Type-Options"] = hdrNosniff
 	h["X-Frame-Options"] = hdrDeny
+}
+
+// WithSecurityHeaders wraps a handler served outside Server (the metrics
+// listener) so that its answers carry the same security headers.
+func WithSecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetSecurityHeaders(w.Header())
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ServeHTTP recovers panics into a 500 envelope.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	SetSecurityHeaders(w.Header())
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
