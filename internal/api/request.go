@@ -53,6 +53,9 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, InvalidRequest("", "request body is not valid JSON")
 	}
+	if err := CheckDuplicateKeys(body); err != nil {
+		return nil, err
+	}
 	// gjson.ParseBytes would copy the whole body into a string. Parse a
 	// read-only view of it instead and copy only what outlives this call
 	// (the model name): the caller may reuse body's buffer once it is done
