@@ -26,6 +26,7 @@ func TestParseChatRequestAcceptsValidRequests(t *testing.T) {
 		{"escaped keys", `{"model":"m","messages":[{"r\u006fle":"user","c\u006fntent":"x"}]}`, "m", false, false, 0},
 		{"null content", `{"model":"m","messages":[{"role":"user","content":null}]}`, "m", false, false, 0},
 		{"text after type", `{"model":"m","messages":[{"role":"user","content":[{"text":"a","type":"text"}]}]}`, "m", false, false, 0},
+		{"model with inner space and non-ASCII letters", `{"model":"my modèle/v1:ä","messages":[{"role":"user","content":"x"}]}`, "my modèle/v1:ä", false, false, 0},
 		{"escaped model", `{"model":"gpt\u002d4","messages":[{"role":"user","content":"x"}]}`, "gpt-4", false, false, 0},
 	}
 	for _, tt := range tests {
@@ -55,6 +56,14 @@ func TestParseChatRequestRejectsBadInputWithParam(t *testing.T) {
 		{"missing model", `{"messages":[{"role":"user","content":"x"}]}`, "model", "model"},
 		{"model not string", `{"model":42,"messages":[{"role":"user","content":"x"}]}`, "model", "string"},
 		{"empty model", `{"model":"","messages":[{"role":"user","content":"x"}]}`, "model", "non-empty"},
+		{"model with NUL", `{"model":"gpt-4\u0000x","messages":[{"role":"user","content":"x"}]}`, "model", "control"},
+		{"model with newline", `{"model":"gpt-4\nx","messages":[{"role":"user","content":"x"}]}`, "model", "control"},
+		{"model with DEL", "{\"model\":\"gpt-4\x7f\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "model", "control"},
+		{"model with zero-width space", `{"model":"gpt-4\u200b","messages":[{"role":"user","content":"x"}]}`, "model", "printable"},
+		{"model with C1 control", `{"model":"gpt-4\u0085","messages":[{"role":"user","content":"x"}]}`, "model", "printable"},
+		{"model of spaces only", `{"model":"   ","messages":[{"role":"user","content":"x"}]}`, "model", "space"},
+		{"model with trailing space", `{"model":"gpt-4 ","messages":[{"role":"user","content":"x"}]}`, "model", "space"},
+		{"model too long", `{"model":"` + strings.Repeat("m", MaxModelNameBytes+1) + `","messages":[{"role":"user","content":"x"}]}`, "model", "longer than 256"},
 		{"missing messages", `{"model":"m"}`, "messages", "messages"},
 		{"messages not array", `{"model":"m","messages":"hi"}`, "messages", "array"},
 		{"empty messages", `{"model":"m","messages":[]}`, "messages", "at least one"},
