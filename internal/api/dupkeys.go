@@ -18,10 +18,11 @@ import (
 // JSON decoders take the last) would read different requests, and whatever
 // the gateway checked or redacted would not be what the provider acts on.
 //
-// body should already be known to be valid UTF-8 JSON; on broken structure
-// it answers "not valid JSON" rather than guessing. It walks body once and
-// allocates nothing for bodies whose objects have at most smallObject keys
-// and nest at most len(frames) deep.
+// It checks the JSON syntax on the way (a body that is not valid JSON is a
+// 400 "not valid JSON", param ""), so a parser needs no second walk for
+// that; UTF-8 it leaves to the caller. It walks body once and allocates
+// nothing for bodies whose objects have at most smallObject keys, whose
+// escaped keys fit in 128 bytes and that nest at most 12 deep.
 func CheckDuplicateKeys(body []byte) *Error {
 	if len(body) > math.MaxInt32 {
 		return InvalidRequest("", "request body is too large")
@@ -29,14 +30,15 @@ func CheckDuplicateKeys(body []byte) *Error {
 	// The scan state lives in local slices over local arrays, passed to
 	// and returned from helpers, so that it stays on the stack.
 	var (
-		frameBuf [16]dkFrame
-		keyBuf   [64]dkKey
-		arenaBuf [256]byte
+		frameBuf [12]dkFrame
+		keyBuf   [32]dkKey
+		arenaBuf [128]byte
 	)
 	frames, keys, arena := frameBuf[:0], keyBuf[:0], arenaBuf[:0]
 	b := body
 	i := skipWS(b, 0)
 	var err *Error
+	var bigs []map[string]struct{} // key sets of objects with many keys
 	for {
 		// A value starts at i.
 		if i >= len(b) {
@@ -44,14 +46,14 @@ func CheckDuplicateKeys(body []byte) *Error {
 		}
 		switch b[i] {
 		case '{':
-			frames = append(frames, dkFrame{obj: true, keysFrom: len(keys), arenaAt: len(arena)})
+			frames = append(frames, dkFrame{obj: true, keysFrom: int32(len(keys)), arenaAt: int32(len(arena))})
 			i = skipWS(b, i+1)
 			if i < len(b) && b[i] == '}' {
 				frames, keys, arena = dkPop(frames, keys, arena)
 				i++
 				break
 			}
-			if i, keys, arena, err = dkKeyAt(b, i, frames, keys, arena); err != nil {
+			if i, keys, arena, err = dkKeyAt(b, i, frames, keys, arena, &bigs); err != nil {
 				return err
 			}
 			continue
@@ -70,17 +72,17 @@ func CheckDuplicateKeys(body []byte) *Error {
 				return invalidJSON()
 			}
 			i = end
+		case 't':
+			i = literal(b, i, "true")
+		case 'f':
+			i = literal(b, i, "false")
+		case 'n':
+			i = literal(b, i, "null")
 		default:
-			// A number, true, false or null: the caller's validation has
-			// checked its spelling.
-			j := i
-			for j < len(b) && !isDelim(b[j]) {
-				j++
-			}
-			if j == i {
-				return invalidJSON()
-			}
-			i = j
+			i = numberEnd(b, i)
+		}
+		if i < 0 {
+			return invalidJSON()
 		}
 		// The value ended at i: close containers until one has a next item.
 		for {
@@ -99,7 +101,7 @@ func CheckDuplicateKeys(body []byte) *Error {
 				i = skipWS(b, i+1)
 				if !f.obj {
 					f.index++
-				} else if i, keys, arena, err = dkKeyAt(b, i, frames, keys, arena); err != nil {
+				} else if i, keys, arena, err = dkKeyAt(b, i, frames, keys, arena, &bigs); err != nil {
 					return err
 				}
 				break
@@ -134,12 +136,12 @@ func (k dkKey) bytes(body, arena []byte) []byte {
 // dkFrame is one open object or array.
 type dkFrame struct {
 	obj      bool
-	index    int   // arrays: index of the element being read
-	keysFrom int   // objects: where this object's keys start in keys
-	arenaAt  int   // objects: len(arena) when the object opened
-	nkeys    int   // objects: keys seen so far
+	index    int32 // arrays: index of the element being read
+	keysFrom int32 // objects: where this object's keys start in keys
+	arenaAt  int32 // objects: len(arena) when the object opened
+	nkeys    int32 // objects: keys seen so far
 	cur      dkKey // objects: the key whose value is being read
-	big      map[string]struct{}
+	big      int32 // objects with many keys: 1 + their index in bigs
 }
 
 func invalidJSON() *Error { return InvalidRequest("", "request body is not valid JSON") }
@@ -154,7 +156,7 @@ func dkPop(frames []dkFrame, keys []dkKey, arena []byte) ([]dkFrame, []dkKey, []
 
 // dkKeyAt reads `"key" :` at b[i] in the innermost object, checks it against
 // the object's other keys and returns where its value starts.
-func dkKeyAt(b []byte, i int, frames []dkFrame, keys []dkKey, arena []byte) (int, []dkKey, []byte, *Error) {
+func dkKeyAt(b []byte, i int, frames []dkFrame, keys []dkKey, arena []byte, bigs *[]map[string]struct{}) (int, []dkKey, []byte, *Error) {
 	if i >= len(b) || b[i] != '"' {
 		return 0, keys, arena, invalidJSON()
 	}
@@ -174,10 +176,11 @@ func dkKeyAt(b []byte, i int, frames []dkFrame, keys []dkKey, arena []byte) (int
 	name := k.bytes(b, arena)
 	dup := false
 	switch {
-	case f.big != nil:
-		_, dup = f.big[string(name)]
+	case f.big > 0:
+		big := (*bigs)[f.big-1]
+		_, dup = big[string(name)]
 		if !dup {
-			f.big[string(name)] = struct{}{}
+			big[string(name)] = struct{}{}
 		}
 	case f.nkeys < smallObject:
 		for _, o := range keys[f.keysFrom:] {
@@ -190,12 +193,14 @@ func dkKeyAt(b []byte, i int, frames []dkFrame, keys []dkKey, arena []byte) (int
 			keys = append(keys, k)
 		}
 	default:
-		f.big = make(map[string]struct{}, 2*smallObject)
+		big := make(map[string]struct{}, 2*smallObject)
+		*bigs = append(*bigs, big)
+		f.big = int32(len(*bigs))
 		for _, o := range keys[f.keysFrom:] {
-			f.big[string(o.bytes(b, arena))] = struct{}{}
+			big[string(o.bytes(b, arena))] = struct{}{}
 		}
-		_, dup = f.big[string(name)]
-		f.big[string(name)] = struct{}{}
+		_, dup = big[string(name)]
+		big[string(name)] = struct{}{}
 		keys = keys[:f.keysFrom]
 	}
 	if dup {
@@ -221,7 +226,7 @@ func dkPath(body []byte, frames []dkFrame, arena []byte) string {
 		f := &frames[i]
 		if !f.obj {
 			p = append(p, '[')
-			p = append(p, itoa(f.index)...)
+			p = append(p, itoa(int(f.index))...)
 			p = append(p, ']')
 			continue
 		}
@@ -269,33 +274,99 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-func isDelim(c byte) bool {
-	switch c {
-	case ',', ']', '}', ' ', '\n', '\r', '\t', ':', '"', '{', '[':
-		return true
+// literal returns the index past word at b[i], or -1.
+func literal(b []byte, i int, word string) int {
+	if len(b)-i < len(word) || string(b[i:i+len(word)]) != word {
+		return -1
 	}
-	return false
+	return i + len(word)
 }
 
+// numberEnd returns the index past the JSON number at b[i], or -1.
+func numberEnd(b []byte, i int) int {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(b):
+		return -1
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		i = digitsEnd(b, i+1)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digitsEnd(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digitsEnd(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func digitsEnd(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
+}
+
+// plainStringByte marks the bytes a string literal holds as they are: not
+// the quote, the backslash or a control character.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // stringEnd returns the index just past the string literal whose opening
-// quote is at b[i], or -1 if it is not closed.
+// quote is at b[i], or -1 if it is not a valid one (unclosed, a control
+// character, a bad escape).
 func stringEnd(b []byte, i int) int {
 	j := i + 1
 	for {
-		q := bytes.IndexByte(b[j:], '"')
-		if q < 0 {
+		for j < len(b) && plainStringByte[b[j]] {
+			j++
+		}
+		if j >= len(b) {
 			return -1
 		}
-		q += j
-		// The quote is escaped when an odd number of backslashes precede it.
-		n := 0
-		for k := q - 1; k > i && b[k] == '\\'; k-- {
-			n++
+		switch b[j] {
+		case '"':
+			return j + 1
+		case '\\':
+			if j+1 >= len(b) {
+				return -1
+			}
+			switch b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j += 2
+			case 'u':
+				if hex4(b[j+2:]) < 0 {
+					return -1
+				}
+				j += 6
+			default:
+				return -1
+			}
+		default: // a control character
+			return -1
 		}
-		if n%2 == 0 {
-			return q + 1
-		}
-		j = q + 1
 	}
 }
 

@@ -51,9 +51,9 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 	if !utf8.Valid(body) {
 		return nil, InvalidRequest("", "request body is not valid UTF-8")
 	}
-	if !gjson.ValidBytes(body) {
-		return nil, InvalidRequest("", "request body is not valid JSON")
-	}
+	// One walk checks the syntax and that no object repeats a key: with a
+	// repeated key the gateway (gjson reads the first) and the provider
+	// (most decoders keep the last) would read different requests.
 	if err := CheckDuplicateKeys(body); err != nil {
 		return nil, err
 	}
