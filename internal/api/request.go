@@ -2,6 +2,7 @@ package api
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
 	"unsafe"
 
@@ -50,8 +51,11 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 	if !utf8.Valid(body) {
 		return nil, InvalidRequest("", "request body is not valid UTF-8")
 	}
-	if !gjson.ValidBytes(body) {
-		return nil, InvalidRequest("", "request body is not valid JSON")
+	// One walk checks the syntax and that no object repeats a key: with a
+	// repeated key the gateway (gjson reads the first) and the provider
+	// (most decoders keep the last) would read different requests.
+	if err := CheckDuplicateKeys(body); err != nil {
+		return nil, err
 	}
 	// gjson.ParseBytes would copy the whole body into a string. Parse a
 	// read-only view of it instead and copy only what outlives this call
@@ -72,6 +76,9 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 			seenModel = true
 			if v.Type != gjson.String || v.Str == "" {
 				perr = InvalidRequest("model", "model must be a non-empty string")
+				return false
+			}
+			if perr = CheckModelName("model", v.Str); perr != nil {
 				return false
 			}
 			model = v.Str
@@ -138,6 +145,44 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 	}
 	req.Model = strings.Clone(model)
 	return req, nil
+}
+
+// MaxModelNameBytes bounds a model name; real ones are well under 100.
+const MaxModelNameBytes = 256
+
+// CheckModelName rejects a model name the router should never see: longer
+// than MaxModelNameBytes, with control, format or other non-printable
+// characters ("gpt-4\u0000x" would route by its prefix), or with spaces
+// at either end. param names the field in the 400 ("model",
+// "fallbacks[1]"). The message does not repeat the name, which may be
+// anything.
+func CheckModelName(param, name string) *Error {
+	if name == "" {
+		return InvalidRequest(param, "%s must be a non-empty string", param)
+	}
+	if len(name) > MaxModelNameBytes {
+		return InvalidRequest(param, "%s is longer than %d bytes", param, MaxModelNameBytes)
+	}
+	if name[0] == ' ' || name[len(name)-1] == ' ' {
+		return InvalidRequest(param, "%s must not start or end with a space", param)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == 0x7f {
+			return InvalidRequest(param, "%s must not contain control characters", param)
+		} else if c >= utf8.RuneSelf {
+			return checkModelNameRunes(param, name[i:])
+		}
+	}
+	return nil
+}
+
+func checkModelNameRunes(param, s string) *Error {
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return InvalidRequest(param, "%s must contain only printable characters", param)
+		}
+	}
+	return nil
 }
 
 func checkNumber(v gjson.Result, param string, lo, hi float64) *Error {

@@ -352,18 +352,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	var msrv *http.Server
+	metricsAddr := "" // none
 	if a.cfg.MetricsPort > 0 && a.cfg.MetricsPort != a.cfg.Port {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", a.metrics.Handler())
+		mux.Handle("/metrics", a.metricsListenerHandler())
 		msrv = newHTTPServer(server.WithSecurityHeaders(mux))
-		mln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.Host, strconv.Itoa(a.cfg.MetricsPort)))
+		mln, err := net.Listen("tcp", net.JoinHostPort(a.cfg.MetricsHost, strconv.Itoa(a.cfg.MetricsPort)))
 		if err != nil {
 			_ = srv.Close()
 			return fmt.Errorf("metrics listener: %w", err)
 		}
+		metricsAddr = mln.Addr().String()
 		go func() { errc <- msrv.Serve(mln) }()
 	}
-	a.logger.Info("edge-agent listening", "addr", ln.Addr().String(), "tls", tls, "metrics_port", a.cfg.MetricsPort,
+	a.logger.Info("edge-agent listening", "addr", ln.Addr().String(), "tls", tls, "metrics_addr", metricsAddr,
 		"providers", len(a.cfg.Providers), "cache", a.cfg.Cache.Enabled, "l2", a.l2 != nil, "version", Version)
 	select {
 	case err := <-errc:
@@ -383,6 +385,23 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", a.cfg.ShutdownTimeout.D())
 	}
 	return nil
+}
+
+// metricsListenerHandler is /metrics on the METRICS_PORT listener. It asks
+// for the admin key exactly as /metrics on the main port does (once keys
+// are configured), so binding the listener wider never opens it.
+func (a *App) metricsListenerHandler() http.Handler {
+	h := a.metrics.Handler()
+	if a.auth == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := a.auth.AuthenticateAdmin(r); err != nil {
+			api.WriteError(w, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func newHTTPServer(h http.Handler) *http.Server {

@@ -58,8 +58,14 @@ func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Tabl
 		onFallback := func(err error) {
 			a.logger.Warn("redis unavailable for limits; using local limits", "error", err.Error())
 		}
-		limiter = limit.NewRedisLimiter(rdb, limiter, limit.RedisOptions{OnFallback: onFallback})
-		store = limit.NewRedisBudgetStore(rdb, store, limit.RedisOptions{OnFallback: onFallback})
+		// A key of the wrong type in Redis is replaced rather than failing
+		// every call into local limits; each replacement is counted.
+		repairs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llm_edge_limit_repairs_total",
+			Help: "Rate-limit and budget keys in Redis that held the wrong type or a non-number and were replaced, by store."}, []string{"store"})
+		a.metrics.Registry().MustRegister(repairs)
+		rl, bud := repairs.WithLabelValues("rate_limit"), repairs.WithLabelValues("budget")
+		limiter = limit.NewRedisLimiter(rdb, limiter, limit.RedisOptions{OnFallback: onFallback, OnRepair: rl.Inc})
+		store = limit.NewRedisBudgetStore(rdb, store, limit.RedisOptions{OnFallback: onFallback, OnRepair: bud.Inc})
 	}
 	g.limits = limit.NewLimits(limiter, limit.Options{KeyRPM: cfg.Auth.RPM, KeyBurst: cfg.Auth.Burst, KeyTPM: cfg.Auth.TPM,
 		GlobalRPM: cfg.Auth.GlobalRPM, GlobalTPM: cfg.Auth.GlobalTPM})

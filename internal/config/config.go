@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -19,9 +20,13 @@ import (
 // Config is the whole configuration. The zero value is not usable; start
 // from Default().
 type Config struct {
-	Host            string   `yaml:"host"`
-	Port            int      `yaml:"port"`
-	MetricsPort     int      `yaml:"metrics_port"`
+	Host        string `yaml:"host"`
+	Port        int    `yaml:"port"`
+	MetricsPort int    `yaml:"metrics_port"`
+	// MetricsHost is the address the METRICS_PORT listener binds: loopback
+	// unless the operator opens it (0.0.0.0), so a scraper elsewhere is a
+	// decision. Either way it asks for the admin key as /metrics does.
+	MetricsHost     string   `yaml:"metrics_host"`
 	MaxRequestSize  int64    `yaml:"max_request_size"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	LogLevel        string   `yaml:"log_level"`
@@ -179,6 +184,7 @@ func Default() Config {
 		Host:               "0.0.0.0",
 		Port:               8080,
 		MetricsPort:        9090,
+		MetricsHost:        "127.0.0.1",
 		MaxRequestSize:     10 << 20,
 		ShutdownTimeout:    Duration(30 * time.Second),
 		LogLevel:           "info",
@@ -309,6 +315,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	str("HOST", &cfg.Host)
 	integer("PORT", &cfg.Port)
 	integer("METRICS_PORT", &cfg.MetricsPort)
+	str("METRICS_HOST", &cfg.MetricsHost)
 	int64v("MAX_REQUEST_SIZE", &cfg.MaxRequestSize)
 	int64v("GC_MIN_HEAP", &cfg.GCMinHeap)
 	str("LOG_LEVEL", &cfg.LogLevel)
@@ -385,6 +392,8 @@ func envProvider(cfg *Config, getenv func(string) string, name, keyVar, urlVar s
 	cfg.Providers = append(cfg.Providers, Provider{Name: name, Type: name, APIKey: key, BaseURL: url})
 }
 
+var hostNameRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$`)
+
 // Validate checks the configuration and fills per-provider defaults.
 func (c *Config) Validate() error {
 	var errs []error
@@ -394,6 +403,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
 		bad("metrics_port: %d is out of range", c.MetricsPort)
+	}
+	if _, err := netip.ParseAddr(c.MetricsHost); err != nil && !hostNameRe.MatchString(c.MetricsHost) {
+		bad("metrics_host: %q is not an IP address or a host name", c.MetricsHost)
 	}
 	if c.UpstreamHTTPClient != "" && c.UpstreamHTTPClient != "direct" && c.UpstreamHTTPClient != "std" {
 		bad("upstream_http_client: %q is not direct or std", c.UpstreamHTTPClient)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -320,6 +321,9 @@ func requestFallbacks(req *api.ChatRequest, h http.Header) ([]string, error) {
 	if v := headerValue(h, "X-Fallback-Models"); v != "" {
 		for m := range strings.SplitSeq(v, ",") {
 			if m = strings.TrimSpace(m); m != "" {
+				if err := api.CheckModelName("X-Fallback-Models", m); err != nil {
+					return nil, err
+				}
 				out = append(out, m)
 			}
 		}
@@ -334,17 +338,22 @@ func requestFallbacks(req *api.ChatRequest, h http.Header) ([]string, error) {
 	if !f.IsArray() {
 		return nil, api.InvalidRequest("fallbacks", "fallbacks must be an array of model names")
 	}
-	var bad bool
+	var bad *api.Error
+	i := 0
 	f.ForEach(func(_, m gjson.Result) bool {
 		if m.Type != gjson.String || m.Str == "" {
-			bad = true
+			bad = api.InvalidRequest("fallbacks", "fallbacks must be an array of model names")
+			return false
+		}
+		if bad = api.CheckModelName("fallbacks["+strconv.Itoa(i)+"]", m.Str); bad != nil {
 			return false
 		}
 		out = append(out, m.Str)
+		i++
 		return true
 	})
-	if bad {
-		return nil, api.InvalidRequest("fallbacks", "fallbacks must be an array of model names")
+	if bad != nil {
+		return nil, bad
 	}
 	if len(out) > 8 {
 		return nil, api.InvalidRequest("fallbacks", "at most 8 fallback models")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,22 +218,68 @@ func (r *RedisBudgetStore) add(ctx context.Context, name string, usd float64, da
 		c.B().Expire().Key(mk).Seconds(int64(monthKeyTTL/time.Second)).Build(),
 	)
 	s := Spend{Day: day, Month: month}
-	var err error
-	for i, r := range res {
-		if e := r.Error(); e != nil {
-			return Spend{}, fmt.Errorf("redis budget add %s: %w", amount, e)
+	for i, res := range res {
+		if i%2 == 1 {
+			continue // EXPIRE: its INCRBYFLOAT says all there is to say
 		}
-		switch i {
-		case 0:
-			s.Daily, err = r.AsFloat64()
-		case 2:
-			s.Monthly, err = r.AsFloat64()
+		key, dst, ttl := dk, &s.Daily, dayKeyTTL
+		if i == 2 {
+			key, dst, ttl = mk, &s.Monthly, monthKeyTTL
+		}
+		v, err := res.AsFloat64()
+		if e := res.Error(); e != nil && repairable(e) {
+			v, err = r.repairAdd(ctx, key, amount, ttl)
 		}
 		if err != nil {
-			return Spend{}, fmt.Errorf("redis budget add: %w", err)
+			return Spend{}, fmt.Errorf("redis budget add %s: %w", amount, err)
 		}
+		*dst = v
 	}
 	return s, nil
+}
+
+// repairable reports whether a Redis error says a key holds something that
+// is not a number of dollars: another type, or a string that is not one.
+func repairable(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "WRONGTYPE") || strings.Contains(msg, "not a valid float")
+}
+
+// budgetRepairScript adds ARGV[1] to KEYS[1] and sets its TTL (ARGV[2]
+// seconds), replacing the key first if it holds no number. It returns
+// {new total, repaired}. Another instance may have repaired the key since
+// our INCRBYFLOAT failed; then it simply adds.
+var budgetRepairScript = rueidis.NewLuaScript(`
+local repaired = 0
+local v = redis.pcall('INCRBYFLOAT', KEYS[1], ARGV[1])
+if type(v) == 'table' and v.err then
+  if not (string.find(v.err, 'WRONGTYPE', 1, true) or string.find(v.err, 'not a valid float', 1, true)) then
+    return redis.error_reply(v.err)
+  end
+  redis.call('DEL', KEYS[1])
+  v = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+  repaired = 1
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {v, repaired}
+`)
+
+func (r *RedisBudgetStore) repairAdd(ctx context.Context, key, amount string, ttl time.Duration) (float64, error) {
+	vals, err := budgetRepairScript.Exec(ctx, r.client, []string{key}, []string{amount, strconv.FormatInt(int64(ttl/time.Second), 10)}).ToArray()
+	if err != nil {
+		return 0, fmt.Errorf("repair: %w", err)
+	}
+	if len(vals) != 2 {
+		return 0, errors.New("repair: unexpected reply")
+	}
+	v, err := vals[0].AsFloat64()
+	if err != nil {
+		return 0, fmt.Errorf("repair: %w", err)
+	}
+	if n, _ := vals[1].AsInt64(); n == 1 {
+		r.repaired()
+	}
+	return v, nil
 }
 
 // Get implements BudgetStore.
@@ -267,7 +314,9 @@ func (r *RedisBudgetStore) get(ctx context.Context, name, day, month string) (Sp
 		}
 		f, err := v.AsFloat64()
 		if err != nil {
-			return Spend{}, fmt.Errorf("redis budget get: %w", err)
+			// Not a number (MGET reads another type as nil): no spend
+			// known; the next Add replaces the key and counts the repair.
+			continue
 		}
 		if i == 0 {
 			s.Daily = f

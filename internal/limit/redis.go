@@ -28,6 +28,11 @@ type RedisOptions struct {
 	OnFallback func(error)
 	// Now is the clock for the backoff and budget periods (nil: time.Now).
 	Now func() time.Time
+	// OnRepair, if set, is called when a key held something that is not a
+	// limiter's or budget's value (another type, or a string that is not a
+	// number) and was replaced. Without the repair every call on that key
+	// would fail and fall back to per-instance limits for good.
+	OnRepair func()
 }
 
 func (o RedisOptions) withDefaults(prefix string) RedisOptions {
@@ -72,9 +77,18 @@ func (g *redisGate) failed(ctx context.Context, err error) error {
 	return nil
 }
 
+func (g *redisGate) repaired() {
+	if g.opts.OnRepair != nil {
+		g.opts.OnRepair()
+	}
+}
+
 // gcraScript is gcra in Lua, in microseconds, on Redis' clock so that every
 // instance agrees on the time. It returns {allowed, remaining, reset_us,
-// retry_after_us}. ARGV: interval_us, burst, n, force ("1" for Adjust).
+// retry_after_us, repaired}. ARGV: interval_us, burst, n, force ("1" for
+// Adjust). A key that holds another type, or a string that is not a
+// number, is read as a fresh key and replaced (repaired = 1): a fresh key
+// always allows, so the script then writes or deletes it.
 // It is retryable so that a connection Redis dropped (a restart) costs one
 // retry rather than a fallback; a retry can at worst charge twice, which
 // errs on the side of limiting.
@@ -86,7 +100,19 @@ local burst = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local force = ARGV[4] == '1'
 local tolerance = interval * burst
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
+local repaired = 0
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) == 'table' and raw.err then
+  redis.call('DEL', KEYS[1])
+  raw = false
+  repaired = 1
+end
+local tat = nil
+if raw then
+  tat = tonumber(raw)
+  if not tat then repaired = 1 end
+end
+if not tat then tat = now end
 if tat < now then tat = now end
 local need = n
 if need > burst then need = burst end
@@ -109,7 +135,7 @@ else
 end
 local remaining = math.floor((now + tolerance - newTat) / interval)
 if remaining < 0 then remaining = 0 end
-return {allowed, remaining, math.ceil(newTat - now), math.ceil(retry)}
+return {allowed, remaining, math.ceil(newTat - now), math.ceil(retry), repaired}
 `)
 
 // RedisLimiter is a Limiter shared by every gateway instance on one Redis.
@@ -175,8 +201,11 @@ func (r *RedisLimiter) exec(ctx context.Context, key string, l Limit, n int, for
 	if err != nil {
 		return Decision{}, fmt.Errorf("redis rate limit script: %w", err)
 	}
-	if len(vals) != 4 {
+	if len(vals) != 5 {
 		return Decision{}, errors.New("redis rate limit script: unexpected reply")
+	}
+	if vals[4] == 1 {
+		r.repaired()
 	}
 	return Decision{
 		Allowed:    vals[0] == 1,
