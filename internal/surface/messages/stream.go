@@ -110,7 +110,8 @@ func (t *StreamTranslator) Finish(dst []byte) ([]byte, error) {
 		return dst, nil
 	}
 	if t.finish == "" {
-		return dst, badStream("the stream ended before the answer was complete")
+		return dst, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_truncated",
+			Message: "the provider ended the stream before the answer was complete"}
 	}
 	return t.stop(dst), nil
 }
