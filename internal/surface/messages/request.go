@@ -205,17 +205,17 @@ func validateSystem(v gjson.Result) *api.Error {
 	var perr *api.Error
 	i := 0
 	v.ForEach(func(_, b gjson.Result) bool {
-		p := "system[" + itoa(i) + "]"
-		i++
+		p := func() string { return "system[" + itoa(i) + "]" } // built only for an error
 		f := readBlock(b)
 		switch {
 		case !b.IsObject():
-			perr = api.InvalidRequest(p, "%s: must be an object", p)
+			perr = api.InvalidRequest(p(), "%s: must be an object", p())
 		case f.typ.Str != "text":
-			perr = api.InvalidRequest(p+".type", "%s.type: system blocks must be text blocks", p)
+			perr = api.InvalidRequest(p()+".type", "%s.type: system blocks must be text blocks", p())
 		case f.text.Type != gjson.String:
-			perr = api.InvalidRequest(p+".text", "%s.text: must be a string", p)
+			perr = api.InvalidRequest(p()+".text", "%s.text: must be a string", p())
 		}
+		i++
 		return perr == nil
 	})
 	return perr
@@ -345,22 +345,32 @@ func validateTools(v gjson.Result) *api.Error {
 	var perr *api.Error
 	i := 0
 	v.ForEach(func(_, t gjson.Result) bool {
-		p := "tools[" + itoa(i) + "]"
-		i++
+		p := func() string { return "tools[" + itoa(i) + "]" } // built only for an error
+		defer func() { i++ }()
 		if !t.IsObject() {
-			perr = api.InvalidRequest(p, "%s: must be an object", p)
+			perr = api.InvalidRequest(p(), "%s: must be an object", p())
 			return false
 		}
-		if n := t.Get("name"); n.Type != gjson.String || n.Str == "" {
-			perr = api.InvalidRequest(p+".name", "%s.name: must be a non-empty string", p)
+		var typ, name, schema gjson.Result
+		t.ForEach(func(k, v gjson.Result) bool {
+			switch {
+			case k.Str == "type" && !typ.Exists():
+				typ = v
+			case k.Str == "name" && !name.Exists():
+				name = v
+			case k.Str == "input_schema" && !schema.Exists():
+				schema = v
+			}
+			return true
+		})
+		if name.Type != gjson.String || name.Str == "" {
+			perr = api.InvalidRequest(p()+".name", "%s.name: must be a non-empty string", p())
 			return false
 		}
 		// Custom tools carry a schema; server tools (typed, such as
 		// web_search_20250305) do not.
-		if typ := t.Get("type"); !typ.Exists() || typ.Str == "custom" {
-			if !t.Get("input_schema").IsObject() {
-				perr = api.InvalidRequest(p+".input_schema", "%s.input_schema: must be an object", p)
-			}
+		if (!typ.Exists() || typ.Str == "custom") && !schema.IsObject() {
+			perr = api.InvalidRequest(p()+".input_schema", "%s.input_schema: must be an object", p())
 		}
 		return perr == nil
 	})
