@@ -19,6 +19,18 @@ var benchRequest = []byte(`{"model":"claude-sonnet-4-5","max_tokens":4096,"strea
 	`{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01","content":"package cache\n\nfunc Key() {}\n"},{"type":"text","text":"go on"}]}],` +
 	`"temperature":0.2}`)
 
+// BenchmarkParseShort is the request of api's BenchmarkParseChatRequest in
+// Messages form, for comparing the two surfaces' parse cost.
+func BenchmarkParseShort(b *testing.B) {
+	body := []byte(`{"model":"claude-haiku-4-5","temperature":0.2,"max_tokens":256,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"What is the capital of France? Answer in one word."}]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(body, api.DefaultLimits); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkParse(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchRequest)))

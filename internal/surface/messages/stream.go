@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -27,7 +28,6 @@ import (
 // rejected when the client sends it back.
 type StreamTranslator struct {
 	model   string
-	id      string
 	started bool
 	done    bool // message_stop written
 
@@ -59,40 +59,67 @@ func (t *StreamTranslator) Add(dst, chunk []byte) ([]byte, error) {
 	if !gjson.ValidBytes(chunk) {
 		return dst, badStream("a chunk is not valid JSON")
 	}
-	root := gjson.Parse(bstr(chunk))
-	if e := root.Get("error"); e.Exists() {
-		msg := e.Get("message").Str
+	// One pass over the chunk's members, and one over choice 0's and its
+	// delta's, instead of a scan from the start for each field.
+	var id, model, choices, usage, errObj gjson.Result
+	gjson.Parse(bstr(chunk)).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			id = v
+		case "model":
+			model = v
+		case "choices":
+			choices = v
+		case "usage":
+			usage = v
+		case "error":
+			errObj = v
+		}
+		return true
+	})
+	if errObj.Exists() {
+		msg := errObj.Get("message").Str
 		if msg == "" {
 			msg = "unknown error"
 		}
 		return dst, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_error",
 			Message: "the provider failed mid-answer: " + msg}
 	}
-	if u := root.Get("usage"); u.IsObject() {
-		t.usage, t.usageFound = chatUsage(u), true
+	if usage.IsObject() {
+		t.usage, t.usageFound = chatUsage(usage), true
 	}
 	if !t.started {
-		dst = t.start(dst, root)
+		dst = t.start(dst, id, model)
 	}
-	choice := root.Get("choices.0")
-	if choice.Exists() && choice.Get("index").Int() == 0 {
-		d := choice.Get("delta")
-		if c := d.Get("content"); c.Type == gjson.String && c.Str != "" {
-			dst = t.text(dst, c.Raw)
-		}
-		if r := d.Get("refusal"); r.Type == gjson.String && r.Str != "" {
-			dst = t.text(dst, r.Raw)
-		}
-		d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			dst = t.tool(dst, tc)
+	var choice gjson.Result
+	choices.ForEach(func(_, c gjson.Result) bool {
+		choice = c
+		return false
+	})
+	if choice.Exists() {
+		var index, delta, finish, matched gjson.Result
+		choice.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "index":
+				index = v
+			case "delta":
+				delta = v
+			case "finish_reason":
+				finish = v
+			case "stop_reason":
+				matched = v
+			}
 			return true
 		})
-		if f := choice.Get("finish_reason"); f.Type == gjson.String && f.Str != "" {
-			t.finish = f.Str
-			if sr := choice.Get("stop_reason"); sr.Type == gjson.String {
-				t.matched = sr.Raw
+		if index.Int() == 0 {
+			dst = t.delta(dst, delta)
+			if finish.Type == gjson.String && finish.Str != "" {
+				t.finish = strings.Clone(finish.Str) // chunk's buffer is the caller's
+				if matched.Type == gjson.String {
+					t.matched = strings.Clone(matched.Raw) // chunk's buffer is the caller's
+				}
+				dst = t.closeBlock(dst)
 			}
-			dst = t.closeBlock(dst)
 		}
 	}
 	if t.finish != "" && t.usageFound && !choice.Exists() {
@@ -119,14 +146,31 @@ func (t *StreamTranslator) Finish(dst []byte) ([]byte, error) {
 // Done reports whether message_stop was written.
 func (t *StreamTranslator) Done() bool { return t.done }
 
-func (t *StreamTranslator) start(dst []byte, root gjson.Result) []byte {
+func (t *StreamTranslator) delta(dst []byte, d gjson.Result) []byte {
+	d.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "content", "refusal":
+			if v.Type == gjson.String && v.Str != "" {
+				dst = t.text(dst, v.Raw)
+			}
+		case "tool_calls":
+			v.ForEach(func(_, tc gjson.Result) bool {
+				dst = t.tool(dst, tc)
+				return true
+			})
+		}
+		return true
+	})
+	return dst
+}
+
+func (t *StreamTranslator) start(dst []byte, id, model gjson.Result) []byte {
 	t.started = true
-	t.id = root.Get("id").Str
 	if t.model == "" {
-		t.model = root.Get("model").Str
+		t.model = strings.Clone(model.Str) // chunk's buffer is the caller's
 	}
 	dst = append(dst, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":"...)
-	dst = appendMessageID(dst, t.id)
+	dst = appendMessageID(dst, id.Str)
 	dst = append(dst, `,"type":"message","role":"assistant","model":`...)
 	dst = api.AppendString(dst, t.model)
 	dst = append(dst, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":`...)
