@@ -3,7 +3,8 @@
 // error envelope, translates requests and answers to and from the chat
 // completions representation for upstreams that do not speak Messages,
 // accumulates and replays Messages event streams, and reads usage by token
-// kind for pricing.
+// kind for pricing. KeyBody gives the cache the request without its
+// cache_control markers, which never change the answer.
 //
 // Which way each translation goes is in the file name: tochat.go
 // (Messages request -> chat request), fromchat.go (chat answer -> Messages
