@@ -306,5 +306,11 @@ func (p Price) CacheWrite1h() float64 {
 // token. It is a last resort for streams that report no usage; a cost built
 // on it must be marked as estimated.
 func EstimateTokens(text []byte) int {
-	return (len(text) + 3) / 4
+	return EstimateTokensOfLen(len(text))
+}
+
+// EstimateTokensOfLen is EstimateTokens for a text of n bytes, for callers
+// that know the size of what they would estimate without holding it whole.
+func EstimateTokensOfLen(n int) int {
+	return (max(n, 0) + 3) / 4
 }

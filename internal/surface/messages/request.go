@@ -124,9 +124,7 @@ func Parse(body []byte, lim api.Limits) (*Request, error) {
 		return nil, api.InvalidRequest("messages", "messages: field required")
 	}
 	req.Model = strings.Clone(model)
-	// The prompt's members are disjoint substrings of body, so this is
-	// cost.EstimateTokens of their concatenation without building it.
-	req.InputTokens = cost.EstimateTokens(body[:min(promptBytes, len(body))])
+	req.InputTokens = cost.EstimateTokensOfLen(promptBytes)
 	return req, nil
 }
 
