@@ -279,3 +279,14 @@ func TestParseReadsCacheWritePrices(t *testing.T) {
 		t.Fatal("negative cache write price accepted")
 	}
 }
+
+func TestEstimateTokensOfLenMatchesEstimateTokens(t *testing.T) {
+	for _, n := range []int{0, 1, 4, 5, 400, 4001} {
+		if got, want := EstimateTokensOfLen(n), EstimateTokens(make([]byte, n)); got != want {
+			t.Errorf("EstimateTokensOfLen(%d) = %d; EstimateTokens says %d", n, got, want)
+		}
+	}
+	if got := EstimateTokensOfLen(-8); got != 0 {
+		t.Errorf("EstimateTokensOfLen(-8) = %d; want 0", got)
+	}
+}
