@@ -31,6 +31,18 @@ type Request struct {
 // surface's WriteError renders it the Anthropic way. Like gjson.Get, Parse
 // reads the first occurrence of a repeated key.
 func Parse(body []byte, lim api.Limits) (*Request, error) {
+	return parse(body, lim, true)
+}
+
+// ParseCountTokens validates body as a POST /v1/messages/count_tokens
+// request: a Messages request without max_tokens (accepted and checked
+// when present). Request.InputTokens is the estimate AppendCountTokens
+// reports for upstreams that cannot count.
+func ParseCountTokens(body []byte, lim api.Limits) (*Request, error) {
+	return parse(body, lim, false)
+}
+
+func parse(body []byte, lim api.Limits, needMaxTokens bool) (*Request, error) {
 	if len(body) == 0 {
 		return nil, api.InvalidRequest("", "request body is empty; expected a JSON object")
 	}
@@ -117,7 +129,7 @@ func Parse(body []byte, lim api.Limits) (*Request, error) {
 	if !seenModel {
 		return nil, api.InvalidRequest("model", "model: field required")
 	}
-	if !seenMaxTokens {
+	if !seenMaxTokens && needMaxTokens {
 		return nil, api.InvalidRequest("max_tokens", "max_tokens: field required")
 	}
 	if !seenMessages {

@@ -282,3 +282,28 @@ func TestAnthropicSDKDecodesTheAccumulatedAnswer(t *testing.T) {
 		t.Errorf("stop %q usage %+v", msg.StopReason, u)
 	}
 }
+
+func TestAnthropicSDKListsModelsInAnthropicsFormat(t *testing.T) {
+	models := []api.Model{{ID: "claude-sonnet-4-5", Created: 1_759_104_000}, {ID: "gpt-4o"}}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/models" || r.Header.Get("anthropic-version") == "" {
+			WriteError(w, api.NotFound("", "unexpected %s without anthropic-version", r.URL.Path))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(AppendModelList(nil, models))
+	}))
+	t.Cleanup(ts.Close)
+	client := anthropic.NewClient(option.WithBaseURL(ts.URL), option.WithAPIKey("k"), option.WithMaxRetries(0))
+	page, err := client.Models.List(sdkContext(t), anthropic.ModelListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != 2 || page.Data[0].ID != "claude-sonnet-4-5" || page.Data[1].ID != "gpt-4o" ||
+		!page.Data[0].CreatedAt.Equal(time.Unix(1_759_104_000, 0)) || page.Data[0].DisplayName == "" || page.HasMore || page.LastID != "gpt-4o" {
+		t.Fatalf("models page %+v", page)
+	}
+	if got := string(AppendModelList(nil, nil)); got != `{"data":[],"has_more":false,"first_id":null,"last_id":null}` {
+		t.Fatalf("empty list %s", got)
+	}
+}
