@@ -290,3 +290,13 @@ func TestEstimateTokensOfLenMatchesEstimateTokens(t *testing.T) {
 		t.Errorf("EstimateTokensOfLen(-8) = %d; want 0", got)
 	}
 }
+
+// BenchmarkCost is the pricing the chat path does once per answer.
+func BenchmarkCost(b *testing.B) {
+	tab := Default()
+	u := Usage{PromptTokens: 1200, CachedTokens: 1024, CompletionTokens: 300}
+	b.ReportAllocs()
+	for b.Loop() {
+		tab.Cost("gpt-4o-2024-08-06", u)
+	}
+}

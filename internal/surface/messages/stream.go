@@ -24,8 +24,8 @@ import (
 // content_block_stop, and at the end message_delta with stop_reason and
 // the usage of the final usage chunk, then message_stop. Only choice 0 is
 // translated. Reasoning deltas some servers add (reasoning_content) are
-// dropped: a thinking block without Anthropic's signature would be
-// rejected when the client sends it back.
+// dropped: they carry no Anthropic signature, and a thinking block without
+// one is rejected if the conversation later goes to a Claude model.
 type StreamTranslator struct {
 	model   string
 	started bool
