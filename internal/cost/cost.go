@@ -15,21 +15,61 @@ import (
 //go:embed prices.yaml
 var pricesYAML []byte
 
-// Price is what a model costs, in USD per million tokens. A zero
-// CachedInputPerM means the model has no discounted cached-input price and
-// cached tokens are billed at InputPerM.
+// Price is what a model costs, in USD per million tokens.
+//
+// CachedInputPerM is the price of a prompt token read from the provider's
+// prompt cache (OpenAI "cached input", Anthropic "cache read"); zero means
+// the model has no discounted price and cache reads cost InputPerM.
+// CacheWrite5mPerM and CacheWrite1hPerM are the prices of a prompt token
+// written to Anthropic's 5-minute and 1-hour prompt cache; zero means the
+// provider's usual multiple of the input price (1.25x and 2x).
 type Price struct {
-	InputPerM       float64
-	OutputPerM      float64
-	CachedInputPerM float64
+	InputPerM        float64
+	OutputPerM       float64
+	CachedInputPerM  float64
+	CacheWrite5mPerM float64
+	CacheWrite1hPerM float64
 }
 
-// Usage is what a provider reported for one request. PromptTokens includes
-// CachedTokens, as in OpenAI's usage object.
+// Cache-write prices as multiples of the input price, used when the table
+// gives no explicit figure (Anthropic's published rule).
+const (
+	CacheWrite5mFactor = 1.25
+	CacheWrite1hFactor = 2
+)
+
+// Usage is what a provider reported for one request, by token kind. The two
+// providers count prompt-cache tokens differently, and each kind is priced
+// once:
+//
+//   - OpenAI: CachedTokens (prompt_tokens_details.cached_tokens) are
+//     INCLUDED in PromptTokens; they are billed at the cached-input price
+//     and the rest of PromptTokens at the input price.
+//   - Anthropic: CacheReadTokens (cache_read_input_tokens) and the cache
+//     writes (cache_creation_input_tokens, split by TTL into
+//     CacheWrite5mTokens and CacheWrite1hTokens) are NOT included in
+//     PromptTokens (input_tokens); each is billed on top of it.
+//
+// ReasoningTokens are INCLUDED in CompletionTokens (OpenAI's
+// completion_tokens_details.reasoning_tokens; Anthropic's thinking is part
+// of output_tokens): they are priced as output, once, and the field is a
+// breakdown for metrics, never added to the cost again.
 type Usage struct {
 	PromptTokens     int
 	CompletionTokens int
-	CachedTokens     int
+	CachedTokens     int // OpenAI cached input, included in PromptTokens
+
+	CacheReadTokens    int // Anthropic cache reads, not in PromptTokens
+	CacheWrite5mTokens int // Anthropic 5-minute cache writes, not in PromptTokens
+	CacheWrite1hTokens int // Anthropic 1-hour cache writes, not in PromptTokens
+
+	ReasoningTokens int // included in CompletionTokens
+}
+
+// InputTokens is every prompt token of u whatever its price: what the
+// model read.
+func (u Usage) InputTokens() int {
+	return max(u.PromptTokens, 0) + max(u.CacheReadTokens, 0) + max(u.CacheWrite5mTokens, 0) + max(u.CacheWrite1hTokens, 0)
 }
 
 // Table maps model names to prices. It is immutable after construction, so
@@ -41,10 +81,12 @@ type Table struct {
 }
 
 type fileEntry struct {
-	Input       float64  `yaml:"input"`
-	Output      float64  `yaml:"output"`
-	CachedInput float64  `yaml:"cached_input"`
-	Aliases     []string `yaml:"aliases"`
+	Input        float64  `yaml:"input"`
+	Output       float64  `yaml:"output"`
+	CachedInput  float64  `yaml:"cached_input"`
+	CacheWrite5m float64  `yaml:"cache_write_5m"`
+	CacheWrite1h float64  `yaml:"cache_write_1h"`
+	Aliases      []string `yaml:"aliases"`
 }
 
 type file struct {
@@ -74,10 +116,11 @@ func parse(data []byte) (*Table, error) {
 		if err := validName(name); err != nil {
 			return nil, err
 		}
-		if e.Input < 0 || e.Output < 0 || e.CachedInput < 0 {
+		if e.Input < 0 || e.Output < 0 || e.CachedInput < 0 || e.CacheWrite5m < 0 || e.CacheWrite1h < 0 {
 			return nil, fmt.Errorf("model %q: negative price", name)
 		}
-		t.prices[name] = Price{InputPerM: e.Input, OutputPerM: e.Output, CachedInputPerM: e.CachedInput}
+		t.prices[name] = Price{InputPerM: e.Input, OutputPerM: e.Output, CachedInputPerM: e.CachedInput,
+			CacheWrite5mPerM: e.CacheWrite5m, CacheWrite1hPerM: e.CacheWrite1h}
 		t.names[name] = name
 	}
 	for name, e := range f.Models {
@@ -222,21 +265,52 @@ func (t *Table) Cost(model string, u Usage) (usd float64, ok bool) {
 	return p.Cost(u), true
 }
 
-// Cost prices usage at p.
+// Cost prices usage at p: each token kind at its own price (see Usage for
+// which counts include which). Negative counts count as zero.
 func (p Price) Cost(u Usage) float64 {
 	cached := min(max(u.CachedTokens, 0), max(u.PromptTokens, 0))
 	uncached := max(u.PromptTokens, 0) - cached
-	cachedPrice := p.CachedInputPerM
-	if cachedPrice == 0 {
-		cachedPrice = p.InputPerM
-	}
-	micro := float64(uncached)*p.InputPerM + float64(cached)*cachedPrice + float64(max(u.CompletionTokens, 0))*p.OutputPerM
+	micro := float64(uncached)*p.InputPerM +
+		float64(cached+max(u.CacheReadTokens, 0))*p.CachedInput() +
+		float64(max(u.CacheWrite5mTokens, 0))*p.CacheWrite5m() +
+		float64(max(u.CacheWrite1hTokens, 0))*p.CacheWrite1h() +
+		float64(max(u.CompletionTokens, 0))*p.OutputPerM
 	return micro / 1e6
+}
+
+// CachedInput is the price of a prompt-cache read per million tokens.
+func (p Price) CachedInput() float64 {
+	if p.CachedInputPerM == 0 {
+		return p.InputPerM
+	}
+	return p.CachedInputPerM
+}
+
+// CacheWrite5m is the price of a 5-minute prompt-cache write per million tokens.
+func (p Price) CacheWrite5m() float64 {
+	if p.CacheWrite5mPerM == 0 {
+		return p.InputPerM * CacheWrite5mFactor
+	}
+	return p.CacheWrite5mPerM
+}
+
+// CacheWrite1h is the price of a 1-hour prompt-cache write per million tokens.
+func (p Price) CacheWrite1h() float64 {
+	if p.CacheWrite1hPerM == 0 {
+		return p.InputPerM * CacheWrite1hFactor
+	}
+	return p.CacheWrite1hPerM
 }
 
 // EstimateTokens guesses the token count of text at about four bytes per
 // token. It is a last resort for streams that report no usage; a cost built
 // on it must be marked as estimated.
 func EstimateTokens(text []byte) int {
-	return (len(text) + 3) / 4
+	return EstimateTokensOfLen(len(text))
+}
+
+// EstimateTokensOfLen is EstimateTokens for a text of n bytes, for callers
+// that know the size of what they would estimate without holding it whole.
+func EstimateTokensOfLen(n int) int {
+	return (max(n, 0) + 3) / 4
 }

@@ -186,3 +186,117 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// TestCostPricesEachTokenKindAtItsOwnPrice is a hand-computed table: every
+// figure is tokens x USD per million tokens from prices.yaml, summed.
+func TestCostPricesEachTokenKindAtItsOwnPrice(t *testing.T) {
+	tab := Default()
+	tests := []struct {
+		name  string
+		model string
+		u     Usage
+		want  float64
+	}{
+		{
+			// 1000*3 input + 500*15 output + 2000*0.30 read + 1000*3.75 (1.25x) 5m write
+			name: "anthropic read and 5m write", model: "claude-3-5-sonnet-20241022",
+			u:    Usage{PromptTokens: 1000, CompletionTokens: 500, CacheReadTokens: 2000, CacheWrite5mTokens: 1000},
+			want: (1000*3 + 500*15 + 2000*0.30 + 1000*3.75) / 1e6, // 0.01485
+		},
+		{
+			// 1h writes cost 2x input: 1000*6
+			name: "anthropic 1h write", model: "claude-sonnet-4-5",
+			u:    Usage{PromptTokens: 0, CacheWrite1hTokens: 1000},
+			want: 0.006,
+		},
+		{
+			// claude-3-haiku lists its own write prices (0.30 is 1.2x, not 1.25x).
+			name: "explicit write prices win", model: "claude-3-haiku-20240307",
+			u:    Usage{PromptTokens: 1000, CacheWrite5mTokens: 1000, CacheWrite1hTokens: 1000, CacheReadTokens: 1000},
+			want: (1000*0.25 + 1000*0.30 + 1000*0.50 + 1000*0.03) / 1e6,
+		},
+		{
+			// A long agent session: 1M read from cache, 10k new, 5k out on
+			// opus-4-5. At the input price the reads alone would cost $5.
+			name: "cache reads are not input", model: "claude-opus-4-5",
+			u:    Usage{PromptTokens: 10_000, CompletionTokens: 5_000, CacheReadTokens: 1_000_000},
+			want: 0.05 + 0.125 + 0.5,
+		},
+		{
+			// OpenAI: 400 of the 1000 prompt tokens were cached (included);
+			// 200 reasoning tokens are part of the 500 completion tokens.
+			name: "openai cached input and reasoning", model: "gpt-4o",
+			u:    Usage{PromptTokens: 1000, CachedTokens: 400, CompletionTokens: 500, ReasoningTokens: 200},
+			want: (600*2.50 + 400*1.25 + 500*10) / 1e6, // 0.007
+		},
+		{
+			// A model with no cached price bills cache reads at input, and
+			// derives write prices from input.
+			name: "no cached price", model: "gpt-4",
+			u:    Usage{CacheReadTokens: 1000, CacheWrite5mTokens: 1000},
+			want: (1000*30 + 1000*37.5) / 1e6,
+		},
+		{
+			name: "negative counts are zero", model: "claude-3-5-sonnet",
+			u:    Usage{PromptTokens: 1000, CacheReadTokens: -5, CacheWrite5mTokens: -5, CacheWrite1hTokens: -5},
+			want: 0.003,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tab.Cost(tt.model, tt.u)
+			if !ok {
+				t.Fatalf("Cost(%q) unknown", tt.model)
+			}
+			if math.Abs(got-tt.want) > 1e-12 {
+				t.Fatalf("Cost(%q, %+v) = %.12f; want %.12f", tt.model, tt.u, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestInputTokensCountsEveryPromptTokenOnce(t *testing.T) {
+	u := Usage{PromptTokens: 100, CachedTokens: 40, CacheReadTokens: 1000, CacheWrite5mTokens: 10, CacheWrite1hTokens: 1}
+	if got := u.InputTokens(); got != 1111 {
+		t.Fatalf("InputTokens = %d; want 1111 (CachedTokens are inside PromptTokens)", got)
+	}
+}
+
+func TestParseReadsCacheWritePrices(t *testing.T) {
+	tab, err := parse([]byte("models:\n  m: {input: 1, cache_write_5m: 2, cache_write_1h: 3}\n  n: {input: 4}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, _ := tab.Lookup("m")
+	if p.CacheWrite5m() != 2 || p.CacheWrite1h() != 3 {
+		t.Fatalf("explicit write prices: %+v", p)
+	}
+	_, p, _ = tab.Lookup("n")
+	if p.CacheWrite5m() != 5 || p.CacheWrite1h() != 8 || p.CachedInput() != 4 {
+		t.Fatalf("derived prices: 5m %v 1h %v read %v", p.CacheWrite5m(), p.CacheWrite1h(), p.CachedInput())
+	}
+	if _, err := parse([]byte("models:\n  m: {input: 1, cache_write_1h: -1}\n")); err == nil {
+		t.Fatal("negative cache write price accepted")
+	}
+}
+
+func TestEstimateTokensOfLenMatchesEstimateTokens(t *testing.T) {
+	for _, n := range []int{0, 1, 4, 5, 400, 4001} {
+		if got, want := EstimateTokensOfLen(n), EstimateTokens(make([]byte, n)); got != want {
+			t.Errorf("EstimateTokensOfLen(%d) = %d; EstimateTokens says %d", n, got, want)
+		}
+	}
+	if got := EstimateTokensOfLen(-8); got != 0 {
+		t.Errorf("EstimateTokensOfLen(-8) = %d; want 0", got)
+	}
+}
+
+// BenchmarkCost is the pricing the chat path does once per answer.
+func BenchmarkCost(b *testing.B) {
+	tab := Default()
+	u := Usage{PromptTokens: 1200, CachedTokens: 1024, CompletionTokens: 300}
+	b.ReportAllocs()
+	for b.Loop() {
+		tab.Cost("gpt-4o-2024-08-06", u)
+	}
+}
