@@ -143,7 +143,7 @@ func (a *Accumulator) Completion() *ChatCompletion {
 		if role == "" {
 			role = "assistant"
 		}
-		m := Message{Role: role}
+		m := Message{Role: role, Annotations: json.RawMessage("[]")}
 		if c.hasText || len(c.tools) == 0 {
 			m.Content = Ptr(c.content.String())
 		}

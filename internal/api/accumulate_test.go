@@ -33,7 +33,7 @@ func TestAccumulatorRebuildsTextToolCallsAndUsage(t *testing.T) {
 	want := &ChatCompletion{ID: "c1", Object: "chat.completion", Created: 7, Model: "m",
 		Usage: &Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7},
 		Choices: []Choice{{Index: 0, FinishReason: "tool_calls", Logprobs: json.RawMessage("null"), Message: Message{
-			Role: "assistant", Content: Ptr("Hello"),
+			Role: "assistant", Content: Ptr("Hello"), Annotations: json.RawMessage("[]"),
 			ToolCalls: []ToolCall{{ID: "call_1", Type: "function", Function: FunctionCall{Name: "get", Arguments: `{"q":1}`}}},
 		}}}}
 	if !reflect.DeepEqual(cc, want) {
@@ -88,12 +88,16 @@ func TestStreamChunksReplayAccumulatesToTheSameAnswer(t *testing.T) {
 }
 
 // normalize drops the differences replay is allowed to make: a null
-// content next to tool calls.
+// content next to tool calls, and annotations: an accumulated answer always
+// carries annotations:[], as OpenAI's answers do.
 func normalize(c *ChatCompletion) *ChatCompletion {
 	for i := range c.Choices {
 		m := &c.Choices[i].Message
 		if m.Content != nil && *m.Content == "" && len(m.ToolCalls) > 0 {
 			m.Content = nil
+		}
+		if m.Annotations == nil {
+			m.Annotations = json.RawMessage("[]")
 		}
 		c.Choices[i].Logprobs = json.RawMessage("null")
 	}

@@ -26,8 +26,11 @@ type Choice struct {
 type Message struct {
 	Role      string     `json:"role"`
 	Content   *string    `json:"content"`
-	Refusal   *string    `json:"refusal,omitempty"`
+	Refusal   *string    `json:"refusal"` // null when there is none: OpenAI's schema requires the member
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// Annotations (url citations) are carried as they came; [] when none,
+	// as in OpenAI's answers.
+	Annotations json.RawMessage `json:"annotations,omitempty"`
 }
 
 // ToolCall is a function call requested by the model. Index is set only in

@@ -137,7 +137,7 @@ type answerUsage struct {
 		Completion int `json:"completion_tokens"`
 	} `json:"usage"`
 	Metadata struct {
-		Cost     *float64 `json:"cost_usd"`
+		Cost     *float64 `json:"cost_usd,string"` // metadata values are strings
 		Provider string   `json:"provider"`
 	} `json:"metadata"`
 }

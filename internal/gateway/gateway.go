@@ -99,6 +99,7 @@ var (
 	hdrBypass = []string{"BYPASS"}
 	hdrL1     = []string{"L1"}
 	hdrL2     = []string{"L2"}
+	hdrCoal   = []string{"COALESCED"}
 	hdrJSON   = []string{"application/json"}
 )
 
@@ -107,7 +108,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := exchange{g: g, w: w, r: r, start: time.Now()}
 	// "bypass" until a lookup misses: a request refused before the cache
 	// (bad input, auth, limits) is not a cache miss.
-	x.rec.Cache = "bypass"
+	x.rec.Cache = telemetry.CacheBypass
 	defer x.finish()
 	if m := g.metrics(); m != nil {
 		m.InflightInc()
@@ -178,7 +179,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.cc = cc
 	if g.o.Cache == nil || cc.noCache {
-		x.rec.Cache = "bypass"
+		x.rec.Cache = telemetry.CacheBypass
 		h["X-Cache-Status"] = hdrBypass
 	}
 	if g.o.Cache != nil {
@@ -201,7 +202,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.serveHit(req, e, tier)
 			return
 		}
-		x.rec.Cache = "miss"
+		x.rec.Cache = telemetry.CacheMiss
 		// Coalesce identical misses: the first caller fetches, the others
 		// wait for its answer and replay it.
 		call, leader := g.group.Join(x.key)
@@ -210,8 +211,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e, ok := call.Wait(wctx)
 			cancel()
 			if ok {
-				x.coalesced = true
-				x.serveHit(req, e, cache.TierL1)
+				x.serveCoalesced(req, e)
 				return
 			}
 		} else {
@@ -235,11 +235,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.rec.Provider = resp.Provider
 	}
 	x.attempts = max(resp.Attempts, 1)
+	// The wait until the provider answered (a stream's first byte); a
+	// stream adds its waits for each chunk.
+	x.rec.ProviderLatency = time.Since(x.provStart)
 	if req.Stream {
 		x.serveStream(req, resp.Stream)
 		return
 	}
-	x.rec.ProviderLatency = time.Since(x.provStart)
 	x.serveJSON(req, resp.Body)
 }
 

@@ -33,7 +33,6 @@ type exchange struct {
 	key       cache.Key
 	keyOK     bool
 	stored    *cache.Entry // the leader's cached answer, handed to followers
-	coalesced bool
 	attempts  int
 	admission Admission
 	vals      [8]string // backing for one-value headers, see set
@@ -49,7 +48,13 @@ func (x *exchange) fail(err error) {
 	}
 	h := x.w.Header()
 	if h["X-Cache-Status"] == nil {
-		h["X-Cache-Status"] = hdrMiss
+		// Refused before the cache was asked (bad input, unknown model,
+		// auth, limits): a bypass, as the metrics and the log call it.
+		if x.rec.Cache == telemetry.CacheMiss {
+			h["X-Cache-Status"] = hdrMiss
+		} else {
+			h["X-Cache-Status"] = hdrBypass
+		}
 	}
 	x.setEdgeHeaders(h, -1, time.Now())
 	if e.Status == 499 {
@@ -114,13 +119,30 @@ func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Tim
 func (x *exchange) serveHit(req *api.ChatRequest, e *cache.Entry, tier cache.Tier) {
 	h := x.w.Header()
 	x.rec.Cache = tier.String()
-	x.rec.Provider = e.Provider
 	h["X-Cache-Status"] = hdrHit
 	if tier == cache.TierL2 {
 		h["X-Cache-Layer"] = hdrL2
 	} else {
 		h["X-Cache-Layer"] = hdrL1
 	}
+	x.serveStored(req, e)
+}
+
+// serveCoalesced answers a miss with the answer of the identical request it
+// waited for. It is a HIT to the client (no provider call of its own) with
+// its own layer, and its own outcome in metrics: its latency is the
+// provider's, so it must not count as a hit there.
+func (x *exchange) serveCoalesced(req *api.ChatRequest, e *cache.Entry) {
+	h := x.w.Header()
+	x.rec.Cache = telemetry.CacheCoalesced
+	h["X-Cache-Status"] = hdrHit
+	h["X-Cache-Layer"] = hdrCoal
+	x.serveStored(req, e)
+}
+
+// serveStored writes a stored answer, as JSON or as a replayed stream.
+func (x *exchange) serveStored(req *api.ChatRequest, e *cache.Entry) {
+	x.rec.Provider = e.Provider
 	x.rec.Status = http.StatusOK
 	x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
 	x.rec.CostKnown = true // a hit costs nothing, and we know it
@@ -178,7 +200,8 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	defer s.Close()
 	h := x.w.Header()
 	sse.SetHeaders(h)
-	x.rec.ProviderLatency = 0
+	// X-Edge-Overhead-Ms is the gateway's time up to here, the provider's
+	// wait for its first byte left out (x.rec.ProviderLatency holds it).
 	x.setEdgeHeaders(h, -1, time.Now())
 	x.w.WriteHeader(http.StatusOK)
 	x.rec.Status = http.StatusOK
@@ -186,12 +209,16 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	var acc api.Accumulator
 	first := true
 	for {
+		// Time spent waiting on the provider is its latency; the rest of
+		// the stream's time is the gateway's overhead, in the log and
+		// metrics.
+		waitStart := time.Now()
 		chunk, err := s.Next()
+		x.rec.ProviderLatency += time.Since(waitStart)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			x.rec.ProviderLatency = time.Since(x.provStart)
 			e := api.FromError(err)
 			x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
 			if e.Status != 499 {
@@ -225,7 +252,6 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 		x.rec.Status, x.rec.ErrorCode = 499, "client_closed_request"
 		return
 	}
-	x.rec.ProviderLatency = time.Since(x.provStart)
 	var u cost.Usage
 	estimated := false
 	if au := acc.Usage(); au != nil {
@@ -325,43 +351,40 @@ func appendWithMetadata(dst, body []byte, x *exchange, providerName, model strin
 	if len(bytes.TrimSpace(body[1:len(body)-1])) > 0 {
 		dst = append(dst, ',')
 	}
-	cached := x.rec.Cache == "l1" || x.rec.Cache == "l2"
+	// Every value is a string, as OpenAI's schema declares metadata (a map
+	// of strings to strings); a value we do not have is left out, not null.
+	cached := x.rec.Cache != telemetry.CacheMiss && x.rec.Cache != telemetry.CacheBypass
 	dst = append(dst, `"metadata":{"provider":`...)
 	dst = api.AppendString(dst, providerName)
 	dst = append(dst, `,"model":`...)
 	dst = api.AppendString(dst, model)
 	if cached {
-		dst = append(dst, `,"cached":true,"cache_tier":"`...)
+		dst = append(dst, `,"cached":"true","cache_tier":"`...)
 		dst = append(dst, x.rec.Cache...)
+		dst = append(dst, `","latency_ms":"`...)
+		dst = api.AppendMillis(dst, elapsed)
+		dst = append(dst, `","cost_usd":"0","saved_cost_usd":"`...)
+		dst = api.AppendFloat(dst, x.rec.SavedUSD, 8)
 		dst = append(dst, '"')
 	} else {
-		dst = append(dst, `,"cached":false,"cache_tier":null`...)
-	}
-	dst = append(dst, `,"latency_ms":`...)
-	dst = api.AppendMillis(dst, elapsed)
-	dst = append(dst, `,"provider_latency_ms":`...)
-	if cached {
-		dst = append(dst, "null"...)
-	} else {
+		dst = append(dst, `,"cached":"false","latency_ms":"`...)
+		dst = api.AppendMillis(dst, elapsed)
+		dst = append(dst, `","provider_latency_ms":"`...)
 		dst = api.AppendMillis(dst, x.rec.ProviderLatency)
-	}
-	dst = append(dst, `,"cost_usd":`...)
-	switch {
-	case cached:
-		dst = append(dst, '0')
-		dst = append(dst, `,"saved_cost_usd":`...)
-		dst = api.AppendFloat(dst, x.rec.SavedUSD, 8)
-	case x.rec.CostKnown:
-		dst = api.AppendFloat(dst, x.rec.CostUSD, 8)
-		if x.rec.CostEstimated {
-			dst = append(dst, `,"cost_estimated":true`...)
+		dst = append(dst, '"')
+		if x.rec.CostKnown {
+			dst = append(dst, `,"cost_usd":"`...)
+			dst = api.AppendFloat(dst, x.rec.CostUSD, 8)
+			dst = append(dst, '"')
+			if x.rec.CostEstimated {
+				dst = append(dst, `,"cost_estimated":"true"`...)
+			}
 		}
-	default:
-		dst = append(dst, "null"...)
 	}
 	if x.attempts > 1 {
-		dst = append(dst, `,"attempts":`...)
+		dst = append(dst, `,"attempts":"`...)
 		dst = strconv.AppendInt(dst, int64(x.attempts), 10)
+		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"request_id":`...)
 	dst = api.AppendString(dst, x.rec.RequestID)
@@ -386,7 +409,7 @@ func (x *exchange) finish() {
 	x.rec.TotalLatency = time.Since(x.start)
 	if x.admission.Done != nil {
 		spent := 0.0
-		if x.rec.Cache == "miss" || x.rec.Cache == "bypass" {
+		if x.rec.Cache == telemetry.CacheMiss || x.rec.Cache == telemetry.CacheBypass {
 			spent = x.rec.CostUSD
 		}
 		x.admission.Done(x.rec.PromptTokens+x.rec.CompletionTokens, spent)

@@ -62,8 +62,8 @@ type Metrics struct {
 	models    map[string]struct{}
 	prices    *cost.Table
 
-	cacheHitsL1, cacheHitsL2, cacheMisses prometheus.Counter
-	inflight                              prometheus.Gauge
+	cacheHitsL1, cacheHitsL2, cacheMisses, cacheCoalesced prometheus.Counter
+	inflight                                              prometheus.Gauge
 
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
@@ -146,6 +146,10 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		Name: "llm_edge_cache_misses_total",
 		Help: "Requests looked up in the cache and not found (bypassed requests are neither hits nor misses).",
 	})
+	m.cacheCoalesced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "llm_edge_cache_coalesced_total",
+		Help: "Misses answered by an identical request's provider call instead of their own (neither hits nor misses).",
+	})
 	m.inflight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "llm_edge_inflight_requests",
 		Help: "Chat completion requests being served.",
@@ -156,7 +160,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	}, []string{"provider", "model", "status"})
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "llm_edge_request_duration_ms",
-		Help:    "Time from request arrival to the last byte of the response, in milliseconds. cache is hit, miss or bypass.",
+		Help:    "Time from request arrival to the last byte of the response, in milliseconds. cache is hit, coalesced, miss or bypass.",
 		Buckets: latencyBucketsMs,
 	}, []string{"provider", "model", "cache", "status"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -197,7 +201,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		Help: "Failed provider attempts (retries included), by provider and HTTP status or error kind.",
 	}, []string{"provider", "code"})
 
-	m.reg.MustRegister(hits, m.cacheMisses, m.inflight, m.requests, m.duration, m.tokens,
+	m.reg.MustRegister(hits, m.cacheMisses, m.cacheCoalesced, m.inflight, m.requests, m.duration, m.tokens,
 		m.costUSD, m.savedUSD, m.providerDur, m.ttft, cacheErrs, m.upstreamErrs)
 	if o.L1Stats != nil || o.L2Stats != nil {
 		m.reg.MustRegister(newCacheSizeCollector(o.L1Stats, o.L2Stats))
@@ -306,6 +310,9 @@ func (m *Metrics) ObserveRequest(r *Record) {
 	case CacheL2:
 		m.cacheHitsL2.Inc()
 		cacheLabel = "hit"
+	case CacheCoalesced:
+		m.cacheCoalesced.Inc()
+		cacheLabel = CacheCoalesced
 	case CacheMiss:
 		m.cacheMisses.Inc()
 		cacheLabel = "miss"
@@ -316,7 +323,7 @@ func (m *Metrics) ObserveRequest(r *Record) {
 	rs.duration.Observe(ms(r.TotalLatency))
 
 	ps := m.pairSeries(pairKey{provider, model})
-	if r.Hit() {
+	if r.Replayed() {
 		if r.SavedUSD > 0 {
 			ps.saved.Add(r.SavedUSD)
 		}

@@ -14,6 +14,10 @@ const (
 	CacheL2     = "l2"     // served from Redis
 	CacheMiss   = "miss"   // looked up, not found, sent to a provider
 	CacheBypass = "bypass" // not looked up (no-cache, uncacheable request, cache off)
+	// CacheCoalesced: a miss that waited for an identical request's answer
+	// instead of calling the provider. It is neither a hit (its latency is
+	// the provider's) nor a miss (it cost nothing).
+	CacheCoalesced = "coalesced"
 )
 
 // Record describes one finished request. The gateway fills it once, when the
@@ -24,7 +28,7 @@ type Record struct {
 	Provider  string // provider name from config; "" when no provider was involved
 	Model     string // model as priced: the upstream model id
 	Stream    bool
-	Cache     string // CacheL1, CacheL2, CacheMiss or CacheBypass; "" counts as bypass
+	Cache     string // CacheL1, CacheL2, CacheCoalesced, CacheMiss or CacheBypass; "" counts as bypass
 	Status    int    // HTTP status sent to the client
 
 	TotalLatency    time.Duration // arrival to last byte written
@@ -45,6 +49,10 @@ type Record struct {
 
 // Hit reports whether a cache tier served the request.
 func (r *Record) Hit() bool { return r.Cache == CacheL1 || r.Cache == CacheL2 }
+
+// Replayed reports whether the answer was a stored one, from a cache tier or
+// a coalesced leader: no provider billed this request.
+func (r *Record) Replayed() bool { return r.Hit() || r.Cache == CacheCoalesced }
 
 // Overhead is the time the gateway itself added: total minus provider time.
 func (r *Record) Overhead() time.Duration {

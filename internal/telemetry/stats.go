@@ -14,6 +14,7 @@ type Stats struct {
 	start time.Time
 
 	requests, hitsL1, hitsL2, misses, bypass atomic.Uint64
+	coalesced                                atomic.Uint64
 	errors4xx, errors5xx                     atomic.Uint64
 	promptTokens, completionTokens           atomic.Uint64
 	costUnknown, costEstimated               atomic.Uint64
@@ -36,6 +37,8 @@ func (s *Stats) Observe(r *Record) {
 		s.hitsL2.Add(1)
 	case CacheMiss:
 		s.misses.Add(1)
+	case CacheCoalesced:
+		s.coalesced.Add(1)
 	default:
 		s.bypass.Add(1)
 	}
@@ -45,9 +48,11 @@ func (s *Stats) Observe(r *Record) {
 	case r.Status >= 400:
 		s.errors4xx.Add(1)
 	}
-	if r.Hit() {
+	if r.Replayed() {
 		s.savedUSD.Add(r.SavedUSD)
-		s.hitLatency.observe(r.TotalLatency)
+		if r.Hit() { // a coalesced wait lasts as long as the provider call
+			s.hitLatency.observe(r.TotalLatency)
+		}
 	} else {
 		s.promptTokens.Add(uint64(max(r.PromptTokens, 0)))
 		s.completionTokens.Add(uint64(max(r.CompletionTokens, 0)))
@@ -78,6 +83,7 @@ type StatsSnapshot struct {
 		L2Hits    uint64  `json:"l2_hits"`
 		Misses    uint64  `json:"misses"`
 		Bypassed  uint64  `json:"bypassed"`
+		Coalesced uint64  `json:"coalesced"`   // waited for an identical request's answer; not in the rates
 		HitRate   float64 `json:"hit_rate"`    // (l1+l2) / (l1+l2+misses); bypassed requests excluded
 		L1HitRate float64 `json:"l1_hit_rate"` // l1 / (l1+l2+misses)
 		L2HitRate float64 `json:"l2_hit_rate"`
@@ -128,6 +134,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	l1, l2, miss := s.hitsL1.Load(), s.hitsL2.Load(), s.misses.Load()
 	out.Cache.L1Hits, out.Cache.L2Hits, out.Cache.Misses = l1, l2, miss
 	out.Cache.Bypassed = s.bypass.Load()
+	out.Cache.Coalesced = s.coalesced.Load()
 	if looked := l1 + l2 + miss; looked > 0 {
 		out.Cache.HitRate = float64(l1+l2) / float64(looked)
 		out.Cache.L1HitRate = float64(l1) / float64(looked)

@@ -144,3 +144,28 @@ func TestStatsObserveIsSafeUnderConcurrency(t *testing.T) {
 			got.Requests, got.Tokens.Prompt, got.CostUSD, got.LatencyMs.Count)
 	}
 }
+
+func TestStatsCountCoalescedWaitsApartFromHitsAndMisses(t *testing.T) {
+	s := NewStats()
+	for _, r := range []Record{
+		{Provider: "openai", Model: "gpt-4o", Cache: CacheMiss, Status: 200, TotalLatency: 500 * time.Millisecond,
+			PromptTokens: 100, CompletionTokens: 50, CostUSD: 0.00075, CostKnown: true},
+		{Provider: "openai", Model: "gpt-4o", Cache: CacheCoalesced, Status: 200, TotalLatency: 499 * time.Millisecond, SavedUSD: 0.00075},
+		{Provider: "openai", Model: "gpt-4o", Cache: CacheL1, Status: 200, TotalLatency: time.Millisecond, SavedUSD: 0.00075},
+	} {
+		s.Observe(&r)
+	}
+	got := s.Snapshot()
+	if got.Cache.Coalesced != 1 || got.Cache.L1Hits != 1 || got.Cache.Misses != 1 || got.Cache.Bypassed != 0 {
+		t.Fatalf("counts: %+v", got.Cache)
+	}
+	if got.Cache.HitRate != 0.5 {
+		t.Errorf("hit rate %v: coalesced waits are neither hits nor misses", got.Cache.HitRate)
+	}
+	if got.HitLatencyMs.P99 > 10 {
+		t.Errorf("hit latency p99 %v ms: a coalesced wait (the provider's time) counted as a hit", got.HitLatencyMs.P99)
+	}
+	if got.Tokens.Total != 150 || math.Abs(got.SavedCostUSD-0.0015) > 1e-15 {
+		t.Errorf("tokens %+v saved %v: a coalesced wait bills nothing and saves the provider's price", got.Tokens, got.SavedCostUSD)
+	}
+}

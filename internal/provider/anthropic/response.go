@@ -100,7 +100,9 @@ func appendResponse(dst, body []byte, name string, created int64) ([]byte, error
 		})
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `},"logprobs":null,"finish_reason":"`...)
+	// refusal and annotations: what OpenAI's own answers carry (refusal is
+	// required by its schema; Anthropic reports a refusal as a stop_reason).
+	dst = append(dst, `,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"`...)
 	dst = append(dst, finishReason(root.Get("stop_reason").Str)...)
 	dst = append(dst, `"}]`...)
 

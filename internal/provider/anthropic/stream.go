@@ -98,7 +98,7 @@ func (s *Stream) Next() ([]byte, error) {
 			msg := data.Get("message")
 			s.setHead(msg.Get("id").Str, msg.Get("model"))
 			s.usage.set(msg.Get("usage"))
-			return s.chunk(`{"role":"assistant","content":""}`, ""), nil
+			return s.chunk(`{"role":"assistant","content":"","refusal":null}`, ""), nil
 
 		case "content_block_start":
 			idx := int(data.Get("index").Int())
