@@ -29,10 +29,11 @@ const DefaultBodyMemory = 256 << 20
 const DefaultBodyReadTimeout = 30 * time.Second
 
 const (
-	// maxInitialGrow caps what a Content-Length makes readBody reserve
+	// maxInitialGrow caps what a Content-Length makes readBody allocate
 	// before any byte arrived: the header is the client's word, the bytes
-	// are not here yet.
-	maxInitialGrow = 64 << 10
+	// are not here yet. 16 KiB holds most chat requests in one buffer and
+	// is about what net/http already spends on each connection.
+	maxInitialGrow = 16 << 10
 	minRead        = 4096
 	// bodyRetryAfter is the Retry-After of a 503 for an exhausted budget:
 	// bodies are read in seconds, so the budget frees up in about that.
@@ -135,8 +136,12 @@ func (x *exchange) bodySource() (io.Reader, error) {
 		return x.r.Body, nil
 	}
 	coding, err := contentCoding(ce)
-	if err != nil || coding == "" {
-		return x.r.Body, err
+	if err != nil {
+		x.w.Header().Set("Accept-Encoding", "gzip, deflate") // RFC 9110 15.5.16: what a 415 would accept
+		return nil, err
+	}
+	if coding == "" {
+		return x.r.Body, nil
 	}
 	wire := http.MaxBytesReader(x.w, x.r.Body, x.g.o.MaxBodyBytes)
 	if coding == "gzip" {
