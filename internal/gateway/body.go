@@ -100,11 +100,12 @@ func (x *exchange) readBody(buf *bytes.Buffer) (body []byte, held int64, err err
 	if r.ContentLength > limit {
 		return nil, 0, &http.MaxBytesError{Limit: limit}
 	}
-	// The deadline covers the whole body, the decoder's header included.
-	// It is cleared once the body is in: left set, it would end the
-	// connection's background read, which cancels the request's context
-	// in the middle of a long stream. On an error it stays, so that
-	// net/http's discard of the rest of the body cannot hang either.
+	// The deadline covers the whole body, the decoder's header included,
+	// and nothing after it: it is cleared once the body is in, so that a
+	// long answer is never cut by it (net/http's HTTP/1 server also clears
+	// it when it starts watching the connection after the body; this does
+	// not rely on that). On an error it stays, so that net/http's discard
+	// of the rest of the body cannot hang either.
 	var rc *http.ResponseController
 	if d := g.o.BodyReadTimeout; d > 0 {
 		rc = http.NewResponseController(x.w)
