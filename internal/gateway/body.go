@@ -197,11 +197,13 @@ func unsupportedEncoding(c string) *api.Error {
 // maxInitialGrow. Past limit bytes it fails with *http.MaxBytesError;
 // every byte read is taken from budget first and added to *held.
 func readBounded(buf *bytes.Buffer, src io.Reader, contentLength, limit int64, budget *BodyBudget, held *int64) ([]byte, error) {
+	first := minRead // the pooled buffers also carry the answers: keep them this big
 	if contentLength > 0 {
 		// +1: room for the read that reports EOF, so a body of the
 		// announced size needs no second buffer.
-		buf.Grow(int(min(contentLength, maxInitialGrow)) + 1)
+		first = max(first, int(min(contentLength, maxInitialGrow))+1)
 	}
+	buf.Grow(first)
 	for {
 		if buf.Available() == 0 {
 			buf.Grow(minRead)
