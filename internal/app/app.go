@@ -180,10 +180,13 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		return nil, err
 	}
 
+	bodies := gateway.NewBodyBudget(cfg.MaxBodyMemoryBytes)
+	registerBodyMetrics(a.metrics.Registry(), bodies)
 	gw := gateway.New(gateway.Options{
 		Router: a.router, Cache: a.tiered, CoalesceWait: cfg.Cache.CoalesceWait.D(), Prices: prices,
 		Observer: &telemetry.Observer{Metrics: a.metrics, Stats: a.stats, Logger: logger},
 		Tracer:   a.tracer, Logger: logger.Logger, MaxBodyBytes: cfg.MaxRequestSize,
+		BodyBudget: bodies, BodyReadTimeout: cfg.BodyReadTimeout.D(),
 		Limits: api.Limits{MaxMessages: cfg.Limits.MaxMessages, MaxMaxTokens: cfg.Limits.MaxMaxTokens, MaxN: cfg.Limits.MaxN},
 		Guard:  g,
 	})
@@ -276,6 +279,19 @@ func newRouteMetrics(reg *prometheus.Registry) *routeMetrics {
 	}
 	reg.MustRegister(m.retries, m.fallbacks, m.breaker)
 	return m
+}
+
+// registerBodyMetrics exports the body memory budget: what it holds now,
+// its size, and the requests it refused.
+func registerBodyMetrics(reg *prometheus.Registry, b *gateway.BodyBudget) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llm_edge_request_body_memory_bytes",
+			Help: "Request-body bytes held in memory now, all requests together."}, func() float64 { return float64(b.Used()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llm_edge_request_body_memory_limit_bytes",
+			Help: "The request-body memory budget (MAX_BODY_MEMORY_BYTES)."}, func() float64 { return float64(b.Limit()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "llm_edge_request_body_memory_rejected_total",
+			Help: "Requests answered 503 because the request-body memory budget was spent."}, func() float64 { return float64(b.Rejected()) }),
+	)
 }
 
 // health reports providers (breakers) and cache tiers.
@@ -406,7 +422,10 @@ func (a *App) metricsListenerHandler() http.Handler {
 
 func newHTTPServer(h http.Handler) *http.Server {
 	// No WriteTimeout: a long stream must not be cut. Deadlines come from
-	// request contexts and the router's timeouts.
+	// request contexts and the router's timeouts. No ReadTimeout either:
+	// the gateway sets a read deadline on each request's body
+	// (BODY_READ_TIMEOUT) and clears it once the body is in, which a
+	// server-wide ReadTimeout would not let it do.
 	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
 }

@@ -38,6 +38,12 @@ type Config struct {
 	// GCMinHeap is the heap size below which the garbage collector does
 	// not run (see internal/gctune); 0 leaves GOGC alone.
 	GCMinHeap int64 `yaml:"gc_min_heap"`
+	// MaxBodyMemoryBytes bounds the request-body bytes held in memory at
+	// once, all requests together; a request past it is a 503.
+	MaxBodyMemoryBytes int64 `yaml:"max_body_memory_bytes"`
+	// BodyReadTimeout is how long a client may take to send a request
+	// body; past it the answer is a 408 and the connection is closed.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 	// UpstreamHTTPClient picks the client for plain-http upstreams: "direct"
 	// (default; HTTP/1.1 on the calling goroutine) or "std" (net/http's
 	// Transport, as https upstreams always use).
@@ -186,6 +192,8 @@ func Default() Config {
 		MetricsPort:        9090,
 		MetricsHost:        "127.0.0.1",
 		MaxRequestSize:     10 << 20,
+		MaxBodyMemoryBytes: 256 << 20,
+		BodyReadTimeout:    Duration(30 * time.Second),
 		ShutdownTimeout:    Duration(30 * time.Second),
 		LogLevel:           "info",
 		LogFormat:          "json",
@@ -317,6 +325,19 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	integer("METRICS_PORT", &cfg.MetricsPort)
 	str("METRICS_HOST", &cfg.MetricsHost)
 	int64v("MAX_REQUEST_SIZE", &cfg.MaxRequestSize)
+	int64v("MAX_BODY_MEMORY_BYTES", &cfg.MaxBodyMemoryBytes)
+	if v := getenv("BODY_READ_TIMEOUT"); v != "" {
+		// A duration (30s, 1m) or a number of seconds.
+		d, err := time.ParseDuration(v)
+		if f, ferr := strconv.ParseFloat(v, 64); ferr == nil {
+			d, err = time.Duration(f*float64(time.Second)), nil
+		}
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("BODY_READ_TIMEOUT: %q is not a positive duration such as 30s", v))
+		} else {
+			cfg.BodyReadTimeout = Duration(d)
+		}
+	}
 	int64v("GC_MIN_HEAP", &cfg.GCMinHeap)
 	str("LOG_LEVEL", &cfg.LogLevel)
 	str("LOG_FORMAT", &cfg.LogFormat)
@@ -415,6 +436,13 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestSize <= 0 {
 		bad("max_request_size: must be positive")
+	}
+	if c.MaxBodyMemoryBytes < c.MaxRequestSize {
+		// Below it, a body of the allowed size could never be read.
+		bad("max_body_memory_bytes: %d must be at least max_request_size (%d)", c.MaxBodyMemoryBytes, c.MaxRequestSize)
+	}
+	if c.BodyReadTimeout <= 0 {
+		bad("body_read_timeout: must be positive")
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "warning", "error":

@@ -33,6 +33,36 @@ func TestLoadGoodFile(t *testing.T) {
 	if !cfg.Cache.Enabled || cfg.Cache.L2TTL.D() != time.Hour {
 		t.Fatal("defaults must survive a file that does not mention them")
 	}
+	if cfg.MaxBodyMemoryBytes != 128<<20 || cfg.BodyReadTimeout.D() != 45*time.Second {
+		t.Fatalf("body limits: %d %v", cfg.MaxBodyMemoryBytes, cfg.BodyReadTimeout.D())
+	}
+}
+
+func TestBodyLimitsFromEnvironment(t *testing.T) {
+	def, err := Load("", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.MaxBodyMemoryBytes != 256<<20 || def.BodyReadTimeout.D() != 30*time.Second {
+		t.Fatalf("defaults: %d %v", def.MaxBodyMemoryBytes, def.BodyReadTimeout.D())
+	}
+	for _, c := range []struct {
+		memory, timeout string
+		wantMemory      int64
+		wantTimeout     time.Duration
+	}{
+		{"64MiB", "5s", 64 << 20, 5 * time.Second},
+		{"20000000", "2.5", 20_000_000, 2500 * time.Millisecond},
+		{"1GiB", "1m", 1 << 30, time.Minute},
+	} {
+		cfg, err := Load("", env(map[string]string{"MAX_BODY_MEMORY_BYTES": c.memory, "BODY_READ_TIMEOUT": c.timeout}))
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.memory, c.timeout, err)
+		}
+		if cfg.MaxBodyMemoryBytes != c.wantMemory || cfg.BodyReadTimeout.D() != c.wantTimeout {
+			t.Fatalf("%s %s: read as %d %v", c.memory, c.timeout, cfg.MaxBodyMemoryBytes, cfg.BodyReadTimeout.D())
+		}
+	}
 }
 
 func TestLoadBadFilesNameTheProblem(t *testing.T) {
@@ -101,7 +131,8 @@ func TestEnvironmentVariables(t *testing.T) {
 }
 
 func TestBadEnvironmentValuesAreErrors(t *testing.T) {
-	for k, v := range map[string]string{"PORT": "eighty", "CACHE_ENABLED": "maybe", "L1_TTL_SECONDS": "-1", "MAX_REQUEST_SIZE": "big", "LOG_FORMAT": "xml", "LOG_FLUSH_INTERVAL": "soon", "UPSTREAM_HTTP_CLIENT": "fast"} {
+	for k, v := range map[string]string{"PORT": "eighty", "CACHE_ENABLED": "maybe", "L1_TTL_SECONDS": "-1", "MAX_REQUEST_SIZE": "big", "LOG_FORMAT": "xml", "LOG_FLUSH_INTERVAL": "soon", "UPSTREAM_HTTP_CLIENT": "fast",
+		"BODY_READ_TIMEOUT": "0", "MAX_BODY_MEMORY_BYTES": "1KiB"} {
 		t.Run(k, func(t *testing.T) {
 			if _, err := Load("", env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), strings.ToLower(k[:3])) && !strings.Contains(err.Error(), k) {
 				t.Fatalf("%s=%s: got %v", k, v, err)

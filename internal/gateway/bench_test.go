@@ -78,6 +78,12 @@ func (d *discardWriter) WriteHeader(code int)        { d.code = code }
 func (d *discardWriter) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
 func (d *discardWriter) Flush()                      {}
 
+// SetReadDeadline makes discardWriter a connection's writer, as the
+// server's is: the gateway sets the body read deadline through it
+// (http.ResponseController), and an unsupported writer costs an error
+// allocation a real server never pays.
+func (d *discardWriter) SetReadDeadline(time.Time) error { return nil }
+
 func newBenchGateway(b *testing.B, withCache bool, obs *telemetry.Observer) (*Gateway, *memRouter) {
 	b.Helper()
 	r := &memRouter{}

@@ -5,7 +5,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -41,8 +40,16 @@ type Options struct {
 	Tracer       *telemetry.Tracer
 	Logger       *slog.Logger
 	MaxBodyBytes int64
-	Limits       api.Limits
-	Guard        Guard // access control; nil: open
+	// BodyBudget bounds the request-body bytes held at once, across
+	// requests (503 past it); nil: a budget of DefaultBodyMemory.
+	BodyBudget *BodyBudget
+	// BodyReadTimeout is how long a client may take to send a request
+	// body (408 past it); 0: DefaultBodyReadTimeout. It is set per request
+	// on the connection, apart from the write side: streams have no
+	// write deadline.
+	BodyReadTimeout time.Duration
+	Limits          api.Limits
+	Guard           Guard // access control; nil: open
 }
 
 // Guard is the access-control step: authentication happens in the server
@@ -76,6 +83,12 @@ type Gateway struct {
 func New(o Options) *Gateway {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 10 << 20
+	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if o.BodyBudget == nil {
+		o.BodyBudget = NewBodyBudget(DefaultBodyMemory)
 	}
 	if o.CoalesceWait <= 0 {
 		o.CoalesceWait = 2 * time.Minute
@@ -133,7 +146,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	buf := g.pool.Get().(*bytes.Buffer)
 	defer g.putBuffer(buf)
-	body, err := readBody(buf, r, g.o.MaxBodyBytes)
+	body, held, err := x.readBody(buf)
+	defer g.o.BodyBudget.release(held) // the body is held until the answer is finished
 	if err != nil {
 		x.fail(err)
 		return
@@ -286,33 +300,6 @@ func (g *Gateway) putBuffer(b *bytes.Buffer) {
 	}
 	b.Reset()
 	g.pool.Put(b)
-}
-
-// readBody reads the request body into buf, bounded by limit.
-func readBody(buf *bytes.Buffer, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
-	}
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + 1)
-	}
-	// Read straight into buf (no LimitReader: one allocation less per
-	// request), checking the bound as we go.
-	for {
-		buf.Grow(4096)
-		b := buf.AvailableBuffer()
-		n, err := r.Body.Read(b[:cap(b)])
-		buf.Write(b[:n])
-		if int64(buf.Len()) > limit {
-			return nil, &http.MaxBytesError{Limit: limit}
-		}
-		if err == io.EOF {
-			return buf.Bytes(), nil
-		}
-		if err != nil {
-			return nil, api.InvalidRequest("", "could not read the request body: %v", err)
-		}
-	}
 }
 
 // requestFallbacks reads the per-request fallback models: a "fallbacks"
