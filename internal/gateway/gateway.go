@@ -40,8 +40,12 @@ type Options struct {
 	Tracer       *telemetry.Tracer
 	Logger       *slog.Logger
 	MaxBodyBytes int64
-	Limits       api.Limits
-	Guard        Guard // access control; nil: open
+	// MaxCaptureBytes bounds the text of a streamed answer the gateway
+	// holds to cache it; a longer answer reaches the client whole and is
+	// not cached. 0: DefaultMaxCaptureBytes.
+	MaxCaptureBytes int
+	Limits          api.Limits
+	Guard           Guard // access control; nil: open
 }
 
 // Guard is the access-control step: authentication happens in the server
@@ -63,6 +67,10 @@ type Admission struct {
 	Done func(tokens int, usd float64)
 }
 
+// DefaultMaxCaptureBytes is Options.MaxCaptureBytes' default: 4 MiB of
+// text, some hundred times a long answer.
+const DefaultMaxCaptureBytes = 4 << 20
+
 // Gateway serves chat completions.
 type Gateway struct {
 	o     Options
@@ -75,6 +83,9 @@ type Gateway struct {
 func New(o Options) *Gateway {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 10 << 20
+	}
+	if o.MaxCaptureBytes <= 0 {
+		o.MaxCaptureBytes = DefaultMaxCaptureBytes
 	}
 	if o.CoalesceWait <= 0 {
 		o.CoalesceWait = 2 * time.Minute
