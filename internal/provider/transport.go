@@ -181,7 +181,9 @@ func UpstreamError(provider string, status int, header http.Header, body []byte)
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		// The upstream's param and code describe the gateway's request to
 		// it, not the client's: only its message is kept, after ours.
-		return AuthFailed(provider, status, msg)
+		a := AuthFailed(provider, status, msg)
+		a.RetryAfter = e.RetryAfter
+		return a
 	case status >= 400 && status < 500:
 		e.Status = status
 		if e.Type == "" {

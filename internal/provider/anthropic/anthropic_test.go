@@ -136,9 +136,9 @@ func TestUpstreamErrorsMapToOpenAIStatuses(t *testing.T) {
 		{name: "rate limit keeps status and retry-after", status: 429, header: map[string]string{"Retry-After": "7"},
 			body:       `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`,
 			wantStatus: 429, wantType: "rate_limit_error", wantInMsg: "slow down", wantRetry: 7 * time.Second},
-		{name: "bad key is an authentication error", status: 401,
+		{name: "a refused key is the gateway's fault, not the client's", status: 401,
 			body:       `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`,
-			wantStatus: 401, wantType: "authentication_error", wantInMsg: "invalid x-api-key"},
+			wantStatus: 502, wantType: "upstream_error", wantInMsg: "credential for provider claude was rejected (401): invalid x-api-key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -119,7 +119,8 @@ func TestUpstreamErrorsAreMapped(t *testing.T) {
 		wantMsg    string
 	}{
 		{"4xx passes through", 400, `{"error":{"message":"Invalid value for temperature","type":"invalid_request_error","param":"temperature","code":null}}`, 400, "Invalid value for temperature"},
-		{"401 passes through", 401, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`, 401, "Incorrect API key"},
+		{"401 is the gateway's credential: 502", 401, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`, 502, "credential for provider openai was rejected (401): Incorrect API key"},
+		{"403 is the gateway's credential: 502", 403, `{"error":{"message":"Project does not have access"}}`, 502, "credential for provider openai was rejected (403)"},
 		{"429 passes through", 429, `{"error":{"message":"Rate limit reached","type":"requests"}}`, 429, "Rate limit"},
 		{"500 becomes 502", 500, `{"error":{"message":"The server had an error"}}`, 502, "status 500"},
 		{"504 stays 504", 504, `gateway timeout`, 504, "timed out"},
