@@ -206,3 +206,36 @@ func TestCredentialsInBaseURLAreSentAsBasicAuth(t *testing.T) {
 		t.Fatalf("Authorization %q, want Basic auth from the URL", gotAuth)
 	}
 }
+
+func TestAnswerOverTheSizeCapIsA502ThatSaysSo(t *testing.T) {
+	big := `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("x", 4096) + `"},"finish_reason":"stop"}]}`
+	for _, chunked := range []bool{false, true} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			if chunked {
+				// No Content-Length: the bound is found while reading.
+				io.WriteString(w, big[:100])
+				w.(http.Flusher).Flush()
+				io.WriteString(w, big[100:])
+				return
+			}
+			io.WriteString(w, big)
+		}))
+		p := New(Config{Name: "mirror", BaseURL: srv.URL, MaxResponseBytes: 1024})
+		_, err := p.ChatCompletion(context.Background(), &provider.Request{Body: []byte(`{"model":"m"}`)})
+		srv.Close()
+		var e *api.Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadGateway || e.Code != "upstream_response_too_large" ||
+			!strings.Contains(e.Message, "provider mirror sent an answer larger than the gateway's limit of 1024 bytes") {
+			t.Fatalf("chunked=%v: got %v, want a 502 upstream_response_too_large naming the limit", chunked, err)
+		}
+	}
+	// At the cap exactly, the answer is served.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) }))
+	defer srv.Close()
+	if _, err := New(Config{Name: "mirror", BaseURL: srv.URL, MaxResponseBytes: int64(len(big))}).ChatCompletion(context.Background(),
+		&provider.Request{Body: []byte(`{"model":"m"}`)}); err != nil {
+		t.Fatalf("an answer of exactly the cap failed: %v", err)
+	}
+}
