@@ -11,13 +11,32 @@ import (
 
 // Accumulator rebuilds a complete chat.completion from the chunks of a
 // streamed answer, so a stream can be cached and priced like a JSON answer.
+//
+// With a limit set (SetLimit), it holds at most that many bytes of text
+// (content, refusals, tool names and arguments): past it, it lets go of
+// what it held and keeps only the usage and a count of the text, so the
+// answer can still be priced but not rebuilt or cached.
 type Accumulator struct {
 	id, model, fingerprint string
 	created                int64
 	choices                []accChoice
 	usage                  *Usage
 	chunks                 int
+
+	limit int  // bound on held text bytes; 0: none
+	text  int  // text bytes seen, held or not
+	over  bool // the text passed limit; choices were dropped
 }
+
+// SetLimit bounds the text the accumulator holds to n bytes (0: no bound).
+func (a *Accumulator) SetLimit(n int) { a.limit = n }
+
+// Overflowed reports that the answer passed the limit: it was not kept,
+// and Complete is false.
+func (a *Accumulator) Overflowed() bool { return a.over }
+
+// TextBytes is the number of text bytes the stream carried, kept or not.
+func (a *Accumulator) TextBytes() int { return a.text }
 
 type accChoice struct {
 	role      string
@@ -59,6 +78,10 @@ func (a *Accumulator) Add(chunk []byte) error {
 			a.usage.PromptTokensDetails = &PromptTokensDetails{CachedTokens: int(c.Int())}
 		}
 	}
+	if a.over {
+		a.text += textBytes(root)
+		return nil
+	}
 	root.Get("choices").ForEach(func(_, ch gjson.Result) bool {
 		idx := int(ch.Get("index").Int())
 		if idx < 0 || idx > 127 {
@@ -75,10 +98,12 @@ func (a *Accumulator) Add(chunk []byte) error {
 		if t := d.Get("content"); t.Type == gjson.String {
 			c.content.WriteString(t.Str)
 			c.hasText = true
+			a.text += len(t.Str)
 		}
 		if t := d.Get("refusal"); t.Type == gjson.String {
 			c.refusal.WriteString(t.Str)
 			c.hasRefuse = true
+			a.text += len(t.Str)
 		}
 		d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
 			ti := int(tc.Get("index").Int())
@@ -97,8 +122,11 @@ func (a *Accumulator) Add(chunk []byte) error {
 			}
 			if v := tc.Get("function.name"); v.Str != "" {
 				t.name += v.Str
+				a.text += len(v.Str)
 			}
-			t.args.WriteString(tc.Get("function.arguments").Str)
+			args := tc.Get("function.arguments").Str
+			t.args.WriteString(args)
+			a.text += len(args)
 			return true
 		})
 		if f := ch.Get("finish_reason"); f.Type == gjson.String {
@@ -106,7 +134,26 @@ func (a *Accumulator) Add(chunk []byte) error {
 		}
 		return true
 	})
+	if a.limit > 0 && a.text > a.limit {
+		a.over = true
+		a.choices = nil // let the held text go
+	}
 	return nil
+}
+
+// textBytes counts the text in a chunk's deltas without keeping it.
+func textBytes(root gjson.Result) int {
+	n := 0
+	root.Get("choices").ForEach(func(_, ch gjson.Result) bool {
+		d := ch.Get("delta")
+		n += len(d.Get("content").Str) + len(d.Get("refusal").Str)
+		d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			n += len(tc.Get("function.name").Str) + len(tc.Get("function.arguments").Str)
+			return true
+		})
+		return true
+	})
+	return n
 }
 
 // Chunks is the number of chunks added.

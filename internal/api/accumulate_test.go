@@ -114,3 +114,36 @@ func BenchmarkAccumulatorAdd(b *testing.B) {
 		}
 	}
 }
+
+func TestAccumulatorPastItsLimitLetsTheTextGoButKeepsUsageAndCount(t *testing.T) {
+	chunk := func(content string) []byte {
+		return []byte(`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"` + content + `"},"finish_reason":null}]}`)
+	}
+	var a Accumulator
+	a.SetLimit(10)
+	for _, c := range []string{"12345", "67890"} { // 10 bytes: at the limit, still held
+		if err := a.Add(chunk(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Overflowed() || *a.Completion().Choices[0].Message.Content != "1234567890" {
+		t.Fatalf("overflowed %v at the limit, content %q", a.Overflowed(), *a.Completion().Choices[0].Message.Content)
+	}
+	for _, c := range [][]byte{chunk("x"), chunk("yz"),
+		[]byte(`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]},"finish_reason":"stop"}]}`),
+		[]byte(`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":40,"total_tokens":43}}`),
+	} {
+		if err := a.Add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !a.Overflowed() || a.Complete() || len(a.FinishReasons()) != 0 || len(a.choices) != 0 {
+		t.Fatalf("past the limit: overflowed %v complete %v finish %v, %d choices held", a.Overflowed(), a.Complete(), a.FinishReasons(), len(a.choices))
+	}
+	if a.TextBytes() != 16 || a.Usage() == nil || a.Usage().CompletionTokens != 40 {
+		t.Fatalf("text %d bytes (want 16), usage %+v: counting must go on past the limit", a.TextBytes(), a.Usage())
+	}
+	if err := a.Add([]byte(`{"choices":[`)); err == nil {
+		t.Fatal("a chunk that is not JSON is still an error past the limit")
+	}
+}

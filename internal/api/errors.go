@@ -62,6 +62,19 @@ func NotFound(code, format string, args ...any) *Error {
 	return &Error{Status: http.StatusNotFound, Type: TypeNotFound, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// CodeShuttingDown is the code of a request the server ended at its
+// shutdown deadline.
+const CodeShuttingDown = "server_shutting_down"
+
+// ShuttingDown is the error of a request still running when the server's
+// shutdown deadline passed: the server, not the client, ended it. A server
+// cancels its requests' contexts with it as the cause (context.Cause), so a
+// stream can tell its client why it ends.
+func ShuttingDown() *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeShuttingDown,
+		Message: "the gateway is shutting down and stopped this request at its shutdown deadline; retry it"}
+}
+
 // FromError maps any error to an *Error: an *Error is returned as is,
 // anything else becomes a status that describes it.
 func FromError(err error) *Error {

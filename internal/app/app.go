@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	gw := gateway.New(gateway.Options{
 		Router: a.router, Cache: a.tiered, CoalesceWait: cfg.Cache.CoalesceWait.D(), Prices: prices,
 		Observer: &telemetry.Observer{Metrics: a.metrics, Stats: a.stats, Logger: logger},
-		Tracer:   a.tracer, Logger: logger.Logger, MaxBodyBytes: cfg.MaxRequestSize,
+		Tracer:   a.tracer, Logger: logger.Logger, MaxBodyBytes: cfg.MaxRequestSize, MaxCaptureBytes: int(cfg.MaxCaptureBytes),
 		BodyBudget: bodies, BodyReadTimeout: cfg.BodyReadTimeout.D(),
 		Limits: api.Limits{MaxMessages: cfg.Limits.MaxMessages, MaxMaxTokens: cfg.Limits.MaxMaxTokens, MaxN: cfg.Limits.MaxN},
 		Guard:  g,
@@ -357,7 +357,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.auth != nil && a.auth.Open() {
 		a.logger.Warn("no API keys configured: the gateway is open to anyone who can reach it")
 	}
+	// Every request's context derives from hard: at the shutdown deadline
+	// it is cancelled with api.ShuttingDown as the cause, so the requests
+	// and streams still running end with an error their clients can read
+	// rather than a cut connection.
+	hard, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
 	srv := newHTTPServer(a.server)
+	srv.BaseContext = func(net.Listener) context.Context { return hard }
 	errc := make(chan error, 2)
 	tls := a.cfg.TLS.CertPath != ""
 	go func() {
@@ -397,6 +404,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		_ = msrv.Shutdown(sctx)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
+		stop(api.ShuttingDown())
+		gctx, gcancel := context.WithTimeout(context.Background(), shutdownGrace)
+		_ = srv.Shutdown(gctx) // the stopped requests write their error and return
+		gcancel()
 		_ = srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", a.cfg.ShutdownTimeout.D())
 	}
@@ -419,6 +430,10 @@ func (a *App) metricsListenerHandler() http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// shutdownGrace is how long requests stopped at the shutdown deadline have
+// to send their error event before their connections are closed.
+const shutdownGrace = time.Second
 
 func newHTTPServer(h http.Handler) *http.Server {
 	// No WriteTimeout: a long stream must not be cut. Deadlines come from

@@ -698,7 +698,7 @@ func TestCoreGracefulShutdownDrainsAnInFlightStream(t *testing.T) {
 	}
 }
 
-func TestCoreShutdownDeadlineCutsStreamsThatNeverEnd(t *testing.T) {
+func TestCoreShutdownDeadlineEndsOpenStreamsWithAnErrorEvent(t *testing.T) {
 	s := startSim(t, simulated.Options{})
 	cfg := simConfig(s)
 	cfg.ShutdownTimeout = config.Duration(200 * time.Millisecond)
@@ -736,8 +736,18 @@ func TestCoreShutdownDeadlineCutsStreamsThatNeverEnd(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve hangs past its shutdown deadline")
 	}
-	if _, err := io.ReadAll(br); err == nil {
-		t.Fatal("the stalled stream ended cleanly; it should have been cut")
+	// The stalled stream is told why it ends, then ends: an OpenAI error
+	// event with the shutdown's code, and no [DONE] (it is not complete).
+	rest, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatalf("the stream was cut without its error event: %v (read %q)", err, rest)
+	}
+	last := strings.TrimSpace(string(rest))
+	last = last[strings.LastIndex(last, "\n")+1:]
+	ev := gjson.Get(strings.TrimPrefix(last, "data: "), "error")
+	if !strings.HasPrefix(last, "data: ") || ev.Get("code").Str != "server_shutting_down" || ev.Get("type").Str != "server_error" ||
+		strings.Contains(string(rest), "[DONE]") {
+		t.Fatalf("stream ended with %q, want a server_shutting_down error event and no [DONE]", rest)
 	}
 }
 
@@ -785,9 +795,9 @@ func TestCoreProviderKeysNeverReachLogsOrClients(t *testing.T) {
 		{chat("gpt-4o-mini", "SIM_ERROR_500"), 502},
 		{chat("claude-3-5-sonnet-20241022", "SIM_ERROR_400"), 400},
 		{chat("gpt-4o-mini", "SIM_SLOW_2000"), 504},
-		{chat("echo/gpt-4o-mini", "x"), 401},
-		{chat("echoclaude/claude-3-5-sonnet-20241022", "x"), 401},
-		{chat("echo/gpt-4o-mini", "x", `"stream":true`), 401},
+		{chat("echo/gpt-4o-mini", "x"), 502},
+		{chat("echoclaude/claude-3-5-sonnet-20241022", "x"), 502},
+		{chat("echo/gpt-4o-mini", "x", `"stream":true`), 502},
 		{`{"model":`, 400},
 	}
 	for _, c := range cases {

@@ -48,7 +48,10 @@ type Config struct {
 	// (default; HTTP/1.1 on the calling goroutine) or "std" (net/http's
 	// Transport, as https upstreams always use).
 	UpstreamHTTPClient string `yaml:"upstream_http_client"`
-	TLS                TLS    `yaml:"tls"`
+	// MaxCaptureBytes bounds the text of a streamed answer held to cache
+	// it; a longer stream reaches the client whole and is not cached.
+	MaxCaptureBytes int64 `yaml:"max_capture_bytes"`
+	TLS             TLS   `yaml:"tls"`
 
 	Providers []Provider        `yaml:"providers"`
 	Models    []Model           `yaml:"models"`
@@ -200,6 +203,7 @@ func Default() Config {
 		LogFlushInterval:   Duration(100 * time.Millisecond),
 		GCMinHeap:          64 << 20,
 		UpstreamHTTPClient: "direct",
+		MaxCaptureBytes:    4 << 20,
 		Cache: Cache{
 			Enabled:      true,
 			L1MaxBytes:   256 << 20,
@@ -342,6 +346,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	str("LOG_LEVEL", &cfg.LogLevel)
 	str("LOG_FORMAT", &cfg.LogFormat)
 	str("UPSTREAM_HTTP_CLIENT", &cfg.UpstreamHTTPClient)
+	int64v("MAX_CAPTURE_BYTES", &cfg.MaxCaptureBytes)
 	if v := getenv("LOG_FLUSH_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if v == "0" {
@@ -430,6 +435,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UpstreamHTTPClient != "" && c.UpstreamHTTPClient != "direct" && c.UpstreamHTTPClient != "std" {
 		bad("upstream_http_client: %q is not direct or std", c.UpstreamHTTPClient)
+	}
+	if c.MaxCaptureBytes <= 0 || c.MaxCaptureBytes > 1<<30 {
+		bad("max_capture_bytes: must be between 1 and 1GiB")
 	}
 	if c.GCMinHeap < 0 {
 		bad("gc_min_heap: must be 0 (off) or a number of bytes")

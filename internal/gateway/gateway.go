@@ -48,6 +48,10 @@ type Options struct {
 	// on the connection, apart from the write side: streams have no
 	// write deadline.
 	BodyReadTimeout time.Duration
+	// MaxCaptureBytes bounds the text of a streamed answer the gateway
+	// holds to cache it; a longer answer reaches the client whole and is
+	// not cached. 0: DefaultMaxCaptureBytes.
+	MaxCaptureBytes int
 	Limits          api.Limits
 	Guard           Guard // access control; nil: open
 }
@@ -71,6 +75,10 @@ type Admission struct {
 	Done func(tokens int, usd float64)
 }
 
+// DefaultMaxCaptureBytes is Options.MaxCaptureBytes' default: 4 MiB of
+// text, some hundred times a long answer.
+const DefaultMaxCaptureBytes = 4 << 20
+
 // Gateway serves chat completions.
 type Gateway struct {
 	o     Options
@@ -89,6 +97,9 @@ func New(o Options) *Gateway {
 	}
 	if o.BodyBudget == nil {
 		o.BodyBudget = NewBodyBudget(DefaultBodyMemory)
+	}
+	if o.MaxCaptureBytes <= 0 {
+		o.MaxCaptureBytes = DefaultMaxCaptureBytes
 	}
 	if o.CoalesceWait <= 0 {
 		o.CoalesceWait = 2 * time.Minute

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -41,7 +44,7 @@ type exchange struct {
 
 // fail answers with the error envelope, unless the answer has started.
 func (x *exchange) fail(err error) {
-	e := api.FromError(err)
+	e := x.stoppedBy(api.FromError(err))
 	x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
 	if m := x.g.metrics(); e.UpstreamStatus != 0 && m != nil {
 		m.UpstreamError(x.rec.Provider, strconv.Itoa(e.UpstreamStatus))
@@ -61,6 +64,20 @@ func (x *exchange) fail(err error) {
 		return // nobody is listening
 	}
 	api.WriteError(x.w, e)
+}
+
+// stoppedBy turns e, when it says the request's context was cancelled, into
+// the reason the server gave when it was the server that cancelled it (see
+// api.ShuttingDown); a client that left stays a 499.
+func (x *exchange) stoppedBy(e *api.Error) *api.Error {
+	if e.Status != 499 {
+		return e
+	}
+	var se *api.Error
+	if errors.As(context.Cause(x.r.Context()), &se) {
+		return se
+	}
+	return e
 }
 
 // set sets a one-value header whose []string lives in the exchange, so
@@ -207,6 +224,7 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	x.rec.Status = http.StatusOK
 	sw := sse.NewWriter(x.w)
 	var acc api.Accumulator
+	acc.SetLimit(x.g.o.MaxCaptureBytes)
 	first := true
 	for {
 		// Time spent waiting on the provider is its latency; the rest of
@@ -219,7 +237,7 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 			break
 		}
 		if err != nil {
-			e := api.FromError(err)
+			e := x.stoppedBy(api.FromError(err))
 			x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
 			if e.Status != 499 {
 				// OpenAI's own way to report a failure inside a stream; the
@@ -264,12 +282,21 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 		// The upstream reported no usage; estimate, and say so.
 		estimated = true
 		u = cost.Usage{PromptTokens: cost.EstimateTokens(req.Body)}
-		if b, err := acc.CompletionJSON(); err == nil {
+		if acc.Overflowed() {
+			u.CompletionTokens = (acc.TextBytes() + 3) / 4 // as cost.EstimateTokens, from the count kept
+		} else if b, err := acc.CompletionJSON(); err == nil {
 			u.CompletionTokens = cost.EstimateTokens(b)
 		}
 	}
 	model := x.rec.Model
 	x.price(model, u, estimated)
+	if acc.Overflowed() {
+		// Sent whole, priced, but too large to hold: not cached.
+		x.g.o.Logger.LogAttrs(x.r.Context(), slog.LevelWarn, "stream answer not cached: larger than max_capture_bytes",
+			slog.String("request_id", x.rec.RequestID), slog.Int("max_capture_bytes", x.g.o.MaxCaptureBytes),
+			slog.Int("text_bytes", acc.TextBytes()))
+		return
+	}
 	if acc.Complete() && x.cacheable(acc.FinishReasons()) && !estimated {
 		if b, err := acc.CompletionJSON(); err == nil {
 			x.store(b, u)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,9 +152,13 @@ func stripURL(err error) error {
 }
 
 // UpstreamError maps a non-2xx provider answer to the error the client
-// sees. 4xx are passed through with the provider's own message and type;
-// 5xx become 502 (504 for a gateway timeout upstream). The message is read
-// from OpenAI's {"error":{...}} and Anthropic's {"type":"error","error":{...}}.
+// sees. 4xx are passed through with the provider's own message and type,
+// except 401 and 403: those say the gateway's own credential for the
+// provider was refused, which is no fault of the client's (its key was
+// checked by the gateway), so they become a 502 upstream_auth_failed. 5xx
+// become 502 (504 for a gateway timeout upstream). The message is read from
+// OpenAI's {"error":{...}} and Anthropic's {"type":"error","error":{...}}.
+// The caller scrubs the result with ScrubSecret.
 func UpstreamError(provider string, status int, header http.Header, body []byte) *api.Error {
 	msg := gjson.GetBytes(body, "error.message").String()
 	typ := gjson.GetBytes(body, "error.type").String()
@@ -173,6 +178,12 @@ func UpstreamError(provider string, status int, header http.Header, body []byte)
 		if e.Type == "" {
 			e.Type = api.TypeRateLimit
 		}
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		// The upstream's param and code describe the gateway's request to
+		// it, not the client's: only its message is kept, after ours.
+		a := AuthFailed(provider, status, msg)
+		a.RetryAfter = e.RetryAfter
+		return a
 	case status >= 400 && status < 500:
 		e.Status = status
 		if e.Type == "" {
@@ -195,14 +206,80 @@ func UpstreamError(provider string, status int, header http.Header, body []byte)
 	return e
 }
 
-// ScrubSecret removes secret from e's message: some upstreams quote the key
-// they rejected ("Incorrect API key provided: sk-..."), and the message is
-// passed through to the client and the logs.
+// CodeAuthFailed is the code of an upstream 401 or 403: the gateway's
+// credential for the provider was rejected.
+const CodeAuthFailed = "upstream_auth_failed"
+
+// AuthFailed is the 502 for an upstream that refused the gateway's
+// credential (status 401 or 403), with the upstream's message after ours.
+func AuthFailed(provider string, status int, upstreamMsg string) *api.Error {
+	m := fmt.Sprintf("the gateway's credential for provider %s was rejected (%d)", provider, status)
+	if upstreamMsg != "" {
+		m += ": " + upstreamMsg
+	}
+	return &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: CodeAuthFailed,
+		UpstreamStatus: status, Message: m}
+}
+
+// IsAuthFailure reports an upstream that refused the gateway's credential.
+func IsAuthFailure(e *api.Error) bool { return e != nil && e.Code == CodeAuthFailed }
+
+// ErrorInBody maps a 200 answer whose body is an error ({"error":{...}})
+// rather than a chat completion to the 502 it stands for.
+func ErrorInBody(provider string, body []byte) *api.Error {
+	msg := gjson.GetBytes(body, "error.message").String()
+	if msg == "" {
+		msg = "no message"
+	}
+	return &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_error",
+		Message: fmt.Sprintf("provider %s answered 200 with an error instead of a completion: %s", provider, msg)}
+}
+
+// TooLarge is the 502 for a non-streamed answer over limit bytes.
+func TooLarge(provider string, limit int64) *api.Error {
+	return &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_response_too_large",
+		Message: fmt.Sprintf("provider %s sent an answer larger than the gateway's limit of %d bytes", provider, limit)}
+}
+
+// keyLike matches what looks like a credential in an upstream's error text:
+// the common API key shapes and the token of a Bearer header.
+var keyLike = regexp.MustCompile(`\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}|(?:AKIA|ASIA)[0-9A-Z]{16}|AIza[0-9A-Za-z_\-]{35})|(?i:bearer\s+)[A-Za-z0-9._~+/=\-]{8,}`)
+
+// ScrubSecret removes secret, and anything shaped like an API key, from
+// every field of e the client or the logs see (message, type, param, code):
+// some upstreams quote the key they rejected ("Incorrect API key provided:
+// sk-..."), in the message or elsewhere, and e is passed through.
 func ScrubSecret(e *api.Error, secret string) *api.Error {
-	if secret != "" && strings.Contains(e.Message, secret) {
-		e.Message = strings.ReplaceAll(e.Message, secret, "[redacted]")
+	if e == nil {
+		return nil
+	}
+	for _, f := range [...]*string{&e.Message, &e.Type, &e.Param, &e.Code} {
+		*f = scrub(*f, secret)
 	}
 	return e
+}
+
+// Scrub is ScrubSecret for any error: an *api.Error is scrubbed in place,
+// anything else is returned as is (its text is never sent to a client).
+func Scrub(err error, secret string) error {
+	var e *api.Error
+	if errors.As(err, &e) {
+		ScrubSecret(e, secret)
+	}
+	return err
+}
+
+func scrub(s, secret string) string {
+	if s == "" {
+		return s
+	}
+	if secret != "" && strings.Contains(s, secret) {
+		s = strings.ReplaceAll(s, secret, "[redacted]")
+	}
+	if keyLike.MatchString(s) {
+		s = keyLike.ReplaceAllString(s, "[redacted]")
+	}
+	return s
 }
 
 // ParseRetryAfter reads a Retry-After header in seconds or as an HTTP date.

@@ -27,8 +27,10 @@ import (
 //     1+MaxRetries attempts; a retry goes to a deployment not tried yet when
 //     one is available, and otherwise waits (exponential backoff with full
 //     jitter, or the upstream's Retry-After) before reusing one;
-//   - 429, 408, 5xx, connection errors and timeouts are retried; any other
-//     error ends the request at once, fallbacks included;
+//   - 429, 408, 5xx, connection errors and timeouts are retried; an
+//     upstream 401/403 (the deployment's credential refused) moves on to
+//     other deployments and fallbacks but never back to that deployment;
+//     any other error ends the request at once, fallbacks included;
 //   - a stream is retried only until its first chunk: the router reads it
 //     before returning, so nothing has reached the client yet.
 //
@@ -161,6 +163,12 @@ func (c *call) tryModel(g *group, t Target) (resp *provider.Response, stop bool)
 			return resp, true
 		}
 		c.lastErr = err
+		if provider.IsAuthFailure(err) && c.ctx.Err() == nil && c.r.cfg.Now().Before(c.deadline) {
+			// The deployment's credential was refused: asking it again
+			// cannot help, another deployment or model has its own.
+			banned |= 1 << idx
+			continue
+		}
 		if c.ctx.Err() != nil || !retryable(err) || !c.r.cfg.Now().Before(c.deadline) {
 			return nil, true
 		}

@@ -389,3 +389,29 @@ func TestClosedRouterRefusesCalls(t *testing.T) {
 		t.Fatalf("got %v, want 503", e)
 	}
 }
+
+func TestRefusedCredentialMovesOnButNeverBackToThatDeployment(t *testing.T) {
+	for _, status := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				bad := newFake("bad", failWith(status))
+				good := newFake("good", failWith(500))
+				r := mustRouter(t, Config{
+					Providers: map[string]provider.Provider{"bad": bad, "good": good},
+					Groups: []ModelGroup{{Name: "gpt-4o", Strategy: StrategyPriority, Deployments: []Deployment{
+						{Name: "bad", Provider: bad, Model: "gpt-4o", Priority: 1},
+						{Name: "good", Provider: good, Model: "gpt-4o", Priority: 2},
+					}}},
+					Retry: RetryConfig{MaxRetries: 3, BaseBackoff: time.Millisecond},
+				})
+				_, err := r.ChatCompletion(t.Context(), mustResolve(t, r, "gpt-4o"), chatReq("gpt-4o", false), nil)
+				apiErr(t, err)
+				// The refusing deployment is asked once; the retries go to
+				// the other one, whose 5xx is worth retrying.
+				if bad.calls.Load() != 1 || good.calls.Load() != 3 {
+					t.Fatalf("bad called %d times, good %d; want 1 and 3", bad.calls.Load(), good.calls.Load())
+				}
+			})
+		})
+	}
+}

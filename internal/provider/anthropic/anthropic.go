@@ -23,8 +23,10 @@ const (
 
 // Bounds on what we read from the upstream outside a stream.
 const (
-	maxResponseBytes = 32 << 20
-	maxErrorBytes    = 64 << 10
+	// DefaultMaxResponseBytes bounds a non-streamed answer; a larger one is
+	// a 502 upstream_response_too_large.
+	DefaultMaxResponseBytes = 64 << 20
+	maxErrorBytes           = 64 << 10
 )
 
 // Config configures one Anthropic upstream.
@@ -35,12 +37,14 @@ type Config struct {
 	Version          string       // anthropic-version header, default DefaultVersion
 	DefaultMaxTokens int          // max_tokens when the client sends none, default DefaultMaxTokens
 	Client           *http.Client // nil: a client over provider.NewTransport(provider.TransportOptions{})
+	MaxResponseBytes int64        // bound on a non-streamed answer; 0: DefaultMaxResponseBytes
 }
 
 // Provider calls the Anthropic Messages API and answers in OpenAI format.
 type Provider struct {
 	name, url, apiKey, version string
 	defaultMaxTokens           int
+	maxBody                    int64
 	client                     *http.Client
 	now                        func() time.Time // the created time of answers; a field so tests can fix it
 }
@@ -61,6 +65,9 @@ func New(cfg Config) *Provider {
 	if cfg.DefaultMaxTokens <= 0 {
 		cfg.DefaultMaxTokens = DefaultMaxTokens
 	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: provider.NewTransport(provider.TransportOptions{})}
 	}
@@ -70,6 +77,7 @@ func New(cfg Config) *Provider {
 		apiKey:           cfg.APIKey,
 		version:          cfg.Version,
 		defaultMaxTokens: cfg.DefaultMaxTokens,
+		maxBody:          cfg.MaxResponseBytes,
 		client:           cfg.Client,
 		now:              time.Now,
 	}
@@ -132,19 +140,26 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	}
 	created := p.now().Unix()
 	if req.Stream {
-		return &provider.Response{Stream: newStream(ctx, p.name, resp.Body, created)}, nil
+		s := newStream(ctx, p.name, resp.Body, created)
+		s.key = p.apiKey
+		return &provider.Response{Stream: s}, nil
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if resp.ContentLength > p.maxBody {
+		return nil, provider.TooLarge(p.name, p.maxBody)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, p.maxBody+1))
 	if err != nil {
 		return nil, provider.TransportError(ctx, p.name, err)
 	}
-	if len(b) > maxResponseBytes {
-		return nil, invalidResponse(p.name, fmt.Sprintf("larger than %d bytes", maxResponseBytes))
+	if int64(len(b)) > p.maxBody {
+		return nil, provider.TooLarge(p.name, p.maxBody)
 	}
 	out, err := appendResponse(make([]byte, 0, len(b)+256), b, p.name, created)
 	if err != nil {
-		return nil, err
+		// A 200 with an error body is mapped by appendResponse; the
+		// upstream's text may quote the key.
+		return nil, provider.Scrub(err, p.apiKey)
 	}
 	return &provider.Response{Body: out}, nil
 }

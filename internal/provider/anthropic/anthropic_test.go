@@ -136,9 +136,9 @@ func TestUpstreamErrorsMapToOpenAIStatuses(t *testing.T) {
 		{name: "rate limit keeps status and retry-after", status: 429, header: map[string]string{"Retry-After": "7"},
 			body:       `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`,
 			wantStatus: 429, wantType: "rate_limit_error", wantInMsg: "slow down", wantRetry: 7 * time.Second},
-		{name: "bad key is an authentication error", status: 401,
+		{name: "a refused key is the gateway's fault, not the client's", status: 401,
 			body:       `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}`,
-			wantStatus: 401, wantType: "authentication_error", wantInMsg: "invalid x-api-key"},
+			wantStatus: 502, wantType: "upstream_error", wantInMsg: "credential for provider claude was rejected (401): invalid x-api-key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -270,4 +270,56 @@ data: {"type":"message_stop"}
 
 `)
 	return b.String()
+}
+
+func TestAnswerOverTheSizeCapIsA502ThatSaysSo(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"type":"message","content":[{"type":"text","text":"`+strings.Repeat("x", 4096)+`"}]}`)
+	}))
+	defer srv.Close()
+	p := New(Config{Name: "claude", BaseURL: srv.URL, APIKey: testKey, MaxResponseBytes: 1024})
+	_, err := p.ChatCompletion(context.Background(), &provider.Request{Body: []byte(chatBody), Model: "claude"})
+	var e *api.Error
+	if !errors.As(err, &e) || e.Status != http.StatusBadGateway || e.Code != "upstream_response_too_large" ||
+		!strings.Contains(e.Message, "limit of 1024 bytes") {
+		t.Fatalf("got %v, want a 502 upstream_response_too_large naming the limit", err)
+	}
+}
+
+func TestKeyEchoedInAnyErrorFieldIsScrubbed(t *testing.T) {
+	envelope := `{"type":"error","error":{"type":"invalid_request_error","message":"bad key ` + testKey + `","param":"` + testKey + `","code":"` + testKey + `"}}`
+	cases := []struct {
+		name   string
+		stream bool
+		h      http.HandlerFunc
+	}{
+		{"a 400", false, func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, envelope)
+		}},
+		{"a 200 whose body is an error", false, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, envelope) }},
+		{"an error event mid-stream", true, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"claude\",\"usage\":{\"input_tokens\":1}}}\n\n")
+			io.WriteString(w, "event: error\ndata: "+envelope+"\n\n")
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := fakeAnthropic(t, c.h)
+			resp, err := p.ChatCompletion(context.Background(), &provider.Request{Body: []byte(chatBody), Model: "claude", Stream: c.stream})
+			if err == nil && c.stream {
+				for err == nil {
+					_, err = resp.Stream.Next()
+				}
+			}
+			var e *api.Error
+			if !errors.As(err, &e) || e.Status < 400 {
+				t.Fatalf("got %v, want an upstream error", err)
+			}
+			if all := string(e.AppendEnvelope(nil)) + e.Error(); strings.Contains(all, testKey) || !strings.Contains(e.Message, "[redacted]") {
+				t.Fatalf("the key is not scrubbed from %s", all)
+			}
+		})
+	}
 }

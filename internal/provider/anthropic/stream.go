@@ -28,6 +28,7 @@ type Stream struct {
 	r       *sse.Reader
 	closer  io.Closer
 	created int64
+	key     string // the API key, scrubbed from error events
 
 	head   []byte // {"id":…,"object":"chat.completion.chunk","created":…,"model":…
 	buf    []byte
@@ -149,7 +150,7 @@ func (s *Stream) Next() ([]byte, error) {
 			return s.usageChunk(), nil
 
 		case "error":
-			s.err = eventError(s.name, data)
+			s.err = provider.ScrubSecret(eventError(s.name, data), s.key)
 			return nil, s.err
 		}
 		// ping, content_block_stop and unknown events add nothing.

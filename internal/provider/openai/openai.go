@@ -5,6 +5,7 @@ package openai
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,8 +27,10 @@ const DefaultBaseURL = "https://api.openai.com/v1"
 // Bounds on what we read from an upstream, so a broken one cannot exhaust
 // memory.
 const (
-	maxBody      = 64 << 20
-	maxErrorBody = 1 << 20
+	// DefaultMaxResponseBytes bounds a non-streamed answer; a larger one is
+	// a 502 upstream_response_too_large.
+	DefaultMaxResponseBytes = 64 << 20
+	maxErrorBody            = 1 << 20
 )
 
 // Config configures one OpenAI-compatible upstream.
@@ -37,13 +40,17 @@ type Config struct {
 	APIKey  string // sent as a Bearer token; may be empty for local servers
 	Models  []string
 	Client  *http.Client // nil: a client over provider.NewTransport
+	// MaxResponseBytes bounds a non-streamed answer; 0: DefaultMaxResponseBytes.
+	MaxResponseBytes int64
 }
 
 // Provider talks to one OpenAI-compatible upstream.
 type Provider struct {
 	name, url, auth string
+	key             string // the API key, scrubbed from upstream errors
 	models          []string
 	client          *http.Client
+	maxBody         int64
 
 	// The endpoint parsed once (urlErr when it does not parse), copied into
 	// every request instead of parsing the URL per call.
@@ -65,8 +72,11 @@ func New(cfg Config) *Provider {
 	if client == nil {
 		client = &http.Client{Transport: provider.NewTransport(provider.TransportOptions{})}
 	}
-	p := &Provider{name: cfg.Name, url: base + "/chat/completions", models: cfg.Models, client: client,
-		hJSON: []string{"application/json"}, hSSE: []string{"text/event-stream"}}
+	p := &Provider{name: cfg.Name, url: base + "/chat/completions", key: cfg.APIKey, models: cfg.Models, client: client,
+		maxBody: cfg.MaxResponseBytes, hJSON: []string{"application/json"}, hSSE: []string{"text/event-stream"}}
+	if p.maxBody <= 0 {
+		p.maxBody = DefaultMaxResponseBytes
+	}
 	if cfg.APIKey != "" {
 		p.auth = "Bearer " + cfg.APIKey
 		p.hAuth = []string{p.auth}
@@ -113,19 +123,29 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), strings.TrimPrefix(p.auth, "Bearer "))
+		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
 	}
 	if req.Stream {
-		return &provider.Response{Stream: &stream{name: p.name, body: resp.Body, r: sse.NewReader(resp.Body)}}, nil
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body)}}, nil
 	}
 	defer resp.Body.Close()
-	b, err := readAll(resp.Body, resp.ContentLength)
+	b, err := readAll(resp.Body, resp.ContentLength, p.maxBody)
+	if err == errTooLarge {
+		return nil, provider.TooLarge(p.name, p.maxBody)
+	}
 	if err != nil {
 		return nil, provider.TransportError(ctx, p.name, err)
 	}
 	// A string view of the answer spares GetBytes' copy of the choices;
 	// nothing read from it outlives this check.
-	if !gjson.ValidBytes(b) || !gjson.Get(unsafe.String(unsafe.SliceData(b), len(b)), "choices").IsArray() {
+	valid := gjson.ValidBytes(b)
+	choices := gjson.Get(unsafe.String(unsafe.SliceData(b), len(b)), "choices")
+	if valid && (!choices.IsArray() || emptyArray(choices.Raw)) && gjson.GetBytes(b, "error").IsObject() {
+		// Some servers answer 200 with an error body: it is an upstream
+		// failure, and never an answer to cache.
+		return nil, provider.ScrubSecret(provider.ErrorInBody(p.name, b), p.key)
+	}
+	if !valid || !choices.IsArray() {
 		return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_response",
 			Message: fmt.Sprintf("provider %s returned an answer that is not a chat completion", p.name)}
 	}
@@ -163,11 +183,22 @@ func (p *Provider) newRequest(ctx context.Context, body []byte, req *provider.Re
 	return hreq, nil
 }
 
+// emptyArray reports a JSON array with no elements ("[]", "[ ]").
+func emptyArray(raw string) bool {
+	return len(raw) >= 2 && len(raw) < 16 && strings.TrimSpace(raw[1:len(raw)-1]) == ""
+}
+
+// errTooLarge is readAll's error for an answer over its limit.
+var errTooLarge = errors.New("openai: answer too large")
+
 // readAll reads an answer of n bytes (n < 0: unknown) into a buffer sized
-// for it, so a known length costs one allocation and no copy. It fails past
-// maxBody bytes.
-func readAll(r io.Reader, n int64) ([]byte, error) {
-	if n < 0 || n > maxBody {
+// for it, so a known length costs one allocation and no copy. It fails with
+// errTooLarge past limit bytes.
+func readAll(r io.Reader, n, limit int64) ([]byte, error) {
+	if n > limit {
+		return nil, errTooLarge
+	}
+	if n < 0 {
 		n = 4096
 	}
 	// One spare byte lets the read that sees EOF go without growing.
@@ -178,8 +209,8 @@ func readAll(r io.Reader, n int64) ([]byte, error) {
 		}
 		m, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+m]
-		if len(b) > maxBody {
-			return nil, fmt.Errorf("answer larger than %d bytes", maxBody)
+		if int64(len(b)) > limit {
+			return nil, errTooLarge
 		}
 		if err == io.EOF {
 			return b, nil
@@ -193,6 +224,7 @@ func readAll(r io.Reader, n int64) ([]byte, error) {
 // stream reads an OpenAI SSE answer.
 type stream struct {
 	name string
+	key  string // scrubbed from the upstream's error events
 	body io.ReadCloser
 	r    *sse.Reader
 	done bool
@@ -220,8 +252,8 @@ func (s *stream) Next() ([]byte, error) {
 			return nil, io.EOF
 		}
 		if e := gjson.GetBytes(data, "error"); e.IsObject() {
-			return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_error",
-				Message: fmt.Sprintf("provider %s failed mid-stream: %s", s.name, e.Get("message").String())}
+			return nil, provider.ScrubSecret(&api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_error",
+				Message: fmt.Sprintf("provider %s failed mid-stream: %s", s.name, e.Get("message").String())}, s.key)
 		}
 		return data, nil
 	}

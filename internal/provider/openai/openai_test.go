@@ -119,7 +119,8 @@ func TestUpstreamErrorsAreMapped(t *testing.T) {
 		wantMsg    string
 	}{
 		{"4xx passes through", 400, `{"error":{"message":"Invalid value for temperature","type":"invalid_request_error","param":"temperature","code":null}}`, 400, "Invalid value for temperature"},
-		{"401 passes through", 401, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`, 401, "Incorrect API key"},
+		{"401 is the gateway's credential: 502", 401, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`, 502, "credential for provider openai was rejected (401): Incorrect API key"},
+		{"403 is the gateway's credential: 502", 403, `{"error":{"message":"Project does not have access"}}`, 502, "credential for provider openai was rejected (403)"},
 		{"429 passes through", 429, `{"error":{"message":"Rate limit reached","type":"requests"}}`, 429, "Rate limit"},
 		{"500 becomes 502", 500, `{"error":{"message":"The server had an error"}}`, 502, "status 500"},
 		{"504 stays 504", 504, `gateway timeout`, 504, "timed out"},
@@ -203,5 +204,38 @@ func TestCredentialsInBaseURLAreSentAsBasicAuth(t *testing.T) {
 	}
 	if gotAuth != "Basic dXNlcjpwYXNz" {
 		t.Fatalf("Authorization %q, want Basic auth from the URL", gotAuth)
+	}
+}
+
+func TestAnswerOverTheSizeCapIsA502ThatSaysSo(t *testing.T) {
+	big := `{"id":"c","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"` +
+		strings.Repeat("x", 4096) + `"},"finish_reason":"stop"}]}`
+	for _, chunked := range []bool{false, true} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			if chunked {
+				// No Content-Length: the bound is found while reading.
+				io.WriteString(w, big[:100])
+				w.(http.Flusher).Flush()
+				io.WriteString(w, big[100:])
+				return
+			}
+			io.WriteString(w, big)
+		}))
+		p := New(Config{Name: "mirror", BaseURL: srv.URL, MaxResponseBytes: 1024})
+		_, err := p.ChatCompletion(context.Background(), &provider.Request{Body: []byte(`{"model":"m"}`)})
+		srv.Close()
+		var e *api.Error
+		if !errors.As(err, &e) || e.Status != http.StatusBadGateway || e.Code != "upstream_response_too_large" ||
+			!strings.Contains(e.Message, "provider mirror sent an answer larger than the gateway's limit of 1024 bytes") {
+			t.Fatalf("chunked=%v: got %v, want a 502 upstream_response_too_large naming the limit", chunked, err)
+		}
+	}
+	// At the cap exactly, the answer is served.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) }))
+	defer srv.Close()
+	if _, err := New(Config{Name: "mirror", BaseURL: srv.URL, MaxResponseBytes: int64(len(big))}).ChatCompletion(context.Background(),
+		&provider.Request{Body: []byte(`{"model":"m"}`)}); err != nil {
+		t.Fatalf("an answer of exactly the cap failed: %v", err)
 	}
 }
