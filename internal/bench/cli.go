@@ -114,9 +114,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		err = enc.Encode(res)
+	} else {
+		err = res.WriteText(stdout)
 	}
-	return res.WriteText(stdout)
+	if err != nil {
+		return err
+	}
+	if res.Succeeded() == 0 {
+		return fmt.Errorf("bench: no request succeeded (%d failed, %d dropped; status %v)", res.Errors, res.Dropped, res.Status)
+	}
+	return nil
 }
 
 func isTerminal(w io.Writer) bool {
