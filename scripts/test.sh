@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what the tests need when it is missing
-# (redis-server), then gofmt, go vet and the race-enabled test suite.
+# (redis-server), then checks the repository (no binaries, no file over
+# 1 MiB), gofmt, go vet and the race-enabled test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,29 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 command -v redis-server >/dev/null || { echo "redis-server is required and could not be installed" >&2; exit 1; }
+
+echo "== repository"
+# No compiled binaries or large generated files in git: every tracked file
+# must be text (git's own test: no NUL byte) and at most 1 MiB. Images under
+# docs/ (the charts of docs/benchmarks.md) are the one binary kind allowed,
+# within the same size limit.
+# (git ls-files --format needs git 2.38 or later.)
+max_bytes=$((1024 * 1024))
+bad=$(
+  git ls-files --format='%(objectname) eol=%(eolinfo:index) %(path)' |
+    git cat-file --batch-check='%(objectsize) %(rest)' |
+    awk -v max="$max_bytes" '{
+      size = $1; eol = $2; path = substr($0, length($1) + length($2) + 3)
+      image = path ~ /^docs\/.*\.(png|jpg|jpeg|gif|webp)$/
+      if (size > max) print path ": " size " bytes (over 1 MiB)"
+      else if (eol == "eol=-text" && !image) print path ": binary"
+    }'
+)
+if [ -n "$bad" ]; then
+  echo "tracked files that do not belong in git (binaries, or over 1 MiB):" >&2
+  echo "$bad" >&2
+  exit 1
+fi
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

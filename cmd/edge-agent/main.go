@@ -1,11 +1,15 @@
 // Command edge-agent is an OpenAI-compatible LLM edge gateway with a
 // multi-tier cache, provider routing and failover.
 //
-//	edge-agent [--config FILE] [--demo]   serve the gateway
-//	edge-agent simulate [flags]           run the simulated provider
-//	edge-agent bench [flags]              load-test a gateway
-//	edge-agent stats [--url URL]          print a running gateway's stats
-//	edge-agent version
+//	edge-agent [serve] [--config FILE] [--demo]   serve the gateway
+//	edge-agent simulate [flags]                   run the simulated provider
+//	edge-agent bench [flags]                      load-test a gateway
+//	edge-agent stats [--url URL]                  print a running gateway's stats
+//	edge-agent version                            also --version
+//	edge-agent help [COMMAND]                     also -h, --help
+//
+// A wrong command line (an unknown command, a stray argument, an unknown
+// flag) exits 2 with a usage message and starts nothing.
 package main
 
 import (
@@ -33,29 +37,114 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "edge-agent:", err)
-		os.Exit(1)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// usage is the answer to --help, and what a wrong command line points at.
+const usage = `Usage:
+  edge-agent [serve] [--config FILE] [--demo] [--demo-latency D]
+                                  serve the gateway (HOST:PORT, default :8080)
+  edge-agent simulate [flags]     run the simulated provider as a standalone upstream
+  edge-agent bench [flags]        load-test a gateway
+  edge-agent stats [--url URL]    print a running gateway's /admin/stats
+  edge-agent version              print the version (also --version)
+  edge-agent help [COMMAND]       this text, or a command's flags (also -h, --help)
+
+Configuration comes from environment variables and an optional YAML file
+(--config); every variable is in the configuration table of the README
+(https://github.com/edge-agent/edge-agent#configuration) and in
+docs/operations.md.
+`
+
+// usageError is a wrong command line: main exits 2. shown is set when the
+// flag package has already printed the error and the flags.
+type usageError struct {
+	err   error
+	shown bool
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func badUsage(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// flagError turns a flag parsing error into a usage error (the flag
+// package has printed it, with the flags); -h is no error.
+func flagError(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
 	}
+	return &usageError{err: err, shown: true}
+}
+
+// exitCode reports err on stderr and returns the process's exit code: 0
+// for success and help, 2 for a wrong command line, 1 for anything else.
+func exitCode(err error, stderr io.Writer) int {
+	var ue *usageError
+	var be *bench.UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		if !ue.shown {
+			fmt.Fprintf(stderr, "edge-agent: %v\n\n%s", err, usage)
+		}
+		return 2
+	case errors.As(err, &be):
+		return 2 // bench printed the error and its flags
+	}
+	fmt.Fprintln(stderr, "edge-agent:", err)
+	return 1
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "simulate":
-			return simulate(ctx, args[1:], stderr)
-		case "bench":
-			return bench.Main(ctx, args[1:], stdout, stderr)
-		case "stats":
-			return stats(ctx, args[1:], stdout, stderr)
-		case "version":
-			fmt.Fprintln(stdout, "edge-agent", app.Version)
-			return nil
-		case "serve":
-			args = args[1:]
-		}
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
 	}
-	return serve(ctx, args, stderr)
+	switch cmd {
+	case "serve":
+		if len(args) > 0 {
+			switch args[0] {
+			case "-h", "-help", "--help":
+				fmt.Fprint(stdout, usage)
+				return nil
+			case "-version", "--version":
+				return version(args[1:], stdout)
+			}
+		}
+		return serve(ctx, args, stderr)
+	case "simulate":
+		return simulate(ctx, args, stderr)
+	case "bench":
+		return bench.Main(ctx, args, stdout, stderr)
+	case "stats":
+		return stats(ctx, args, stdout, stderr)
+	case "version":
+		return version(args, stdout)
+	case "help":
+		// "help bench" is "bench -h"; "help", "help -h" and anything else
+		// print the overview.
+		if len(args) > 0 {
+			switch args[0] {
+			case "serve", "simulate", "bench", "stats":
+				return run(ctx, []string{args[0], "-h"}, stdout, stderr)
+			}
+		}
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return badUsage("unknown command %q", cmd)
+}
+
+func version(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		return badUsage("version takes no arguments, got %q", args[0])
+	}
+	fmt.Fprintln(stdout, "edge-agent", app.Version)
+	return nil
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -64,8 +153,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "YAML configuration file")
 	demo := fs.Bool("demo", false, "serve a built-in simulated provider (no keys, no network)")
 	demoLatency := fs.Duration("demo-latency", 1200*time.Millisecond, "simulated provider time to first token in --demo mode")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\nFlags of serve:\n", usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return badUsage("unexpected argument %q (serve takes only flags)", fs.Arg(0))
 	}
 	cfg, err := config.Load(*cfgPath, os.Getenv)
 	if err != nil {
@@ -132,7 +228,10 @@ func simulate(ctx context.Context, args []string, stderr io.Writer) error {
 		return nil
 	})
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return badUsage("unexpected argument %q (simulate takes only flags)", fs.Arg(0))
 	}
 	logger, err := telemetry.NewLogger(stderr, "text", "info")
 	if err != nil {
@@ -148,7 +247,10 @@ func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	url := fs.String("url", "http://127.0.0.1:8080", "gateway base URL")
 	key := fs.String("admin-key", os.Getenv("ADMIN_API_KEY"), "admin key (default $ADMIN_API_KEY)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return badUsage("unexpected argument %q (stats takes only flags)", fs.Arg(0))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url+"/admin/stats", nil)
 	if err != nil {

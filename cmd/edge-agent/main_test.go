@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/app"
 	"github.com/edge-agent/edge-agent/internal/testutil/redistest"
 )
 
@@ -112,5 +114,96 @@ func TestStatsCommandPrintsTheGatewaysStats(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"stats", "--url", srv.URL + "/nowhere"}, &out, &out); err == nil {
 		t.Fatal("a failed stats call must be an error")
+	}
+}
+
+// TestWrongCommandLinesStartNothingAndExit2 checks that a typo never starts
+// a gateway: each of these used to serve on :8080. run must return at once
+// (a server would block until the context ends).
+func TestWrongCommandLinesStartNothingAndExit2(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // in stderr
+	}{
+		{[]string{"bnech"}, `unknown command "bnech"`},
+		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--demo", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+		{[]string{"simulate", "extra"}, `unexpected argument "extra"`},
+		{[]string{"stats", "extra"}, `unexpected argument "extra"`},
+		{[]string{"version", "extra"}, "version takes no arguments"},
+		{[]string{"bench", "extra"}, `unexpected argument "extra"`},
+		{[]string{"bench", "--mix", "random"}, "--mix"},
+		{[]string{"bench", "--no-such-flag"}, "flag provided but not defined"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // a server started by mistake would stop at once instead of hanging the test
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, tc.args, &stdout, &stderr)
+			code := exitCode(err, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), tc.want) || !strings.Contains(strings.ToLower(stderr.String()), "usage") {
+				t.Fatalf("exit %d (err %v), stderr:\n%s\nwant exit 2 and usage mentioning %q", code, err, stderr.String(), tc.want)
+			}
+			if stdout.Len() != 0 {
+				t.Fatalf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+func TestHelpListsTheCommandsAndPointsAtTheConfigurationTable(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"help", "-h"}, {"serve", "--help"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), args, &stdout, &stderr)
+			if code := exitCode(err, &stderr); code != 0 {
+				t.Fatalf("exit %d: %v", code, err)
+			}
+			out := stdout.String() + stderr.String()
+			for _, want := range []string{"serve", "simulate", "bench", "stats", "version", "help", "README", "configuration"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("help lacks %q:\n%s", want, out)
+				}
+			}
+		})
+	}
+	// help COMMAND shows that command's flags.
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"help", "bench"}, &stdout, &stderr)
+	if exitCode(err, &stderr) != 0 || !strings.Contains(stderr.String(), "--concurrency") {
+		t.Fatalf("help bench: %v\n%s", err, stderr.String())
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		var out bytes.Buffer
+		err := run(context.Background(), args, &out, &out)
+		if exitCode(err, &out) != 0 || out.String() != "edge-agent "+app.Version+"\n" {
+			t.Fatalf("%v: %v %q", args, err, out.String())
+		}
+	}
+}
+
+func TestFailuresThatAreNotUsageExit1(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := exitCode(errors.New("listen tcp :8080: address already in use"), &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "address already in use") || strings.Contains(stderr.String(), "Usage") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestBenchExitsNonZeroWhenEveryRequestFailed drives the real command
+// against a gateway that refuses everything.
+func TestBenchExitsNonZeroWhenEveryRequestFailed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"no"}}`, http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--url", srv.URL + "/v1/chat/completions", "-n", "5", "-q"}, &stdout, &stderr)
+	if code := exitCode(err, &stderr); code != 1 || !strings.Contains(stderr.String(), "no request succeeded") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -163,5 +164,39 @@ func TestCoreSDKSeesTypedErrors(t *testing.T) {
 				t.Fatalf("provider called %d times, want %d", n, tt.upstreamCalls)
 			}
 		})
+	}
+}
+
+// TestSDKStructuredOutputInTheDemo is what the OpenAI SDK's structured
+// outputs (response_format json_schema, strict) get from the demo: an answer
+// the schema accepts, which unmarshals into the caller's type.
+func TestSDKStructuredOutputInTheDemo(t *testing.T) {
+	s := startSim(t, simulated.Options{})
+	g := startGateway(t, simConfig(s))
+	client := sdkClient(g)
+	schema := map[string]any{
+		"type": "object", "additionalProperties": false, "required": []string{"city", "temperature_c", "conditions"},
+		"properties": map[string]any{
+			"city":          map[string]any{"type": "string"},
+			"temperature_c": map[string]any{"type": "number", "minimum": -50, "maximum": 60},
+			"conditions":    map[string]any{"type": "array", "items": map[string]any{"enum": []string{"sunny", "cloudy", "rain"}}, "minItems": 1},
+		},
+	}
+	cc, err := client.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("weather in Paris")},
+		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "weather", Strict: openai.Bool(true), Schema: schema}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w struct {
+		City         string   `json:"city"`
+		TemperatureC float64  `json:"temperature_c"`
+		Conditions   []string `json:"conditions"`
+	}
+	dec := json.NewDecoder(strings.NewReader(cc.Choices[0].Message.Content))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil || w.City == "" || len(w.Conditions) == 0 || w.TemperatureC < -50 || w.TemperatureC > 60 {
+		t.Fatalf("structured answer %q: %v %+v", cc.Choices[0].Message.Content, err, w)
 	}
 }

@@ -393,6 +393,7 @@ func TestCoreBadInputsNeverSucceedPanicOrHang(t *testing.T) {
 	// unconfigured-provider cases.
 	only := simConfig(s)
 	only.Providers = only.Providers[2:] // sim
+	only.Aliases = nil                  // the demo's claude-* aliases name the anthropic provider
 	if only.Providers[0].Name != "sim" {
 		t.Fatalf("providers %+v", only.Providers)
 	}

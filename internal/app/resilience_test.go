@@ -347,60 +347,73 @@ func TestNoGoroutineOutlivesTheGatewayAfterThousandsOfFailingRequests(t *testing
 	goleak.VerifyNone(t, before)
 }
 
+// connRequests counts the requests of one upstream connection.
+type connRequests struct{}
+
 func TestUpstreamClosingIdleConnectionsLosesNoAnswer(t *testing.T) {
-	// The upstream closes every keep-alive connection idle for 10 ms (a
-	// short keep-alive timeout, as uvicorn's 5 s is under light load), and
-	// the clients pause for longer now and then: pooled connections die all
-	// the time, and no client may see it. (A connection the server closes
-	// at the very moment it is reused fails that attempt, with either
-	// client; the router's retry covers it.)
+	// An upstream closes a keep-alive connection when its keep-alive
+	// timeout fires (uvicorn's is 5 s); when that happens just as the
+	// gateway reuses the connection, the request reaches a closing socket
+	// and the gateway reads EOF or a reset where the answer should be. The
+	// gateway must send the call again on another connection, with either
+	// client. Timing made that race rare and the test flaky (net/http's
+	// Transport did not resend a POST, and the router's retries could land
+	// on more dead pooled connections); here the upstream closes every
+	// connection the moment its second request arrives, unanswered, so
+	// every reuse of a connection hits the race, and the router does not
+	// retry, so only the clients' own resend can save the answer.
 	for _, client := range upstreamClients {
 		t.Run(client, func(t *testing.T) {
 			s := simulated.New(simulated.Options{})
-			var conns atomic.Int64
-			up := httptest.NewUnstartedServer(s)
-			up.Config.IdleTimeout = 10 * time.Millisecond
-			up.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-				if st == http.StateNew {
-					conns.Add(1)
+			var conns, dropped atomic.Int64
+			up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Context().Value(connRequests{}).(*atomic.Int64).Add(1) == 2 {
+					c, _, err := http.NewResponseController(w).Hijack()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					dropped.Add(1)
+					c.Close()
+					return
 				}
+				s.ServeHTTP(w, r)
+			}))
+			up.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+				conns.Add(1)
+				return context.WithValue(ctx, connRequests{}, new(atomic.Int64))
 			}
 			up.Start()
 			t.Cleanup(up.Close)
 			cfg := simConfig(&sim{Server: s, URL: up.URL})
 			cfg.UpstreamHTTPClient = client
 			cfg.Cache.Enabled = false
+			cfg.Routing.MaxRetries = 0
 			g := startGateway(t, cfg)
-			const workers, each = 8, 60
-			var failed atomic.Int64
+			const workers, each = 4, 30
 			var wg sync.WaitGroup
 			for w := range workers {
 				wg.Go(func() {
 					for i := range each {
-						prompt := fmt.Sprintf("idle close %s %d %d", client, w, i)
-						resp, out := post(t, g.URL, chat("gpt-4o-mini", prompt))
-						if resp.StatusCode != 200 || gjson.GetBytes(out, "choices.0.message.content").Str == "" {
-							failed.Add(1)
-							t.Errorf("request %d/%d: %d %s", w, i, resp.StatusCode, out)
+						model := "gpt-4o-mini"
+						if i%2 == 1 {
+							model = "claude-3-5-haiku-20241022"
 						}
-						if i%8 == 0 {
-							time.Sleep(25 * time.Millisecond) // let the pool's connections time out
+						resp, out := post(t, g.URL, chat(model, fmt.Sprintf("idle close %s %d %d", client, w, i)))
+						if resp.StatusCode != 200 || gjson.GetBytes(out, "choices.0.message.content").Str == "" {
+							t.Errorf("request %d/%d (%s): %d %s", w, i, model, resp.StatusCode, out)
 						}
 					}
 				})
 			}
 			wg.Wait()
-			if failed.Load() != 0 {
-				t.Fatalf("%d of %d requests failed", failed.Load(), workers*each)
+			// Every connection answered one request; all but the few still
+			// idle at the end (one per worker at most) were then reused and
+			// closed under the request.
+			if total := int64(workers * each); dropped.Load() < total-workers || conns.Load() < total {
+				t.Fatalf("%d connections, %d requests dropped by the upstream for %d answers; want every reuse to hit a closing connection",
+					conns.Load(), dropped.Load(), total)
 			}
-			if n := conns.Load(); n <= workers {
-				t.Fatalf("the upstream accepted %d connections: none was closed while idle, the test proved nothing", n)
-			}
-			var retries float64
-			for _, m := range scrapeFamilies(t, g.URL)["llm_edge_retries_total"].GetMetric() {
-				retries += m.GetCounter().GetValue()
-			}
-			t.Logf("%d upstream connections, %v retries for %d requests", conns.Load(), retries, workers*each)
 		})
 	}
 }

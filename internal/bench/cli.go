@@ -46,6 +46,13 @@ func redactHeader(s string) string {
 	return s
 }
 
+// UsageError is a wrong bench command line; the message and the flags have
+// been printed on stderr.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
 // Main runs `edge-agent bench` with args (without the subcommand name).
 // The report goes to stdout, progress and usage to stderr.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -88,13 +95,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return &UsageError{Err: err}
 	}
 	if headers.err != nil {
-		return headers.err
+		fmt.Fprintln(stderr, headers.err)
+		return &UsageError{Err: headers.err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+		err := fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(stderr, "%v\n", err)
+		fs.Usage()
+		return &UsageError{Err: err}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -107,6 +118,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Progress = stderr
 		cfg.ProgressTTY = isTerminal(stderr)
 	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\nRun 'edge-agent bench -h' for usage.\n", err)
+		return &UsageError{Err: fmt.Errorf("bench: %w", err)}
+	}
 	res, err := Run(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
@@ -114,9 +129,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		err = enc.Encode(res)
+	} else {
+		err = res.WriteText(stdout)
 	}
-	return res.WriteText(stdout)
+	if err != nil {
+		return err
+	}
+	if res.Succeeded() == 0 {
+		return fmt.Errorf("bench: no request succeeded (%d failed, %d dropped; status %v)", res.Errors, res.Dropped, res.Status)
+	}
+	return nil
 }
 
 func isTerminal(w io.Writer) bool {

@@ -21,7 +21,7 @@
 //	interrupted                true when the run was cut short (Ctrl-C)
 //	requests                   requests answered or failed (not dropped)
 //	duration_s                 first send to last answer, seconds
-//	throughput_rps             requests / duration_s
+//	throughput_rps             successful requests (requests - errors) / duration_s
 //	latency_us                 {count,min,mean,p50,p90,p95,p99,p99_9,max} in µs
 //	errors                     requests that failed: non-2xx, transport error,
 //	                           stream without [DONE]
@@ -40,8 +40,12 @@
 //	streams                    2xx event-stream answers read
 //	ttft_us                    time to the first event with content, in µs
 //	series                     per --interval: {t_s,requests,rps,errors,
-//	                           hit_rate,latency_mean_us}; t_s is the end of
-//	                           the interval in seconds since start
+//	                           hit_rate,latency_mean_us}; rps counts
+//	                           successful requests; t_s is the end of the
+//	                           interval in seconds since start
+//
+// `edge-agent bench` exits non-zero (after printing the report) when no
+// request succeeded.
 //
 // Percentiles are exact to 1 µs below 128 µs and within 0.4 % above.
 package bench

@@ -81,8 +81,10 @@ func (p *phase) result(workers []*worker) *Result {
 	res.Requests = int64(lat.n)
 	elapsed := last.Sub(p.start)
 	res.DurationS = elapsed.Seconds()
+	// Throughput counts answers, not failures: a gateway refusing every
+	// request fast must not look like a fast gateway.
 	if elapsed > 0 {
-		res.ThroughputRPS = float64(res.Requests) / elapsed.Seconds()
+		res.ThroughputRPS = float64(res.Requests-res.Errors) / elapsed.Seconds()
 	}
 	res.Latency = lat.percentiles()
 	res.ErrorRate = ratio(res.Errors+res.Dropped, res.Requests+res.Dropped)
@@ -128,7 +130,7 @@ func (p *phase) result(workers []*worker) *Result {
 		pt := Point{
 			TS:       end.Seconds(),
 			Requests: s.reqs,
-			RPS:      float64(s.reqs) / span.Seconds(),
+			RPS:      float64(s.reqs-s.errs) / span.Seconds(),
 			Errors:   s.errs,
 			HitRate:  ratio(s.hits, s.reqs),
 		}
@@ -165,8 +167,9 @@ func (p *phase) progress(ctx context.Context, name string, workers []*worker) {
 				errs += w.liveErrs.Load()
 				hits += w.liveHits.Load()
 			}
-			rps := float64(reqs-prev) / now.Sub(prevAt).Seconds()
-			prev, prevAt = reqs, now
+			// req/s counts answers only, as the final report does.
+			rps := float64(reqs-errs-prev) / now.Sub(prevAt).Seconds()
+			prev, prevAt = reqs-errs, now
 			line := fmt.Sprintf("%s%5.0fs  %9d req  %9.0f req/s  %6d errors  hit %5.1f%%",
 				name, now.Sub(p.start).Seconds(), reqs, rps, errs, 100*ratio(hits, reqs))
 			if cfg.ProgressTTY {

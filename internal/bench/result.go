@@ -52,6 +52,9 @@ type Result struct {
 	Series []Point `json:"series,omitempty"`
 }
 
+// Succeeded is the number of requests answered successfully.
+func (r *Result) Succeeded() int64 { return r.Requests - r.Errors }
+
 // Percentiles summarises a distribution in microseconds.
 type Percentiles struct {
 	Count uint64  `json:"count"`
@@ -130,7 +133,11 @@ func (r *Result) WriteText(w io.Writer) error {
 		interrupted = " (interrupted)"
 	}
 	fmt.Fprintf(tw, "requests\t%d in %.3fs%s\n", r.Requests, r.DurationS, interrupted)
-	fmt.Fprintf(tw, "throughput\t%.1f req/s\n", r.ThroughputRPS)
+	if r.Succeeded() == 0 {
+		fmt.Fprintf(tw, "throughput\tnone: no request succeeded\n")
+	} else {
+		fmt.Fprintf(tw, "throughput\t%.1f req/s (successful answers only)\n", r.ThroughputRPS)
+	}
 	fmt.Fprintf(tw, "errors\t%d (%s): %d transport, %d broken streams, %d dropped\n",
 		r.Errors+r.Dropped, pct(r.ErrorRate), r.TransportErrors, r.StreamErrors, r.Dropped)
 	codes := make([]string, 0, len(r.Status))

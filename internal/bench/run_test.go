@@ -550,3 +550,55 @@ func TestSeriesFoldsAStragglerSliverIntoTheLastInterval(t *testing.T) {
 		t.Errorf("series adds up to %d requests, want %d", sum, res.Requests)
 	}
 }
+
+func TestThroughputCountsOnlySuccessfulAnswers(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			http.Error(w, `{"error":{"message":"no"}}`, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"c","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := testConfig(srv.URL)
+	cfg.Requests = 40
+	res, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := float64(res.Succeeded()) / res.DurationS
+	if res.Errors != 20 || res.Succeeded() != 20 || res.ThroughputRPS < want*0.999 || res.ThroughputRPS > want*1.001 {
+		t.Fatalf("errors %d, succeeded %d, throughput %g req/s, want %g (successes only)", res.Errors, res.Succeeded(), res.ThroughputRPS, want)
+	}
+}
+
+func TestMainFailsWhenEveryRequestFailed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":{"message":"unknown model"}}`, http.StatusNotFound)
+	}))
+	t.Cleanup(srv.Close)
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := []string{"--url", srv.URL, "-n", "10", "-c", "2", "--quiet"}
+			if format == "json" {
+				args = append(args, "--json")
+			}
+			err := Main(t.Context(), args, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "no request succeeded") {
+				t.Fatalf("Main returned %v, want an error", err)
+			}
+			if format == "json" {
+				if rps := gjson.Get(stdout.String(), "throughput_rps"); !rps.Exists() || rps.Float() != 0 {
+					t.Fatalf("throughput_rps %s, want 0:\n%s", rps.Raw, stdout.String())
+				}
+				return
+			}
+			if !strings.Contains(stdout.String(), "no request succeeded") || strings.Contains(stdout.String(), "req/s (") {
+				t.Fatalf("report shows a throughput for failures:\n%s", stdout.String())
+			}
+		})
+	}
+}

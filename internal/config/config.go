@@ -586,12 +586,25 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// Models GET /v1/models lists in demo mode: the names the README's examples
+// use, each routed to the simulated provider through the provider that
+// serves it for real (claude-* through the Anthropic translation). Any
+// other gpt-* or claude-* name routes too.
+func demoModels() (openai, anthropic []string) {
+	return []string{"gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"},
+		[]string{"claude-3-5-sonnet-20241022", "claude-sonnet-4-5", "claude-haiku-4-5"}
+}
+
 // UseDemoProvider points the "openai" and "anthropic" providers at the
 // simulated provider served at base (no keys needed), replacing any
-// configured ones, and registers a "sim" OpenAI-compatible provider.
+// configured ones, and registers a "sim" OpenAI-compatible provider. The
+// demo's model names are listed by GET /v1/models (the Anthropic ones as
+// aliases of "anthropic/<name>", which lists them); aliases already
+// configured win.
 func UseDemoProvider(c *Config, base string) {
+	openaiModels, anthropicModels := demoModels()
 	demo := []Provider{
-		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo"},
+		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels},
 		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
 		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
 	}
@@ -602,4 +615,12 @@ func UseDemoProvider(c *Config, base string) {
 		}
 	}
 	c.Providers = append(demo, keep...)
+	if c.Aliases == nil {
+		c.Aliases = make(map[string]string, len(anthropicModels))
+	}
+	for _, m := range anthropicModels {
+		if _, ok := c.Aliases[m]; !ok {
+			c.Aliases[m] = "anthropic/" + m
+		}
+	}
 }

@@ -82,7 +82,7 @@ const DefaultMaxCaptureBytes = 4 << 20
 // Gateway serves chat completions.
 type Gateway struct {
 	o     Options
-	ids   *idSource
+	ids   *api.RequestIDs
 	pool  sync.Pool // *bytes.Buffer for request and response bodies
 	group cache.Group
 }
@@ -110,7 +110,7 @@ func New(o Options) *Gateway {
 	if o.Prices == nil {
 		o.Prices = cost.Default()
 	}
-	g := &Gateway{o: o, ids: newIDSource()}
+	g := &Gateway{o: o, ids: api.NewRequestIDs()}
 	g.pool.New = func() any { return new(bytes.Buffer) }
 	return g
 }
@@ -141,8 +141,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	h := w.Header()
 	x.rec.RequestID = headerValue(r.Header, "X-Request-Id")
-	if !validRequestID(x.rec.RequestID) {
-		x.rec.RequestID = g.ids.next()
+	if !api.ValidRequestID(x.rec.RequestID) {
+		x.rec.RequestID = g.ids.Next()
 	}
 	x.set(h, "X-Request-Id", x.rec.RequestID)
 	// X-Content-Type-Options and X-Frame-Options are set by the server,

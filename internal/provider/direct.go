@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -52,9 +53,12 @@ type dconn struct {
 	reused bool
 }
 
-// errServerClosedIdle marks a pooled connection that turned out dead before
-// any byte of the request reached the server; the request is sent again on
-// a new connection.
+// errServerClosedIdle marks a pooled connection that turned out dead: the
+// write failed, or the server closed it (EOF or a reset before any byte of
+// an answer) as the request reached it, which is what a keep-alive timeout
+// firing at that moment looks like. The request is sent again on another
+// connection; a fresh one is never retried, so the loop ends. A chat
+// completion is safe to send twice (the router retries it on any 502).
 var errServerClosedIdle = errors.New("provider: server closed the idle connection")
 
 // roundTrip sends req to addr (host:port) over a pooled connection.
@@ -120,6 +124,14 @@ func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.
 			}
 		}
 		return fail(err)
+	}
+	if dc.reused {
+		// Peek waits for the first byte as ReadResponse would, and leaves it
+		// in the buffer for it.
+		if _, perr := dc.br.Peek(1); perr != nil && ctx.Err() == nil &&
+			(errors.Is(perr, io.EOF) || errors.Is(perr, syscall.ECONNRESET)) {
+			return fail(errServerClosedIdle)
+		}
 	}
 	var resp *http.Response
 	for {

@@ -111,6 +111,22 @@ func (t *Transport) directAddr(req *http.Request) string {
 	return addr
 }
 
+// MarkReplayable lets http.Transport send an upstream call again on
+// another connection when the pooled one it took was closed by the server
+// as the request reached it (EOF or a reset before any byte of the answer:
+// a keep-alive timeout firing at that moment). The Transport does that on
+// its own only for requests it deems idempotent, which a POST is when it
+// carries an Idempotency-Key header; a nil one is never sent on the wire.
+// A chat completion is safe to send twice (the router retries it on any
+// 502 anyway, one attempt later and after a backoff), and its body can be
+// rewound (GetBody, set for a bytes.Reader). The direct client does the
+// same for its calls. A key the client sent is kept.
+func MarkReplayable(h http.Header) {
+	if _, ok := h["Idempotency-Key"]; !ok {
+		h["Idempotency-Key"] = nil
+	}
+}
+
 // CloseIdleConnections closes the idle upstream connections of both
 // clients; those in use close when their answer ends.
 func (t *Transport) CloseIdleConnections() {

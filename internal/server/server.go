@@ -54,7 +54,8 @@ type Options struct {
 type Server struct {
 	o        Options
 	mux      *http.ServeMux
-	chat     http.Handler // POST /v1/chat/completions, served before the mux
+	chat     http.Handler    // POST /v1/chat/completions, served before the mux
+	ids      *api.RequestIDs // X-Request-Id of the answers the gateway does not make
 	draining atomic.Bool
 	started  time.Time
 }
@@ -64,7 +65,7 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{o: o, mux: http.NewServeMux(), started: time.Now()}
+	s := &Server{o: o, mux: http.NewServeMux(), ids: api.NewRequestIDs(), started: time.Now()}
 	chat := o.Chat
 	if o.Authenticate != nil {
 		chat = s.authenticated(chat)
@@ -135,12 +136,32 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// The one hot route skips the mux's pattern matching (about half a
 	// microsecond a request); everything else, including other methods on
-	// this path, goes through the mux.
+	// this path, goes through the mux. The gateway sets X-Request-Id on the
+	// hot route itself (authentication failures before it get theirs in
+	// authenticated); every other answer, the mux's own redirects and 405s
+	// included, gets it here.
 	if r.Method == http.MethodPost && r.URL.Path == "/v1/chat/completions" {
 		s.chat.ServeHTTP(w, r)
 		return
 	}
+	s.setRequestID(w, r)
 	s.mux.ServeHTTP(w, r)
+}
+
+// setRequestID answers with the client's X-Request-Id when it is valid, a
+// new id otherwise. A new id is also put on the request, so that the
+// gateway behind /chat/completions (which sets the header itself) answers
+// and logs the same one.
+func (s *Server) setRequestID(w http.ResponseWriter, r *http.Request) {
+	var id string
+	if v := r.Header["X-Request-Id"]; len(v) > 0 {
+		id = v[0]
+	}
+	if !api.ValidRequestID(id) {
+		id = s.ids.Next()
+		r.Header["X-Request-Id"] = []string{id}
+	}
+	w.Header()["X-Request-Id"] = []string{id}
 }
 
 // handle registers h for path and answers other methods with a 405 envelope.
@@ -163,7 +184,9 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, err := s.o.Authenticate(r)
 		if err != nil {
-			w.Header().Set("X-Content-Type-Options", "nosniff")
+			if _, ok := w.Header()["X-Request-Id"]; !ok { // refused before the gateway
+				s.setRequestID(w, r)
+			}
 			api.WriteError(w, err)
 			return
 		}

@@ -120,6 +120,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 			hreq.Header[k] = vs
 		}
 	}
+	provider.MarkReplayable(hreq.Header)
 	hreq.Header.Set("X-Api-Key", p.apiKey)
 	hreq.Header.Set("Anthropic-Version", p.version)
 	hreq.Header.Set("Content-Type", "application/json")

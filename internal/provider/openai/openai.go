@@ -180,6 +180,7 @@ func (p *Provider) newRequest(ctx context.Context, body []byte, req *provider.Re
 	for k, v := range req.Header {
 		h[k] = v
 	}
+	provider.MarkReplayable(h)
 	return hreq, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -31,6 +32,9 @@ const wordsPerChunk = 3
 // number of words and whether max_tokens cut the answer short.
 func (x *exchange) buildText(choice int) (words int, truncated bool) {
 	req := &x.req
+	if req.format != formatText {
+		return x.buildStructured(), false
+	}
 	want := x.c.Words
 	if req.words >= 0 {
 		want = req.words
@@ -101,20 +105,53 @@ func (x *exchange) chunk(k int) string {
 	return str(x.text[from:to])
 }
 
-// buildArgs writes the tool call arguments into x.args and returns their
-// token estimate.
+// structuredPiece is the size in bytes of the pieces a JSON answer is
+// streamed in (wordsPerChunk of them an event).
+const structuredPiece = 8
+
+// buildStructured writes a JSON answer into x.text: a value satisfying
+// response_format's schema, or {"answer": ...} for json_object. x.starts
+// cuts it into pieces for streaming. It returns the token estimate.
+func (x *exchange) buildStructured() int {
+	req := &x.req
+	g := schemaGen{root: req.schema, text: echo(req.prompt)}
+	t := x.text[:0]
+	if req.format == formatJSONSchema && req.schema.Exists() {
+		t = g.appendValue(t, req.schema, 0, 0)
+	} else {
+		t = append(t, `{"answer":`...)
+		t = api.AppendString(t, "Simulated answer to: "+g.text)
+		t = append(t, '}')
+	}
+	starts := x.starts[:0]
+	for i := 0; i < len(t); {
+		starts = append(starts, int32(i))
+		i += structuredPiece
+		for i < len(t) && !utf8.RuneStart(t[i]) {
+			i++
+		}
+	}
+	x.text, x.starts = t, starts
+	return len(t)/4 + 1
+}
+
+// buildArgs writes the tool call arguments into x.args, a value of the
+// tool's parameters schema, and returns their token estimate.
 func (x *exchange) buildArgs() int {
-	x.args = append(x.args[:0], `{"query":`...)
-	x.args = api.AppendString(x.args, echo(x.req.prompt))
-	x.args = append(x.args, '}')
+	g := schemaGen{root: x.req.toolSchema, text: echo(x.req.prompt)}
+	x.args = g.appendArgs(x.args[:0], x.req.toolSchema)
 	return len(x.args)/4 + 1
 }
 
-// argPieces splits the arguments into the three stream pieces a real
-// provider would send: the key, then the value in two halves.
+// argPieces splits the arguments into the stream pieces a real provider
+// would send: up to the first key's colon, then the rest in two halves.
+// Empty pieces are not sent.
 func (x *exchange) argPieces() [3]string {
 	a := str(x.args)
-	const key = len(`{"query":`)
+	key := strings.IndexByte(a, ':') + 1
+	if key == 0 {
+		key = len(a) / 3
+	}
 	mid := key + (len(a)-key)/2
 	for mid > key && !utf8.RuneStart(a[mid]) {
 		mid--

@@ -140,6 +140,9 @@ func (x *exchange) streamAnthropic(ctx context.Context, w http.ResponseWriter, s
 			return
 		}
 		for _, piece := range x.argPieces() {
+			if piece == "" {
+				continue
+			}
 			if !delta("input_json_delta", "partial_json", piece) {
 				return
 			}

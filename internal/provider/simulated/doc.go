@@ -22,12 +22,21 @@
 // finish_reason "length" (OpenAI) or stop_reason "max_tokens" (Anthropic).
 // OpenAI's n yields n choices with different filler.
 //
-// When the request offers tools and either the last message is a user
-// message containing SIM_TOOL_CALL, or tool_choice forces a tool (OpenAI
-// "required" or {"type":"function",...}; Anthropic {"type":"any"} or
-// {"type":"tool",...}), the answer is a call to the first (or forced) tool
-// with arguments {"query":"<first 60 characters of the last user message>"}.
-// A tool result as the last message gets a text answer, so agent loops end.
+// When the request offers tools, the answer is a call to the first tool
+// (or the one tool_choice names: OpenAI "required" or {"type":"function",
+// ...}; Anthropic {"type":"any"} or {"type":"tool",...}) unless tool_choice
+// is "none", or tool_choice is auto (or absent) and the last message is not
+// the user's text: a tool result as the last message gets a text answer,
+// so agent loops end. The arguments are a deterministic value of the tool's
+// parameters schema (see schemaGen for the keywords covered); a schema
+// without properties gets {"query":"<first 60 characters of the last user
+// message>"}, and so do plain string properties.
+//
+// response_format {"type":"json_schema","json_schema":{"schema":...}}
+// (Anthropic: output_format {"type":"json_schema","schema":...}) makes the
+// answer text a deterministic JSON value that satisfies the schema;
+// {"type":"json_object"} makes it {"answer":"Simulated answer to: ..."}.
+// Such answers are not cut by max_tokens. Streams carry them in pieces.
 //
 // # Magic words
 //
@@ -49,7 +58,8 @@
 //	SIM_SLOW_<ms>     time to first byte of <ms> milliseconds, e.g. SIM_SLOW_300,
 //	                  replacing Options.TTFT and Jitter
 //	SIM_WORDS_<n>     an answer of exactly <n> words (before max_tokens)
-//	SIM_TOOL_CALL     a tool call, when the request offers tools
+//	SIM_TOOL_CALL     a tool call, when the request offers tools (what
+//	                  tool_choice auto does anyway; kept for older tests)
 //
 // Cut connections abort the handler with panic(http.ErrAbortHandler), which
 // net/http turns into a dropped connection; call the Server through an

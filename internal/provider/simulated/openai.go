@@ -133,6 +133,9 @@ func (x *exchange) streamOpenAI(ctx context.Context, w http.ResponseWriter, s *S
 				return
 			}
 			for _, piece := range x.argPieces() {
+				if piece == "" {
+					continue
+				}
 				o := open(i)
 				o = append(o, `,"delta":{"tool_calls":[{"index":0,"function":{"arguments":`...)
 				o = api.AppendString(o, piece)

@@ -22,6 +22,13 @@ const (
 	magicToolCall
 )
 
+// Answer formats: response_format (OpenAI) or output_format (Anthropic).
+const (
+	formatText uint8 = iota
+	formatJSONObject
+	formatJSONSchema
+)
+
 // request is what the simulated provider reads from a chat request. Its
 // strings point into the exchange's body buffer and die with it.
 type request struct {
@@ -35,7 +42,10 @@ type request struct {
 	promptTokens int
 	prompt       string // text of the last user message
 
-	tool string // name of the tool to call, "" for a text answer
+	tool       string       // name of the tool to call, "" for a text answer
+	toolSchema gjson.Result // its parameters (OpenAI) or input_schema (Anthropic)
+	format     uint8        // formatText, formatJSONObject or formatJSONSchema
+	schema     gjson.Result // the JSON Schema of formatJSONSchema
 
 	magic uint16
 	words int           // SIM_WORDS_<n>, -1 when absent
@@ -131,7 +141,7 @@ func (x *exchange) parse(d dialect, body []byte) *simError {
 	}
 	req := &x.req
 	*req = request{n: 1, words: -1, slow: -1, id: xxh3.HashString(js)}
-	var messages, system, tools, toolChoice gjson.Result
+	var messages, system, tools, toolChoice, format gjson.Result
 	var hasModel, hasMaxTokens bool
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
@@ -146,6 +156,8 @@ func (x *exchange) parse(d dialect, body []byte) *simError {
 			tools = v
 		case "tool_choice":
 			toolChoice = v
+		case "response_format", "output_format":
+			format = v
 		case "stream":
 			req.stream = v.Type == gjson.True
 		case "stream_options":
@@ -216,7 +228,17 @@ func (x *exchange) parse(d dialect, body []byte) *simError {
 	// loop driven by SIM_TOOL_CALL would never end.
 	_, lastIsToolResult := messageText(last.Get("content"))
 	lastIsUserText := last.Get("role").Str == "user" && !lastIsToolResult
-	req.tool = pickTool(d, tools, toolChoice, lastIsUserText && req.magic&magicToolCall != 0)
+	req.tool, req.toolSchema = pickTool(d, tools, toolChoice, lastIsUserText)
+	switch format.Get("type").Str {
+	case "json_object":
+		req.format = formatJSONObject
+	case "json_schema":
+		req.format = formatJSONSchema
+		req.schema = format.Get("json_schema.schema") // OpenAI
+		if d == dialectAnthropic {
+			req.schema = format.Get("schema")
+		}
+	}
 	return nil
 }
 
@@ -256,8 +278,31 @@ func messageText(content gjson.Result) (text string, toolResult bool) {
 	return text, toolResult
 }
 
-// pickTool returns the tool the answer calls, "" for a text answer.
-func pickTool(d dialect, tools, choice gjson.Result, asked bool) string {
+// pickTool returns the tool the answer calls, "" for a text answer, and
+// its parameters schema. auto (or no tool_choice) calls the first tool
+// when the last message is the user's text: a tool result or an assistant
+// prefill gets a text answer, so agent loops end.
+func pickTool(d dialect, tools, choice gjson.Result, userSpoke bool) (string, gjson.Result) {
+	name := pickToolName(d, tools, choice, userSpoke)
+	if name == "" {
+		return "", gjson.Result{}
+	}
+	var schema gjson.Result
+	tools.ForEach(func(_, t gjson.Result) bool {
+		n, p := t.Get("name"), t.Get("input_schema")
+		if d == dialectOpenAI {
+			n, p = t.Get("function.name"), t.Get("function.parameters")
+		}
+		if n.Str == name {
+			schema = p
+			return false
+		}
+		return true
+	})
+	return name, schema
+}
+
+func pickToolName(d dialect, tools, choice gjson.Result, asked bool) string {
 	if !tools.IsArray() {
 		return ""
 	}
