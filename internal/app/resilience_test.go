@@ -408,9 +408,10 @@ func TestUpstreamClosingIdleConnectionsLosesNoAnswer(t *testing.T) {
 			}
 			wg.Wait()
 			// Every connection answered one request; all but the few still
-			// idle at the end (one per worker at most) were then reused and
-			// closed under the request.
-			if total := int64(workers * each); dropped.Load() < total-workers || conns.Load() < total {
+			// idle at the end were then reused and closed under the request.
+			// Two providers (gpt-*, claude-*) keep a pool each, and each pool
+			// can hold one idle connection per worker at the end.
+			if total := int64(workers * each); dropped.Load() < total-2*workers || conns.Load() < total {
 				t.Fatalf("%d connections, %d requests dropped by the upstream for %d answers; want every reuse to hit a closing connection",
 					conns.Load(), dropped.Load(), total)
 			}
