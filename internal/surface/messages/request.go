@@ -2,7 +2,6 @@ package messages
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 	"unsafe"
 
@@ -49,8 +48,14 @@ func parse(body []byte, lim api.Limits, needMaxTokens bool) (*Request, error) {
 	if !utf8.Valid(body) {
 		return nil, api.InvalidRequest("", "request body is not valid UTF-8")
 	}
-	if !gjson.ValidBytes(body) {
-		return nil, api.InvalidRequest("", "request body is not valid JSON")
+	// One walk checks the syntax and refuses repeated keys: the gateway
+	// and the provider must read the same request (see api.CheckDuplicateKeys).
+	if err := api.CheckDuplicateKeys(body); err != nil {
+		if err.Param == "" { // syntax
+			return nil, err
+		}
+		// Anthropic's messages start with the field at fault.
+		return nil, api.InvalidRequest(err.Param, "%s: repeated key; each key may appear only once in an object", err.Param)
 	}
 	// Parse a read-only view of body rather than a copy; only the model
 	// name outlives the call, and it is cloned (see api.ParseChatRequest).
@@ -72,8 +77,8 @@ func parse(body []byte, lim api.Limits, needMaxTokens bool) (*Request, error) {
 			seenModel = true
 			if v.Type != gjson.String || v.Str == "" {
 				perr = api.InvalidRequest("model", "model: must be a non-empty string")
-			} else if hasControl(v.Str) {
-				perr = api.InvalidRequest("model", "model: must not contain control characters")
+			} else {
+				perr = api.CheckModelName("model", v.Str)
 			}
 			model = v.Str
 		case "max_tokens":
@@ -138,24 +143,6 @@ func parse(body []byte, lim api.Limits, needMaxTokens bool) (*Request, error) {
 	req.Model = strings.Clone(model)
 	req.InputTokens = cost.EstimateTokensOfLen(promptBytes)
 	return req, nil
-}
-
-// hasControl reports whether s holds a control character (C0, DEL or C1),
-// which has no place in a model name and would corrupt logs and headers.
-func hasControl(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
-			return true
-		} else if c >= utf8.RuneSelf {
-			for _, r := range s[i:] {
-				if unicode.IsControl(r) {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	return false
 }
 
 func checkNumber(v gjson.Result, param string, lo, hi float64) *api.Error {
