@@ -4,21 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/testutil/golden"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// goldenOutputs are the suffixes a translation's golden file may have.
+var goldenOutputs = []string{".error.json", ".anthropic.json", ".openai.json", ".chunks.jsonl"}
 
 // goldenCreated stands in for time.Now in every golden answer.
 const goldenCreated = 1700000000
@@ -27,19 +25,19 @@ const goldenCreated = 1700000000
 // testdata/request/NAME.openai.json and compares it with NAME.anthropic.json,
 // or with NAME.error.json when the input cannot be translated.
 func TestRequestTranslationMatchesGoldens(t *testing.T) {
-	runGoldens(t, "testdata/request/*.openai.json", func(t *testing.T, in []byte) (string, []byte) {
+	golden.Run(t, "testdata/request/*.openai.json", goldenOutputs, func(t *testing.T, in []byte) (string, []byte) {
 		out, err := TranslateRequest(in, "claude-sonnet-4-5", 0)
 		if err != nil {
 			return ".error.json", errorGolden(t, err)
 		}
-		return ".anthropic.json", indent(t, out)
+		return ".anthropic.json", golden.Indent(t, out)
 	})
 }
 
 // TestResponseTranslationMatchesGoldens translates each
 // testdata/response/NAME.anthropic.json into NAME.openai.json (or NAME.error.json).
 func TestResponseTranslationMatchesGoldens(t *testing.T) {
-	runGoldens(t, "testdata/response/*.anthropic.json", func(t *testing.T, in []byte) (string, []byte) {
+	golden.Run(t, "testdata/response/*.anthropic.json", goldenOutputs, func(t *testing.T, in []byte) (string, []byte) {
 		out, err := TranslateResponse(in, goldenCreated)
 		if err != nil {
 			return ".error.json", errorGolden(t, err)
@@ -48,7 +46,7 @@ func TestResponseTranslationMatchesGoldens(t *testing.T) {
 		if err := json.Unmarshal(out, &cc); err != nil {
 			t.Fatalf("answer does not decode as a chat.completion: %v\n%s", err, out)
 		}
-		return ".openai.json", indent(t, out)
+		return ".openai.json", golden.Indent(t, out)
 	})
 }
 
@@ -56,7 +54,7 @@ func TestResponseTranslationMatchesGoldens(t *testing.T) {
 // and compares the chunks, one JSON per line, and how the stream ended
 // with NAME.chunks.jsonl.
 func TestStreamTranslationMatchesGoldens(t *testing.T) {
-	runGoldens(t, "testdata/stream/*.sse", func(t *testing.T, in []byte) (string, []byte) {
+	golden.Run(t, "testdata/stream/*.sse", goldenOutputs, func(t *testing.T, in []byte) (string, []byte) {
 		chunks, err := drain(NewStream(bytes.NewReader(in), goldenCreated))
 		var out []byte
 		for _, c := range chunks {
@@ -71,64 +69,6 @@ func TestStreamTranslationMatchesGoldens(t *testing.T) {
 // runGoldens calls translate for each input matching pattern and compares
 // the result with the golden file named by the input's stem and the suffix
 // translate returns. Exactly one golden may exist per input.
-func runGoldens(t *testing.T, pattern string, translate func(*testing.T, []byte) (string, []byte)) {
-	t.Helper()
-	inputs, err := filepath.Glob(pattern)
-	if err != nil || len(inputs) == 0 {
-		t.Fatalf("no inputs match %s (err %v)", pattern, err)
-	}
-	inSuffix := pattern[strings.LastIndex(pattern, "*")+1:]
-	for _, in := range inputs {
-		stem := strings.TrimSuffix(in, inSuffix)
-		t.Run(filepath.Base(stem), func(t *testing.T) {
-			body, err := os.ReadFile(in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			suffix, got := translate(t, body)
-			compareGolden(t, stem+suffix, got)
-			for _, other := range []string{".error.json", ".anthropic.json", ".openai.json", ".chunks.jsonl"} {
-				if p := stem + other; other != suffix && p != in {
-					if _, err := os.Stat(p); err == nil {
-						if *update {
-							_ = os.Remove(p)
-						} else {
-							t.Errorf("%s exists but the translation produced %s", p, suffix)
-						}
-					}
-				}
-			}
-		})
-	}
-}
-
-func compareGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("golden %s missing (run go test -update): %v\ngot:\n%s", path, err, got)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run go test -update to accept)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
-
-func indent(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, b, "", "  "); err != nil {
-		t.Fatalf("translation is not valid JSON: %v\n%s", err, b)
-	}
-	buf.WriteByte('\n')
-	return buf.Bytes()
-}
-
 func errorGolden(t *testing.T, err error) []byte {
 	t.Helper()
 	var e *api.Error

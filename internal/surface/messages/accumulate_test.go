@@ -16,6 +16,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/provider/simulated"
 	"github.com/edge-agent/edge-agent/internal/sse"
+	"github.com/edge-agent/edge-agent/internal/testutil/golden"
 )
 
 // accumulateSSE feeds every event of an SSE body to a new Accumulator.
@@ -72,7 +73,7 @@ func TestAccumulatorKeepsThinkingSignatureToolInputCitationsAndCacheUsage(t *tes
 		t.Fatal(err)
 	}
 	got := answerOf(t, accumulateSSE(t, in))
-	compareGolden(t, "testdata/events/thinking_tool_cache.messages.json", indent(t, got))
+	golden.Compare(t, "testdata/events/thinking_tool_cache.messages.json", golden.Indent(t, got))
 	roundTrip(t, got)
 
 	u := Usage(got)
