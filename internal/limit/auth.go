@@ -77,8 +77,8 @@ type Principal struct {
 	AllowCacheBypass bool
 	// ShowCacheKey: the key's clients see X-Cache-Key.
 	ShowCacheKey bool
-	Admin          bool // authenticated with ADMIN_API_KEY
-	Anonymous      bool // the gateway runs open (no keys configured)
+	Admin        bool // authenticated with ADMIN_API_KEY
+	Anonymous    bool // the gateway runs open (no keys configured)
 
 	RPM, TPM, Burst                  int // as in KeyConfig: 0 default, <0 unlimited
 	BudgetDailyUSD, BudgetMonthlyUSD float64
