@@ -253,13 +253,15 @@ func TestBudgetStopsSpendingAndAdminResetsIt(t *testing.T) {
 	}
 }
 
-func TestIsolatedCacheScopeNeverServesAnotherKeysAnswer(t *testing.T) {
+func TestEachKeyHasItsOwnCacheUnlessTheOperatorSharesIt(t *testing.T) {
 	s := startSim(t, simulated.Options{})
 	g := startGateway(t, accessConfig(s,
 		config.APIKey{Name: "a", Key: "key-a", CacheScope: "isolated"},
-		config.APIKey{Name: "b", Key: "key-b", CacheScope: "isolated"},
+		config.APIKey{Name: "b", Key: "key-b"}, // isolated by default
 		config.APIKey{Name: "c", Key: "key-c", CacheScope: "shared"},
-		config.APIKey{Name: "d", Key: "key-d"}))
+		config.APIKey{Name: "d", Key: "key-d", CacheScope: "shared"},
+		config.APIKey{Name: "e", Key: "key-e", Team: "red"},
+		config.APIKey{Name: "f", Key: "key-f", Team: "red"}))
 	body := chat("gpt-4o-mini", "a tenant's question")
 	for i, step := range []struct{ key, want string }{
 		{"key-a", "MISS"},
@@ -268,6 +270,8 @@ func TestIsolatedCacheScopeNeverServesAnotherKeysAnswer(t *testing.T) {
 		{"key-b", "HIT"},
 		{"key-c", "MISS"}, // the shared cache holds neither
 		{"key-d", "HIT"},  // shared keys share
+		{"key-e", "MISS"}, // a team is a scope of its own
+		{"key-f", "HIT"},  // its members share
 		{"key-a", "HIT"},
 	} {
 		resp, out := post(t, g.URL, body, "Authorization: Bearer "+step.key)
@@ -275,8 +279,8 @@ func TestIsolatedCacheScopeNeverServesAnotherKeysAnswer(t *testing.T) {
 			t.Fatalf("step %d (%s): %d %s, want %s: %s", i, step.key, resp.StatusCode, resp.Header.Get("X-Cache-Status"), step.want, out)
 		}
 	}
-	if s.Calls() != 3 {
-		t.Fatalf("provider called %d times, want 3 (a, b, shared)", s.Calls())
+	if s.Calls() != 4 {
+		t.Fatalf("provider called %d times, want 4 (a, b, shared, team red)", s.Calls())
 	}
 	// A client namespace cannot reach into another tenant's scope.
 	resp, _ := post(t, g.URL, body, "Authorization: Bearer key-b", "X-Cache-Namespace: key:a")

@@ -27,6 +27,8 @@ type guard struct {
 	redactor   *redact.Redactor
 	redactAll  bool
 	redactions *prometheus.CounterVec
+	// maxCacheTTL bounds the clients' X-Cache-TTL and max-age.
+	maxCacheTTL time.Duration
 }
 
 type principalKey struct{}
@@ -38,14 +40,18 @@ func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Tabl
 	for _, k := range cfg.Auth.Keys {
 		keys = append(keys, limit.KeyConfig{Name: k.Name, Key: k.Key, KeySHA256: k.KeySHA256, Models: k.Models,
 			RPM: k.RPM, TPM: k.TPM, Burst: k.Burst, BudgetDailyUSD: k.BudgetDailyUSD, BudgetMonthlyUSD: k.BudgetMonthlyUSD,
-			CacheScope: k.CacheScope, Redact: k.Redact})
+			CacheScope: k.CacheScope, Team: k.Team, AllowCacheBypass: k.AllowCacheBypass, ShowCacheKey: k.ShowCacheKey,
+			Redact: k.Redact})
 	}
 	auth, err := limit.NewAuth(keys, cfg.Auth.AdminKey)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	a.auth = auth
-	g := &guard{auth: auth, redactAll: cfg.Redact.Enabled}
+	g := &guard{auth: auth, redactAll: cfg.Redact.Enabled, maxCacheTTL: cfg.Cache.MaxClientTTL.D()}
+	if g.maxCacheTTL <= 0 {
+		g.maxCacheTTL = cfg.Cache.L2TTL.D() // no client keeps an entry longer than the operator would
+	}
 
 	var limiter limit.Limiter = limit.NewLocalLimiter(time.Now)
 	var store limit.BudgetStore = limit.NewLocalBudgetStore()
@@ -127,7 +133,8 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 	if err != nil {
 		return gateway.Admission{}, err
 	}
-	adm := gateway.Admission{Namespace: p.CacheNamespace}
+	adm := gateway.Admission{Namespace: p.CacheNamespace, MaxCacheTTL: g.maxCacheTTL,
+		NoCacheBypass: !p.AllowCacheBypass, HideCacheKey: !p.ShowCacheKey}
 	redactOn := g.redactAll
 	if p.Redact != nil {
 		redactOn = *p.Redact

@@ -7,10 +7,14 @@ import (
 
 // Group coalesces concurrent misses for the same key: the first caller (the
 // leader) calls the provider, later callers (followers) wait for its answer.
-// Unlike singleflight, the leader's failure is not shared: a follower that
-// gets no entry makes its own call, so one failed upstream call does not fail
-// every waiting client. Followers of a streaming request wait for the
-// complete entry and replay it; they never see a partial answer.
+// When the upstream call fails, the leader publishes the error (Fail) and
+// the followers answer with it at once: the same request would fail the
+// same way, and calling upstream once per waiter would multiply the load on
+// a provider that is already failing. Only when the leader ends without an
+// answer or an upstream error (its own client left, the answer may not be
+// cached) does a follower make its own call. Followers of a streaming
+// request wait for the complete entry and replay it; they never see a
+// partial answer.
 //
 // The zero Group is ready to use. It starts no goroutines.
 type Group struct {
@@ -24,6 +28,7 @@ type Call struct {
 	key   Key
 	done  chan struct{}
 	entry *Entry // written once, before done is closed
+	err   error  // the leader's upstream error, written once, before done is closed
 }
 
 // Join returns the call in flight for k and whether the caller leads it.
@@ -49,7 +54,21 @@ func (g *Group) Join(k Key) (*Call, bool) {
 // the group, so later requests start afresh, and wakes the followers. Calls
 // after the first are ignored, which makes "defer c.Finish(nil)" after an
 // explicit Finish safe.
-func (c *Call) Finish(e *Entry) {
+func (c *Call) Finish(e *Entry) { c.finish(e, nil) }
+
+// Fail publishes the leader's upstream error to its followers and ends the
+// call, unless ctx (the leader's request) has ended: then the failure is the
+// leader's own, not the provider's, and nothing is published, so the
+// followers make their own calls. Fail on a nil Call (no coalescing) does
+// nothing.
+func (c *Call) Fail(ctx context.Context, err error) {
+	if c == nil || err == nil || ctx.Err() != nil {
+		return
+	}
+	c.finish(nil, err)
+}
+
+func (c *Call) finish(e *Entry, err error) {
 	c.g.mu.Lock()
 	defer c.g.mu.Unlock()
 	select {
@@ -60,7 +79,7 @@ func (c *Call) Finish(e *Entry) {
 	if c.g.calls[c.key] == c {
 		delete(c.g.calls, c.key)
 	}
-	c.entry = e
+	c.entry, c.err = e, err
 	close(c.done)
 }
 
@@ -74,6 +93,18 @@ func (c *Call) Wait(ctx context.Context) (*Entry, bool) {
 		return c.entry, c.entry != nil
 	case <-ctx.Done():
 		return nil, false
+	}
+}
+
+// Err is the upstream error the leader failed with, nil while it has not
+// finished or when it ended without one. A follower whose Wait returned no
+// entry answers with Err when it is set instead of calling upstream.
+func (c *Call) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
 	}
 }
 

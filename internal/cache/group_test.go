@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -106,4 +107,50 @@ func TestGroupFollowerWaitIsBoundedByItsContext(t *testing.T) {
 			t.Fatal("the first Finish must win over the later one")
 		}
 	})
+}
+
+func TestFollowersGetTheLeadersUpstreamError(t *testing.T) {
+	var g Group
+	k := Key{1}
+	lead, _ := g.Join(k)
+	follow, leader := g.Join(k)
+	if leader {
+		t.Fatal("second Join leads")
+	}
+	upstream := errors.New("upstream 503")
+	lead.Fail(context.Background(), upstream)
+	lead.Finish(nil) // the leader's deferred Finish changes nothing
+	if e, ok := follow.Wait(context.Background()); ok || e != nil {
+		t.Fatalf("Wait after a failure = %v, %v", e, ok)
+	}
+	if err := follow.Err(); !errors.Is(err, upstream) {
+		t.Fatalf("Err = %v, want the leader's error", err)
+	}
+	if g.Len() != 0 {
+		t.Fatalf("%d calls left in flight", g.Len())
+	}
+}
+
+func TestALeaderWhoseClientLeftPublishesNoError(t *testing.T) {
+	var g Group
+	k := Key{2}
+	lead, _ := g.Join(k)
+	follow, _ := g.Join(k)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	lead.Fail(gone, context.Canceled)
+	select {
+	case <-follow.Done():
+		t.Fatal("the leader's own cancellation ended the call")
+	default:
+	}
+	if follow.Err() != nil {
+		t.Fatal("Err set before the call finished")
+	}
+	lead.Finish(nil)
+	if _, ok := follow.Wait(context.Background()); ok || follow.Err() != nil {
+		t.Fatalf("follower must make its own call: ok %v err %v", ok, follow.Err())
+	}
+	var none *Call
+	none.Fail(context.Background(), errors.New("x")) // no coalescing: nothing to do
 }

@@ -4,6 +4,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -133,6 +135,9 @@ type Cache struct {
 	RedisCluster bool     `yaml:"redis_cluster"`
 	RedisTimeout Duration `yaml:"redis_timeout"`
 	CoalesceWait Duration `yaml:"coalesce_wait"`
+	// MaxClientTTL bounds X-Cache-TTL and Cache-Control max-age; 0 takes
+	// L2TTL, so a client can never keep an entry longer than the operator.
+	MaxClientTTL Duration `yaml:"max_client_ttl"`
 }
 
 // Auth configures client keys and limits.
@@ -157,7 +162,10 @@ type APIKey struct {
 	Burst            int      `yaml:"burst"`
 	BudgetDailyUSD   float64  `yaml:"budget_daily_usd"`
 	BudgetMonthlyUSD float64  `yaml:"budget_monthly_usd"`
-	CacheScope       string   `yaml:"cache_scope"`
+	CacheScope       string   `yaml:"cache_scope"` // isolated (default) or shared
+	Team             string   `yaml:"team"`        // cache group shared with the team's other keys
+	AllowCacheBypass *bool    `yaml:"allow_cache_bypass"`
+	ShowCacheKey     bool     `yaml:"show_cache_key"`
 	Redact           *bool    `yaml:"redact"`
 }
 
@@ -367,6 +375,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	integer("L1_CACHE_SIZE", &cfg.Cache.L1MaxEntries)
 	seconds("L1_TTL_SECONDS", &cfg.Cache.L1TTL)
 	seconds("L2_TTL_SECONDS", &cfg.Cache.L2TTL)
+	seconds("CACHE_MAX_CLIENT_TTL_SECONDS", &cfg.Cache.MaxClientTTL)
 	str("REDIS_URL", &cfg.Cache.RedisURL)
 	boolean("REDIS_CLUSTER", &cfg.Cache.RedisCluster)
 	if v := getenv("REDIS_TIMEOUT_MS"); v != "" {
@@ -383,11 +392,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	integer("RATE_LIMIT_BURST", &cfg.Auth.Burst)
 	integer("RATE_LIMIT_TPM", &cfg.Auth.TPM)
 	if v := getenv("API_KEYS"); v != "" {
-		for i, k := range strings.Split(v, ",") {
-			if k = strings.TrimSpace(k); k != "" {
-				cfg.Auth.Keys = append(cfg.Auth.Keys, APIKey{Name: fmt.Sprintf("env-%d", i+1), Key: k})
-			}
-		}
+		cfg.Auth.Keys = append(cfg.Auth.Keys, ParseAPIKeys(v)...)
 	}
 	boolean("REDACT_PII", &cfg.Redact.Enabled)
 	integer("MAX_RETRIES", &cfg.Routing.MaxRetries)
@@ -529,6 +534,9 @@ func (c *Config) Validate() error {
 	if c.Cache.L1MaxBytes < 0 || c.Cache.L1MaxEntries < 0 {
 		bad("cache: L1 bounds must not be negative")
 	}
+	if c.Cache.MaxClientTTL < 0 {
+		bad("cache.max_client_ttl: must not be negative")
+	}
 	for i, k := range c.Auth.Keys {
 		if k.Key == "" && k.KeySHA256 == "" {
 			bad("auth.keys[%d]: key or key_sha256 required", i)
@@ -537,6 +545,9 @@ func (c *Config) Validate() error {
 		case "", "shared", "isolated":
 		default:
 			bad("auth.keys[%d].cache_scope: %q is not shared or isolated", i, k.CacheScope)
+		}
+		if k.Team != "" && k.CacheScope != "" {
+			bad("auth.keys[%d]: set team or cache_scope, not both", i)
 		}
 	}
 	return errors.Join(errs...)
@@ -623,4 +634,33 @@ func UseDemoProvider(c *Config, base string) {
 			c.Aliases[m] = "anthropic/" + m
 		}
 	}
+}
+
+// ParseAPIKeys reads API_KEYS: comma-separated entries "[name:]secret[@team]".
+// A key without a name is named "key-" plus the first 8 hex digits of its
+// SHA-256, so its identity (rate limits, budgets, logs, cache scope) stays
+// the same whatever its position in the list, and the name reveals nothing
+// usable about the key. "@team" puts the key in that cache group.
+func ParseAPIKeys(list string) []APIKey {
+	var out []APIKey
+	for e := range strings.SplitSeq(list, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		var k APIKey
+		if i := strings.LastIndexByte(e, '@'); i >= 0 {
+			e, k.Team = e[:i], e[i+1:]
+		}
+		if name, secret, ok := strings.Cut(e, ":"); ok {
+			k.Name, e = name, secret
+		}
+		k.Key = e
+		if k.Name == "" {
+			d := sha256.Sum256([]byte(k.Key))
+			k.Name = "key-" + hex.EncodeToString(d[:4])
+		}
+		out = append(out, k)
+	}
+	return out
 }

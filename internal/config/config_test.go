@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,5 +165,44 @@ func TestOperationsDocExampleIsValid(t *testing.T) {
 	}
 	if len(cfg.Providers) != 4 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" {
 		t.Fatalf("documented config read wrongly: %+v", cfg)
+	}
+}
+
+func TestAPIKeysAreNamedByDigestOrExplicitlyNeverByPosition(t *testing.T) {
+	tests := []struct {
+		list string
+		want []APIKey
+	}{
+		{"sk-a, sk-b", []APIKey{{Name: "key-" + digest8("sk-a"), Key: "sk-a"}, {Name: "key-" + digest8("sk-b"), Key: "sk-b"}}},
+		{"sk-b,,sk-a ,", []APIKey{{Name: "key-" + digest8("sk-b"), Key: "sk-b"}, {Name: "key-" + digest8("sk-a"), Key: "sk-a"}}},
+		{"alice:sk-a@red", []APIKey{{Name: "alice", Key: "sk-a", Team: "red"}}},
+		{"sk-a@red,bob:sk-b", []APIKey{{Name: "key-" + digest8("sk-a"), Key: "sk-a", Team: "red"}, {Name: "bob", Key: "sk-b"}}},
+	}
+	for _, tt := range tests {
+		got := ParseAPIKeys(tt.list)
+		if len(got) != len(tt.want) {
+			t.Fatalf("ParseAPIKeys(%q) = %+v", tt.list, got)
+		}
+		for i := range got {
+			if got[i].Name != tt.want[i].Name || got[i].Key != tt.want[i].Key || got[i].Team != tt.want[i].Team {
+				t.Errorf("ParseAPIKeys(%q)[%d] = %+v, want %+v", tt.list, i, got[i], tt.want[i])
+			}
+		}
+	}
+}
+
+func digest8(s string) string {
+	d := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(d[:4])
+}
+
+func TestMaxClientTTLFromEnvAndValidated(t *testing.T) {
+	cfg, err := Load("", env(map[string]string{"CACHE_MAX_CLIENT_TTL_SECONDS": "60"}))
+	if err != nil || cfg.Cache.MaxClientTTL.D() != time.Minute {
+		t.Fatalf("CACHE_MAX_CLIENT_TTL_SECONDS: %v %v", cfg.Cache.MaxClientTTL, err)
+	}
+	cfg.Cache.MaxClientTTL = -1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_client_ttl") {
+		t.Fatalf("negative max_client_ttl: %v", err)
 	}
 }

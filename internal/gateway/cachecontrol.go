@@ -54,3 +54,18 @@ func parseCacheControl(h http.Header) (cacheControl, error) {
 	}
 	return cc, nil
 }
+
+// bound applies the operator's limits to what the client asked: its TTL and
+// max-age are clamped to MaxCacheTTL, and no-cache/no-store are dropped when
+// the caller may not bypass a cache it shares with others (the request is
+// then served like one without them).
+func (a *Admission) bound(cc cacheControl) cacheControl {
+	if a.NoCacheBypass {
+		cc.noCache, cc.noStore = false, false
+	}
+	if a.MaxCacheTTL > 0 {
+		cc.ttl = min(cc.ttl, a.MaxCacheTTL)
+		cc.maxAge = min(cc.maxAge, a.MaxCacheTTL)
+	}
+	return cc
+}

@@ -71,6 +71,12 @@ type Guard interface {
 type Admission struct {
 	Namespace string
 	Body      []byte // possibly redacted; nil: unchanged
+	// MaxCacheTTL bounds the client's X-Cache-TTL and max-age (0: no bound).
+	MaxCacheTTL time.Duration
+	// NoCacheBypass ignores the client's no-cache and no-store.
+	NoCacheBypass bool
+	// HideCacheKey leaves X-Cache-Key out of the answer.
+	HideCacheKey bool
 	// Done reports the outcome: tokens actually used and the dollars spent.
 	Done func(tokens int, usd float64)
 }
@@ -202,6 +208,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(err)
 		return
 	}
+	cc = adm.bound(cc)
 	x.cc = cc
 	if g.o.Cache == nil || cc.noCache {
 		x.rec.Cache = telemetry.CacheBypass
@@ -222,6 +229,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.keyOK = true // X-Cache-Key is set with the answer, see setEdgeHeaders
 	}
 
+	var lead *cache.Call // set when this request leads a coalesced call
 	if x.keyOK && !cc.noCache {
 		if e, tier := g.lookup(ctx, &x); e != nil {
 			x.serveHit(req, e, tier)
@@ -239,7 +247,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				x.serveCoalesced(req, e)
 				return
 			}
+			if err := call.Err(); err != nil { // the leader's upstream failure is ours too
+				x.fail(err)
+				return
+			}
 		} else {
+			lead = call
 			defer func() { call.Finish(x.stored) }()
 		}
 		h["X-Cache-Status"] = hdrMiss
@@ -253,6 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := g.callProvider(ctx, target, preq, fallbacks)
 	if err != nil {
 		x.rec.ProviderLatency = time.Since(x.provStart)
+		lead.Fail(ctx, err)
 		x.fail(err)
 		return
 	}

@@ -103,7 +103,8 @@ func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Tim
 	}
 	var buf [96]byte
 	b := buf[:0]
-	if x.keyOK {
+	showKey := x.keyOK && !x.admission.HideCacheKey
+	if showKey {
 		b = x.key.AppendHex(b)
 	}
 	keyEnd := len(b)
@@ -117,7 +118,7 @@ func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Tim
 		b = strconv.AppendInt(b, int64(x.attempts), 10)
 	}
 	s := string(b)
-	if x.keyOK {
+	if showKey {
 		x.set(h, "X-Cache-Key", s[:keyEnd])
 	}
 	x.set(h, "X-Edge-Overhead-Ms", s[keyEnd:overEnd])

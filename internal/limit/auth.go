@@ -44,8 +44,21 @@ type KeyConfig struct {
 	// Budgets in US dollars; 0 means none.
 	BudgetDailyUSD   float64 `yaml:"budget_daily_usd"`
 	BudgetMonthlyUSD float64 `yaml:"budget_monthly_usd"`
-	// CacheScope is ScopeShared (default) or ScopeIsolated.
+	// CacheScope is ScopeIsolated (the default: the key's cache is its own)
+	// or ScopeShared (the one cache of every shared key, an operator's
+	// explicit choice). Team puts the key in a named cache group instead:
+	// keys of one team share entries with each other and nobody else.
 	CacheScope string `yaml:"cache_scope"`
+	Team       string `yaml:"team"`
+	// AllowCacheBypass lets the key's clients force Cache-Control no-cache
+	// and no-store. nil: allowed for an isolated key (it only affects its
+	// own cache), refused (the directives are ignored) for a key that
+	// shares its cache with others.
+	AllowCacheBypass *bool `yaml:"allow_cache_bypass"`
+	// ShowCacheKey sends X-Cache-Key to the key's clients. Off by default:
+	// the key of an entry tells whoever sees it that someone asked that
+	// prompt. The admin key always sees it.
+	ShowCacheKey bool `yaml:"show_cache_key"`
 	// Redact overrides the global PII redaction switch for this key.
 	Redact *bool `yaml:"redact"`
 }
@@ -54,11 +67,18 @@ type KeyConfig struct {
 // NewAuth and shared between requests: treat them as read-only.
 type Principal struct {
 	Name string
-	// CacheNamespace is "" for the shared cache and "key:<name>" for a key
-	// with an isolated cache scope; it must be part of the cache key.
+	// Team is the key's cache group ("" for none).
+	Team string
+	// CacheNamespace is "" for the shared cache, "team:<team>" for a key in
+	// a team and "key:<name>" for an isolated key; it must be part of the
+	// cache key.
 	CacheNamespace string
-	Admin          bool // authenticated with ADMIN_API_KEY
-	Anonymous      bool // the gateway runs open (no keys configured)
+	// AllowCacheBypass: the key's clients may force no-cache/no-store.
+	AllowCacheBypass bool
+	// ShowCacheKey: the key's clients see X-Cache-Key.
+	ShowCacheKey bool
+	Admin        bool // authenticated with ADMIN_API_KEY
+	Anonymous    bool // the gateway runs open (no keys configured)
 
 	RPM, TPM, Burst                  int // as in KeyConfig: 0 default, <0 unlimited
 	BudgetDailyUSD, BudgetMonthlyUSD float64
@@ -103,12 +123,12 @@ type storedKey struct {
 // ("" for none). Every configuration error names the key by its name, never
 // by its value.
 func NewAuth(keys []KeyConfig, adminKey string) (*Auth, error) {
-	a := &Auth{anon: newPrincipal(Principal{Name: AnonymousName, Anonymous: true})}
+	a := &Auth{anon: newPrincipal(Principal{Name: AnonymousName, Anonymous: true, AllowCacheBypass: true, ShowCacheKey: true})}
 	names := make(map[string]bool, len(keys))
 	digests := make(map[[sha256.Size]byte]string, len(keys)+1)
 	if adminKey != "" {
 		a.hasAdmin = true
-		a.admin = storedKey{digest: sha256.Sum256([]byte(adminKey)), principal: newPrincipal(Principal{Name: AdminName, Admin: true})}
+		a.admin = storedKey{digest: sha256.Sum256([]byte(adminKey)), principal: newPrincipal(Principal{Name: AdminName, Admin: true, AllowCacheBypass: true, ShowCacheKey: true})}
 		digests[a.admin.digest] = "the admin key"
 	}
 	for i, k := range keys {
@@ -154,14 +174,28 @@ func buildKey(k KeyConfig) (*Principal, [sha256.Size]byte, error) {
 	p := &Principal{
 		Name: k.Name, RPM: k.RPM, TPM: k.TPM, Burst: k.Burst,
 		BudgetDailyUSD: k.BudgetDailyUSD, BudgetMonthlyUSD: k.BudgetMonthlyUSD,
-		Redact: k.Redact,
+		Redact: k.Redact, Team: k.Team, ShowCacheKey: k.ShowCacheKey,
 	}
-	switch k.CacheScope {
-	case "", ScopeShared:
-	case ScopeIsolated:
-		p.CacheNamespace = "key:" + k.Name
-	default:
+	switch {
+	case k.CacheScope != "" && k.CacheScope != ScopeShared && k.CacheScope != ScopeIsolated:
 		return nil, digest, fmt.Errorf("cache_scope %q must be %q or %q", k.CacheScope, ScopeShared, ScopeIsolated)
+	case k.Team != "" && k.CacheScope != "":
+		return nil, digest, errors.New("set team or cache_scope, not both (a team is a shared scope of its own)")
+	case k.Team != "":
+		if err := validName(k.Team); err != nil {
+			return nil, digest, fmt.Errorf("team: %w", err)
+		}
+		p.CacheNamespace = "team:" + k.Team
+	case k.CacheScope == ScopeShared:
+		// the gateway-wide shared cache, namespace ""
+	default:
+		p.CacheNamespace = "key:" + k.Name
+	}
+	// Forcing a fresh answer is harmless in a cache of one's own; in a shared
+	// one it lets a tenant re-ask until it gets a sample it likes for all.
+	p.AllowCacheBypass = p.CacheNamespace == "key:"+k.Name
+	if k.AllowCacheBypass != nil {
+		p.AllowCacheBypass = *k.AllowCacheBypass
 	}
 	m, err := newModelMatcher(k.Models)
 	if err != nil {
@@ -187,23 +221,6 @@ func validName(name string) error {
 		return fmt.Errorf("name %q is reserved", name)
 	}
 	return nil
-}
-
-// ParseKeyList turns the API_KEYS form (comma-separated plaintext keys) into
-// key configs. Each key is named "key-" plus the first 8 hex digits of its
-// SHA-256, so a name stays stable when the list is reordered and reveals
-// nothing usable about the key.
-func ParseKeyList(list string) []KeyConfig {
-	var out []KeyConfig
-	for _, k := range strings.Split(list, ",") {
-		k = strings.TrimSpace(k)
-		if k == "" {
-			continue
-		}
-		d := sha256.Sum256([]byte(k))
-		out = append(out, KeyConfig{Name: "key-" + hex.EncodeToString(d[:4]), Key: k})
-	}
-	return out
 }
 
 // Open reports whether no client keys are configured, so that every request

@@ -169,8 +169,8 @@ func TestPrincipalModelsAndCacheScope(t *testing.T) {
 	a := testAuth(t)
 	alpha, _ := a.Authenticate(request("x-api-key", keyA))
 	bravo, _ := a.Authenticate(request("x-api-key", keyB))
-	if alpha.CacheNamespace != "" {
-		t.Errorf("shared key namespace = %q, want empty", alpha.CacheNamespace)
+	if alpha.CacheNamespace != "key:alpha" || !alpha.AllowCacheBypass || alpha.ShowCacheKey {
+		t.Errorf("a key without a scope must be isolated: namespace %q, bypass %v, show key %v", alpha.CacheNamespace, alpha.AllowCacheBypass, alpha.ShowCacheKey)
 	}
 	if bravo.CacheNamespace != "key:bravo" {
 		t.Errorf("isolated key namespace = %q, want key:bravo", bravo.CacheNamespace)
@@ -248,23 +248,6 @@ func TestNewAuthRejectsBadKeyConfigsWithoutLeakingKeys(t *testing.T) {
 	}
 }
 
-func TestParseKeyListNamesKeysStably(t *testing.T) {
-	keys := ParseKeyList(" " + keyA + ",," + keyB + " ,")
-	if len(keys) != 2 || keys[0].Key != keyA || keys[1].Key != keyB {
-		t.Fatalf("ParseKeyList = %+v", keys)
-	}
-	again := ParseKeyList(keyB + "," + keyA)
-	if keys[0].Name != again[1].Name || keys[1].Name != again[0].Name {
-		t.Fatalf("names depend on order: %q %q vs %q %q", keys[0].Name, keys[1].Name, again[0].Name, again[1].Name)
-	}
-	if !strings.HasPrefix(keys[0].Name, "key-") || strings.Contains(keys[0].Name, keyA) {
-		t.Fatalf("name %q", keys[0].Name)
-	}
-	if _, err := NewAuth(keys, ""); err != nil {
-		t.Fatalf("NewAuth(ParseKeyList): %v", err)
-	}
-}
-
 func TestAnonymousOnlyWhenOpen(t *testing.T) {
 	open, err := NewAuth(nil, "")
 	if err != nil {
@@ -279,5 +262,44 @@ func TestAnonymousOnlyWhenOpen(t *testing.T) {
 	}
 	if p := keyed.Anonymous(); p != nil {
 		t.Fatalf("gateway with keys has an anonymous principal: %+v", p)
+	}
+}
+
+func TestCacheScopeIsTheKeysOwnUnlessTheOperatorSharesIt(t *testing.T) {
+	yes, no := true, false
+	tests := []struct {
+		name       string
+		key        KeyConfig
+		wantNS     string
+		wantBypass bool
+	}{
+		{"default is isolated", KeyConfig{Name: "a"}, "key:a", true},
+		{"explicit isolated", KeyConfig{Name: "a", CacheScope: ScopeIsolated}, "key:a", true},
+		{"team shares within the team", KeyConfig{Name: "a", Team: "red"}, "team:red", false},
+		{"shared is the gateway-wide cache", KeyConfig{Name: "a", CacheScope: ScopeShared}, "", false},
+		{"team member granted bypass", KeyConfig{Name: "a", Team: "red", AllowCacheBypass: &yes}, "team:red", true},
+		{"isolated key refused bypass", KeyConfig{Name: "a", AllowCacheBypass: &no}, "key:a", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.key.Key = keyA
+			a, err := NewAuth([]KeyConfig{tt.key}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := a.Authenticate(request("x-api-key", keyA))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.CacheNamespace != tt.wantNS || p.AllowCacheBypass != tt.wantBypass || p.ShowCacheKey {
+				t.Errorf("namespace %q bypass %v show %v, want %q %v false", p.CacheNamespace, p.AllowCacheBypass, p.ShowCacheKey, tt.wantNS, tt.wantBypass)
+			}
+		})
+	}
+	if _, err := NewAuth([]KeyConfig{{Name: "a", Key: keyA, Team: "red", CacheScope: ScopeShared}}, ""); err == nil || !strings.Contains(err.Error(), "team") {
+		t.Errorf("team with cache_scope: err = %v", err)
+	}
+	if _, err := NewAuth([]KeyConfig{{Name: "a", Key: keyA, Team: "red team"}}, ""); err == nil || !strings.Contains(err.Error(), "team") {
+		t.Errorf("bad team name: err = %v", err)
 	}
 }
