@@ -475,3 +475,18 @@ func errClosed() *api.Error {
 	return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeOverloaded, Code: "shutting_down",
 		Message: "the gateway is shutting down", RetryAfter: time.Second}
 }
+
+// Speaks reports whether every deployment that may serve t speaks surface
+// s natively (provider.Speaks), so a request in that surface's format can
+// be passed through to whichever of them answers.
+func (t Target) Speaks(s provider.Surface) bool {
+	if t.g == nil || len(t.g.deps) == 0 {
+		return s == provider.SurfaceChat
+	}
+	for _, d := range t.g.deps {
+		if !provider.Speaks(d.prov, s) {
+			return false
+		}
+	}
+	return true
+}
