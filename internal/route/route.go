@@ -4,6 +4,8 @@
 package route
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/tidwall/sjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/provider"
@@ -489,4 +493,38 @@ func (t Target) Speaks(s provider.Surface) bool {
 		}
 	}
 	return true
+}
+
+// TokenCounter is implemented by providers that count a Messages
+// request's tokens upstream (Anthropic's /v1/messages/count_tokens).
+type TokenCounter interface {
+	CountTokens(ctx context.Context, req *provider.Request) ([]byte, error)
+}
+
+// CountTokens asks the first of t's deployments that can count tokens
+// upstream, with the body's model rewritten to the deployment's; ok is
+// false when none can (the caller estimates).
+func (r *Router) CountTokens(ctx context.Context, t Target, req *provider.Request) (answer []byte, ok bool, err error) {
+	if t.g == nil {
+		return nil, false, nil
+	}
+	for _, d := range t.g.deps {
+		tc, can := d.prov.(TokenCounter)
+		if !can {
+			continue
+		}
+		model := d.model
+		if model == "" {
+			model = t.Model
+		}
+		body, err := sjson.SetBytes(bytes.Clone(req.Body), "model", model)
+		if err != nil {
+			return nil, true, api.InvalidRequest("", "cannot rewrite the request for model %q: %v", model, err)
+		}
+		preq := *req
+		preq.Body, preq.Model = body, model
+		b, err := tc.CountTokens(ctx, &preq)
+		return b, true, err
+	}
+	return nil, false, nil
 }
