@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/trace"
@@ -72,7 +73,7 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 	if x.rec.Provider == "" {
 		x.rec.Provider = target.Group
 	}
-	native := target.Speaks(provider.SurfaceMessages)
+	native := g.speaks(target, provider.SurfaceMessages)
 
 	var adm Admission
 	if g.o.Guard != nil {
@@ -191,6 +192,20 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 	x.writeMessage(out)
 }
 
+// SurfaceRouter is implemented by routers that know which surfaces a
+// target's providers speak natively; *route.Router does. Without it only
+// chat is native.
+type SurfaceRouter interface {
+	Speaks(t route.Target, s provider.Surface) bool
+}
+
+func (g *Gateway) speaks(t route.Target, s provider.Surface) bool {
+	if sr, ok := g.o.Router.(SurfaceRouter); ok {
+		return sr.Speaks(t, s)
+	}
+	return s == provider.SurfaceChat
+}
+
 // anthropicHeaders copies the client's anthropic-* headers (version, beta
 // flags) for a passthrough call; nil when there are none.
 func anthropicHeaders(in http.Header) http.Header {
@@ -304,7 +319,9 @@ func (x *exchange) serveMessageStream(req *messages.Request, s provider.Stream, 
 				fail(err)
 				return
 			}
-			if sw.Event(gjson.GetBytes(chunk, "type").Str, chunk) != nil || sw.Flush() != nil {
+			// A string view of the chunk: the name is written at once.
+			name := gjson.Get(unsafe.String(unsafe.SliceData(chunk), len(chunk)), "type").Str
+			if sw.Event(name, chunk) != nil || sw.Flush() != nil {
 				x.rec.Status, x.rec.ErrorCode = 499, "client_closed_request"
 				return
 			}

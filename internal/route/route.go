@@ -495,6 +495,9 @@ func (t Target) Speaks(s provider.Surface) bool {
 	return true
 }
 
+// Speaks is t.Speaks(s), for the gateway's SurfaceRouter.
+func (r *Router) Speaks(t Target, s provider.Surface) bool { return t.Speaks(s) }
+
 // TokenCounter is implemented by providers that count a Messages
 // request's tokens upstream (Anthropic's /v1/messages/count_tokens).
 type TokenCounter interface {
