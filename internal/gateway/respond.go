@@ -36,11 +36,11 @@ type exchange struct {
 	cc        cacheControl
 	key       cache.Key
 	keyOK     bool
-	stored    *cache.Entry // the leader's cached answer, handed to followers
+	surface   provider.Surface // chat (zero) or messages: which envelope errors use; in keyOK's padding
+	stored    *cache.Entry     // the leader's cached answer, handed to followers
 	attempts  int
 	admission Admission
-	surface   provider.Surface // chat (zero) or messages: which envelope errors use
-	vals      [8]string        // backing for one-value headers, see set
+	vals      [8]string // backing for one-value headers, see set
 	nv        int
 }
 

@@ -18,14 +18,15 @@ type Request struct {
 	Model string
 	// Stream asks for a streamed answer.
 	Stream bool
+	// Surface is the wire format of Body and of the answer wanted: chat
+	// (the zero value), or a surface the provider speaks natively (see
+	// Native), in which case Body goes upstream as is. (Beside Stream: in
+	// its padding.)
+	Surface Surface
 	// MaxTokens is the client's max_tokens/max_completion_tokens (0: unset).
 	MaxTokens int64
 	// Header carries headers to propagate upstream (trace context). May be nil.
 	Header http.Header
-	// Surface is the wire format of Body and of the answer wanted: chat
-	// (the zero value), or a surface the provider speaks natively (see
-	// Native), in which case Body goes upstream as is.
-	Surface Surface
 }
 
 // Response is a provider's answer in OpenAI format.
