@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 
+	"github.com/edge-agent/edge-agent/internal/config"
 	"github.com/edge-agent/edge-agent/internal/provider/simulated"
 	"github.com/edge-agent/edge-agent/internal/surface/messages"
 )
@@ -299,4 +300,46 @@ func postMessages(t *testing.T, base, body string, headers ...string) (*http.Res
 		t.Fatal(err)
 	}
 	return resp, b
+}
+
+// Claude Code sends its key as x-api-key (ANTHROPIC_API_KEY) or as a
+// bearer token (ANTHROPIC_AUTH_TOKEN); a missing or wrong key, and a body
+// over the limit, answer in Anthropic's envelope.
+func TestMessagesAuthAndLimitsAnswerInAnthropicsEnvelope(t *testing.T) {
+	s := startSim(t, simulated.Options{})
+	cfg := accessConfig(s, config.APIKey{Name: "team", Key: "team-key-0123456789"})
+	cfg.MaxRequestSize = 4 << 10
+	cfg.MaxBodyMemoryBytes = 1 << 20
+	g := startGateway(t, cfg)
+	body := `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"auth"}]}`
+	for _, tc := range []struct {
+		name    string
+		body    string
+		headers []string
+		status  int
+		errType string
+	}{
+		{"x-api-key", body, []string{"X-Api-Key: team-key-0123456789"}, 200, ""},
+		{"bearer", body, []string{"Authorization: Bearer team-key-0123456789"}, 200, ""},
+		{"no key", body, nil, 401, "authentication_error"},
+		{"wrong key", body, []string{"X-Api-Key: nope-0123456789"}, 401, "authentication_error"},
+		{"too large", `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"` + strings.Repeat("x", 8<<10) + `"}]}`,
+			[]string{"X-Api-Key: team-key-0123456789"}, 413, "request_too_large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := postMessages(t, g.URL, tc.body, append(tc.headers, "Anthropic-Version: 2023-06-01")...)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			if tc.status == 200 {
+				if gjson.GetBytes(b, "type").Str != "message" {
+					t.Fatalf("%s", b)
+				}
+				return
+			}
+			if gjson.GetBytes(b, "type").Str != "error" || gjson.GetBytes(b, "error.type").Str != tc.errType {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+		})
+	}
 }
