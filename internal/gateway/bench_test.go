@@ -190,3 +190,109 @@ func BenchmarkProxyL1HitMetricsOnly(b *testing.B) {
 	g, _ := newBenchGateway(b, true, o)
 	serveBench(b, g, []byte(benchBody), "HIT")
 }
+
+const benchMessagesAnswer = `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Paris is the capital of France."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":20,"output_tokens":8}}`
+
+var benchMessagesEvents = func() [][]byte {
+	var out [][]byte
+	for _, e := range []string{
+		`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":20,"output_tokens":1}}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Paris is "}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"the capital."}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":8}}`,
+		`{"type":"message_stop"}`,
+	} {
+		out = append(out, []byte(e))
+	}
+	return out
+}()
+
+// memMessagesRouter is memRouter for a provider that speaks Messages: the
+// gateway passes requests through to it.
+type memMessagesRouter struct{ memRouter }
+
+func (m *memMessagesRouter) Speaks(route.Target, provider.Surface) bool { return true }
+
+func (m *memMessagesRouter) ChatCompletion(_ context.Context, _ route.Target, req *provider.Request, _ []string) (*provider.Response, error) {
+	m.calls++
+	if req.Surface != provider.SurfaceMessages {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if req.Stream {
+		return &provider.Response{Stream: &eventStream{events: benchMessagesEvents}}, nil
+	}
+	return &provider.Response{Body: []byte(benchMessagesAnswer)}, nil
+}
+
+type eventStream struct {
+	events [][]byte
+	i      int
+}
+
+func (s *eventStream) Next() ([]byte, error) {
+	if s.i >= len(s.events) {
+		return nil, io.EOF
+	}
+	s.i++
+	return s.events[s.i-1], nil
+}
+
+func (s *eventStream) Close() error { return nil }
+
+const benchMessagesBody = `{"model":"claude-sonnet-4-5","temperature":0.2,"max_tokens":256,"system":"You are a helpful assistant.","messages":[{"role":"user","content":"What is the capital of France? Answer in one sentence."}]}`
+
+func serveMessagesBench(b *testing.B, withCache bool, body []byte, want string) {
+	b.Helper()
+	r := &memMessagesRouter{}
+	o := Options{Router: r}
+	if withCache {
+		l1, err := memory.New(memory.Options{MaxBytes: 64 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := cache.NewTiered(cache.Options{L1: l1})
+		b.Cleanup(func() { t.Close(); l1.Close() })
+		o.Cache = t
+	}
+	g := New(o)
+	req := httptest.NewRequest(http.MethodPost, "/v1/messages", nil)
+	rd := &rewindBody{Reader: bytes.NewReader(body)}
+	req.Body = rd
+	w := &discardWriter{h: make(http.Header, 16)}
+	serve := func() {
+		rd.Reset(body)
+		req.ContentLength = int64(len(body))
+		clear(w.h)
+		w.code, w.n = 0, 0
+		g.ServeMessages(w, req)
+	}
+	serve()
+	b.ReportAllocs()
+	for b.Loop() {
+		serve()
+		if w.code != 200 || w.h.Get("X-Cache-Status") != want {
+			b.Fatalf("status %d cache %q", w.code, w.h.Get("X-Cache-Status"))
+		}
+	}
+}
+
+// BenchmarkProxyMessagesMissNonStreaming is the Messages passthrough of a
+// JSON answer, beside BenchmarkProxyMissNonStreaming.
+func BenchmarkProxyMessagesMissNonStreaming(b *testing.B) {
+	serveMessagesBench(b, false, []byte(benchMessagesBody), "BYPASS")
+}
+
+// BenchmarkProxyMessagesMissStreaming is the Messages passthrough of a
+// stream, beside BenchmarkProxyMissStreaming.
+func BenchmarkProxyMessagesMissStreaming(b *testing.B) {
+	body := []byte(`{"model":"claude-sonnet-4-5","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}`)
+	serveMessagesBench(b, false, body, "BYPASS")
+}
+
+// BenchmarkProxyMessagesL1Hit is a Messages cache hit, beside
+// BenchmarkProxyL1Hit.
+func BenchmarkProxyMessagesL1Hit(b *testing.B) {
+	serveMessagesBench(b, true, []byte(benchMessagesBody), "HIT")
+}

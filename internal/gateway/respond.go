@@ -21,6 +21,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/sse"
+	"github.com/edge-agent/edge-agent/internal/surface/messages"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -35,7 +36,8 @@ type exchange struct {
 	cc        cacheControl
 	key       cache.Key
 	keyOK     bool
-	stored    *cache.Entry // the leader's cached answer, handed to followers
+	surface   provider.Surface // chat (zero) or messages: which envelope errors use; in keyOK's padding
+	stored    *cache.Entry     // the leader's cached answer, handed to followers
 	attempts  int
 	admission Admission
 	vals      [8]string // backing for one-value headers, see set
@@ -62,6 +64,10 @@ func (x *exchange) fail(err error) {
 	x.setEdgeHeaders(h, -1, time.Now())
 	if e.Status == 499 {
 		return // nobody is listening
+	}
+	if x.surface == provider.SurfaceMessages {
+		messages.WriteError(x.w, e)
+		return
 	}
 	api.WriteError(x.w, e)
 }

@@ -18,6 +18,11 @@ type Request struct {
 	Model string
 	// Stream asks for a streamed answer.
 	Stream bool
+	// Surface is the wire format of Body and of the answer wanted: chat
+	// (the zero value), or a surface the provider speaks natively (see
+	// Native), in which case Body goes upstream as is. (Beside Stream: in
+	// its padding.)
+	Surface Surface
 	// MaxTokens is the client's max_tokens/max_completion_tokens (0: unset).
 	MaxTokens int64
 	// Header carries headers to propagate upstream (trace context). May be nil.
@@ -62,4 +67,40 @@ type Provider interface {
 	// upstream 4xx passed through with the provider's message, 5xx and
 	// connection failures 502, timeouts 504.
 	ChatCompletion(ctx context.Context, req *Request) (*Response, error)
+}
+
+// Surface is a wire API offered to clients. The zero value is chat
+// completions, the representation every provider accepts.
+type Surface uint8
+
+// Surfaces served by the gateway.
+const (
+	SurfaceChat     Surface = iota // POST /v1/chat/completions
+	SurfaceMessages                // POST /v1/messages (Anthropic)
+)
+
+// String names the surface, as the endpoint label of metrics does.
+func (s Surface) String() string {
+	if s == SurfaceMessages {
+		return "messages"
+	}
+	return "chat"
+}
+
+// Native is implemented by providers that speak a surface other than chat
+// natively. A Request whose Surface a provider speaks is passed through:
+// Body is the client's request in that surface's format (model rewritten),
+// and the Response is in that format too (Body the answer's bytes, Stream
+// the raw event payloads).
+type Native interface {
+	Speaks(s Surface) bool
+}
+
+// Speaks reports whether p serves s natively (chat: always).
+func Speaks(p Provider, s Surface) bool {
+	if s == SurfaceChat {
+		return true
+	}
+	n, ok := p.(Native)
+	return ok && n.Speaks(s)
 }

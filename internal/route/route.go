@@ -4,6 +4,8 @@
 package route
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/tidwall/sjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/provider"
@@ -474,4 +478,56 @@ func (r *Router) Close() { r.closed.Store(true) }
 func errClosed() *api.Error {
 	return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeOverloaded, Code: "shutting_down",
 		Message: "the gateway is shutting down", RetryAfter: time.Second}
+}
+
+// Speaks reports whether every deployment that may serve t speaks surface
+// s natively (provider.Speaks), so a request in that surface's format can
+// be passed through to whichever of them answers.
+func (t Target) Speaks(s provider.Surface) bool {
+	if t.g == nil || len(t.g.deps) == 0 {
+		return s == provider.SurfaceChat
+	}
+	for _, d := range t.g.deps {
+		if !provider.Speaks(d.prov, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// Speaks is t.Speaks(s), for the gateway's SurfaceRouter.
+func (r *Router) Speaks(t Target, s provider.Surface) bool { return t.Speaks(s) }
+
+// TokenCounter is implemented by providers that count a Messages
+// request's tokens upstream (Anthropic's /v1/messages/count_tokens).
+type TokenCounter interface {
+	CountTokens(ctx context.Context, req *provider.Request) ([]byte, error)
+}
+
+// CountTokens asks the first of t's deployments that can count tokens
+// upstream, with the body's model rewritten to the deployment's; ok is
+// false when none can (the caller estimates).
+func (r *Router) CountTokens(ctx context.Context, t Target, req *provider.Request) (answer []byte, ok bool, err error) {
+	if t.g == nil {
+		return nil, false, nil
+	}
+	for _, d := range t.g.deps {
+		tc, can := d.prov.(TokenCounter)
+		if !can {
+			continue
+		}
+		model := d.model
+		if model == "" {
+			model = t.Model
+		}
+		body, err := sjson.SetBytes(bytes.Clone(req.Body), "model", model)
+		if err != nil {
+			return nil, true, api.InvalidRequest("", "cannot rewrite the request for model %q: %v", model, err)
+		}
+		preq := *req
+		preq.Body, preq.Model = body, model
+		b, err := tc.CountTokens(ctx, &preq)
+		return b, true, err
+	}
+	return nil, false, nil
 }

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cache"
+	"github.com/edge-agent/edge-agent/internal/surface/messages"
 )
 
 // Component is the health of one part of the gateway.
@@ -29,6 +31,12 @@ type Options struct {
 	Logger  *slog.Logger
 	// Chat serves POST /v1/chat/completions.
 	Chat http.Handler
+	// Messages serves POST /v1/messages, CountTokens POST
+	// /v1/messages/count_tokens (Anthropic's API); nil: not served. Every
+	// error on these routes, auth and 404/405 included, is in Anthropic's
+	// envelope.
+	Messages    http.Handler
+	CountTokens http.Handler
 	// Models lists what GET /v1/models returns.
 	Models func() []api.Model
 	// Health reports per-component status; called by /health.
@@ -73,6 +81,12 @@ func New(o Options) *Server {
 	s.chat = chat
 	s.handle("/v1/chat/completions", http.MethodPost, chat)
 	s.handle("/chat/completions", http.MethodPost, chat) // clients configured without /v1
+	if o.Messages != nil {
+		s.handle("/v1/messages", http.MethodPost, s.authenticated(o.Messages))
+	}
+	if o.CountTokens != nil {
+		s.handle("/v1/messages/count_tokens", http.MethodPost, s.authenticated(o.CountTokens))
+	}
 	s.handle("/v1/models", http.MethodGet, s.authenticated(http.HandlerFunc(s.models)))
 	s.handle("/health", http.MethodGet, http.HandlerFunc(s.health))
 	s.handle("/health/live", http.MethodGet, http.HandlerFunc(s.live))
@@ -91,7 +105,7 @@ func New(o Options) *Server {
 		s.mux.Handle(pattern, s.admin(h))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api.WriteError(w, api.NotFound("unknown_url", "unknown route %s %s", r.Method, r.URL.Path))
+		writeError(w, r, api.NotFound("unknown_url", "unknown route %s %s", r.Method, r.URL.Path))
 	})
 	return s
 }
@@ -169,7 +183,7 @@ func (s *Server) handle(path, method string, h http.Handler) {
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", method)
-			api.WriteError(w, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",
+			writeError(w, r, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",
 				Message: fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, r.URL.Path, method)})
 			return
 		}
@@ -187,7 +201,7 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 			if _, ok := w.Header()["X-Request-Id"]; !ok { // refused before the gateway
 				s.setRequestID(w, r)
 			}
-			api.WriteError(w, err)
+			writeError(w, r, err)
 			return
 		}
 		if ctx != r.Context() {
@@ -195,6 +209,21 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// anthropicRequest reports a request of Anthropic's API: a /v1/messages
+// path, or the anthropic-version header its SDKs and Claude Code send.
+func anthropicRequest(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/v1/messages") || r.Header["Anthropic-Version"] != nil
+}
+
+// writeError writes err in the envelope of the API the request speaks.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if anthropicRequest(r) {
+		messages.WriteError(w, err)
+		return
+	}
+	api.WriteError(w, err)
 }
 
 func (s *Server) admin(h http.Handler) http.Handler {
@@ -226,6 +255,11 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 	}
 	if data == nil {
 		data = []api.Model{}
+	}
+	if r.Header["Anthropic-Version"] != nil {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(append(messages.AppendModelList(nil, data), '\n'))
+		return
 	}
 	writeJSON(w, http.StatusOK, api.ModelList{Object: "list", Data: data})
 }

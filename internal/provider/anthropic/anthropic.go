@@ -103,6 +103,9 @@ func ownHeader(canonical string) bool {
 // ChatCompletion translates req, calls POST {BaseURL}/v1/messages and
 // translates the answer back; a streamed answer is translated as it is read.
 func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	if req.Surface == provider.SurfaceMessages {
+		return p.messages(ctx, req)
+	}
 	mode := streamOff
 	if req.Stream {
 		mode = streamOn

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/edge-agent/edge-agent/internal/api"
 )
 
@@ -161,6 +163,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.chat(w, r, dialectOpenAI)
 	case "/v1/messages":
 		s.chat(w, r, dialectAnthropic)
+	case "/v1/messages/count_tokens":
+		s.countTokens(w, r)
 	case "/v1/models":
 		s.models(w, r)
 	default:
@@ -434,4 +438,44 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Lo
 		return fmt.Errorf("simulated: shutdown: %w", err)
 	}
 	return nil
+}
+
+// countTokens answers POST /v1/messages/count_tokens with
+// {"input_tokens":N}, N a deterministic count of the request's bytes (one
+// token per four, as the gateway's estimate). The request is recorded
+// (LastRequest) but not counted in Calls: it is not a chat request.
+func (s *Server) countTokens(w http.ResponseWriter, r *http.Request) {
+	d := dialectAnthropic
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		s.writeError(w, d, &simError{kind: kindMethod, msg: "Method " + r.Method + " is not allowed on " + r.URL.Path})
+		return
+	}
+	c := s.cfg.Load()
+	x := s.pool.Get().(*exchange)
+	defer s.release(x)
+	body, err := x.readBody(r.Body, r.ContentLength)
+	if err != nil {
+		s.writeError(w, d, err)
+		return
+	}
+	s.record(r, body)
+	if c.apiKey != nil && !authorized(r.Header, d, c.apiKey) {
+		s.writeError(w, d, errUnauthorized(d))
+		return
+	}
+	if len(r.Header["Anthropic-Version"]) == 0 {
+		s.writeError(w, d, &simError{kind: kindBadRequest, msg: "anthropic-version: header is required"})
+		return
+	}
+	if !gjson.ValidBytes(body) || !gjson.GetBytes(body, "messages").IsArray() {
+		s.writeError(w, d, &simError{kind: kindBadRequest, msg: "messages: Field required"})
+		return
+	}
+	out := append([]byte(`{"input_tokens":`), strconv.Itoa((len(body)+3)/4)...)
+	out = append(out, "}"...)
+	h := w.Header()
+	h["Content-Type"] = s.ctJSON
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	_, _ = w.Write(out)
 }
