@@ -93,8 +93,10 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 		x.fail(err)
 		return
 	}
+	cc = adm.bound(cc)
 	x.cc = cc
 	if g.o.Cache == nil || cc.noCache {
+		x.rec.Cache = telemetry.CacheBypass
 		h["X-Cache-Status"] = hdrBypass
 	}
 	if g.o.Cache != nil {
@@ -112,6 +114,7 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 		}
 		x.keyOK = true
 	}
+	var lead *cache.Call // set when this request leads a coalesced call
 	if x.keyOK && !cc.noCache {
 		if e, tier := g.lookup(ctx, &x); e != nil {
 			x.rec.Cache = tier.String()
@@ -137,7 +140,12 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 				x.serveStoredMessage(req, e)
 				return
 			}
+			if err := call.Err(); err != nil { // the leader's upstream failure is ours too
+				x.fail(err)
+				return
+			}
 		} else {
+			lead = call
 			defer func() { call.Finish(x.stored) }()
 		}
 		h["X-Cache-Status"] = hdrMiss
@@ -165,6 +173,7 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 	resp, err := g.callProvider(ctx, target, preq, fallbacks)
 	x.rec.ProviderLatency = time.Since(x.provStart)
 	if err != nil {
+		lead.Fail(ctx, err)
 		x.fail(err)
 		return
 	}
