@@ -194,9 +194,13 @@ func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
 }
 
 // serveJSON answers a non-streaming miss and stores it when cacheable.
-func (x *exchange) serveJSON(req *api.ChatRequest, body []byte) {
+// ku is the adapter's usage by kind, when it has one.
+func (x *exchange) serveJSON(req *api.ChatRequest, body []byte, ku *cost.Usage) {
 	body = withoutMetadata(body) // ours is the only metadata, stored or sent
 	a := readAnswer(body)
+	if ku != nil {
+		a.usage = *ku
+	}
 	model := a.model
 	if model == "" {
 		model = x.rec.Model
@@ -275,8 +279,12 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	if au := acc.Usage(); au != nil {
 		u = cost.Usage{PromptTokens: au.PromptTokens, CompletionTokens: au.CompletionTokens}
 		if au.PromptTokensDetails != nil {
-			x.rec.CachedTokens = au.PromptTokensDetails.CachedTokens
 			u.CachedTokens = au.PromptTokensDetails.CachedTokens
+		}
+		if ur, ok := s.(provider.UsageReporter); ok {
+			if ku, ok := ur.Usage(); ok {
+				u = ku
+			}
 		}
 	} else {
 		// The upstream reported no usage; estimate, and say so.
@@ -306,7 +314,11 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 
 // price fills the record's tokens and cost.
 func (x *exchange) price(model string, u cost.Usage, estimated bool) {
-	x.rec.PromptTokens, x.rec.CompletionTokens = u.PromptTokens, u.CompletionTokens
+	// Every prompt token the model read, whatever its price, as the chat
+	// usage reports it; the kinds go to the record for metrics.
+	x.rec.PromptTokens, x.rec.CompletionTokens = u.InputTokens(), u.CompletionTokens
+	x.rec.CachedTokens = u.CachedTokens + u.CacheReadTokens
+	x.rec.CacheWriteTokens = u.CacheWrite5mTokens + u.CacheWrite1hTokens
 	x.rec.CostUSD, x.rec.CostKnown = x.g.o.Prices.Cost(model, u)
 	x.rec.CostEstimated = estimated && x.rec.CostKnown
 }
@@ -469,6 +481,7 @@ func readAnswer(body []byte) answer {
 				PromptTokens:     int(v.Get("prompt_tokens").Int()),
 				CompletionTokens: int(v.Get("completion_tokens").Int()),
 				CachedTokens:     int(v.Get("prompt_tokens_details.cached_tokens").Int()),
+				ReasoningTokens:  int(v.Get("completion_tokens_details.reasoning_tokens").Int()),
 			}
 		case "choices":
 			v.ForEach(func(_, c gjson.Result) bool {
