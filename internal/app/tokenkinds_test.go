@@ -106,3 +106,33 @@ func TestPromptCacheTokensArePricedByKindEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheHitSavesWhatTheMissCostByKind: a hit on an answer whose usage
+// had prompt-cache reads and writes saves what the miss was charged, priced
+// by kind, not the same tokens priced as ordinary input.
+func TestCacheHitSavesWhatTheMissCostByKind(t *testing.T) {
+	s := startSim(t, simulated.Options{})
+	g := startGateway(t, simConfig(s))
+	body := chat("claude-3-5-sonnet-20241022", "SIM_WORDS_100 SIM_CACHE_READ_100000 SIM_CACHE_WRITE_100000 hello")
+	r1, b1 := post(t, g.URL, body)
+	if r1.StatusCode != 200 || r1.Header.Get("X-Cache-Status") != "MISS" {
+		t.Fatalf("first: %d %s", r1.StatusCode, r1.Header.Get("X-Cache-Status"))
+	}
+	miss := usageOf(t, b1)
+	if miss.Metadata.Cost == nil {
+		t.Fatal("miss has no cost_usd")
+	}
+	input := miss.Usage.Prompt - 200_000
+	// claude-3-5-sonnet: input 3.00, cache read 0.30, 5-minute write 3.75, output 15.00 per 1M.
+	want := (float64(input)*3 + 100_000*0.30 + 100_000*3.75 + float64(miss.Usage.Completion)*15) / 1e6
+	if math.Abs(*miss.Metadata.Cost-want) > 1e-9 {
+		t.Fatalf("miss cost_usd %v, want %v", *miss.Metadata.Cost, want)
+	}
+	if r2, _ := post(t, g.URL, body); r2.Header.Get("X-Cache-Status") != "HIT" {
+		t.Fatalf("second: %s", r2.Header.Get("X-Cache-Status"))
+	}
+	f := scrapeFamilies(t, g.URL)
+	if got := f.value("llm_edge_cache_saved_cost_usd_total", "provider=anthropic", "model=claude-3-5-sonnet"); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("saved %v, want %v (what the miss cost)", got, want)
+	}
+}

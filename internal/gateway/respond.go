@@ -161,7 +161,11 @@ func (x *exchange) serveCoalesced(req *api.ChatRequest, e *cache.Entry) {
 func (x *exchange) serveStored(req *api.ChatRequest, e *cache.Entry) {
 	x.rec.Provider = e.Provider
 	x.rec.Status = http.StatusOK
-	x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
+	// What the miss cost, priced by token kind when it was stored; older
+	// entries without a cost are priced from their token counts.
+	if x.rec.SavedUSD = e.CostUSD; math.IsNaN(e.CostUSD) {
+		x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
+	}
 	x.rec.CostKnown = true // a hit costs nothing, and we know it
 	if req.Stream {
 		x.replay(req, e.Body)
@@ -340,7 +344,7 @@ func (x *exchange) cacheable(finish []string) bool {
 // and keeps it for coalesced followers.
 func (x *exchange) store(body []byte, u cost.Usage) {
 	e := &cache.Entry{Body: body, Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
-		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
+		PromptTokens: u.InputTokens(), CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
 	if x.rec.CostKnown {
 		e.CostUSD = x.rec.CostUSD
 	}
