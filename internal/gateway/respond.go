@@ -485,7 +485,6 @@ func readAnswer(body []byte) answer {
 				PromptTokens:     int(v.Get("prompt_tokens").Int()),
 				CompletionTokens: int(v.Get("completion_tokens").Int()),
 				CachedTokens:     int(v.Get("prompt_tokens_details.cached_tokens").Int()),
-				ReasoningTokens:  int(v.Get("completion_tokens_details.reasoning_tokens").Int()),
 			}
 		case "choices":
 			v.ForEach(func(_, c gjson.Result) bool {
