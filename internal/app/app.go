@@ -84,7 +84,8 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	if len(cfg.Prices) > 0 {
 		over := make(map[string]cost.Price, len(cfg.Prices))
 		for m, p := range cfg.Prices {
-			over[m] = cost.Price{InputPerM: p.Input, OutputPerM: p.Output, CachedInputPerM: p.CachedInput}
+			over[m] = cost.Price{InputPerM: p.Input, OutputPerM: p.Output, CachedInputPerM: p.CachedInput,
+				CacheWrite5mPerM: p.CacheWrite5m, CacheWrite1hPerM: p.CacheWrite1h}
 		}
 		prices = prices.With(over)
 	}

@@ -238,11 +238,11 @@ func TestMetricsAfterKnownTrafficHaveExactValues(t *testing.T) {
 		if got := f.value("llm_edge_cache_saved_cost_usd_total", pl...); math.Abs(got-s.usd) > 1e-9 {
 			t.Errorf("saved cost %s = %v, want %v (one hit)", s.canonical, got, s.usd)
 		}
-		if got := f.value("llm_edge_tokens_total", append(pl, "type=prompt")...); got != float64(s.prompt) {
-			t.Errorf("prompt tokens %s = %v, want %d (a hit adds none)", s.canonical, got, s.prompt)
+		if got := f.value("llm_edge_tokens_total", append(pl, "type=input")...); got != float64(s.prompt) {
+			t.Errorf("input tokens %s = %v, want %d (a hit adds none)", s.canonical, got, s.prompt)
 		}
-		if got := f.value("llm_edge_tokens_total", append(pl, "type=completion")...); got != float64(s.completion) {
-			t.Errorf("completion tokens %s = %v, want %d", s.canonical, got, s.completion)
+		if got := f.value("llm_edge_tokens_total", append(pl, "type=output")...); got != float64(s.completion) {
+			t.Errorf("output tokens %s = %v, want %d", s.canonical, got, s.completion)
 		}
 		if got := f.value("llm_edge_requests_total", append(pl, "status=2xx")...); got != 2 {
 			t.Errorf("requests %s 2xx = %v, want 2", s.canonical, got)

@@ -192,7 +192,10 @@ type RequestLimits struct {
 type Price struct {
 	Input       float64 `yaml:"input"`
 	Output      float64 `yaml:"output"`
-	CachedInput float64 `yaml:"cached_input"`
+	CachedInput float64 `yaml:"cached_input"` // prompt-cache reads; 0: the input price
+	// Anthropic prompt-cache writes; 0: 1.25x (5-minute) and 2x (1-hour) the input price.
+	CacheWrite5m float64 `yaml:"cache_write_5m"`
+	CacheWrite1h float64 `yaml:"cache_write_1h"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -434,6 +437,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsPort < 0 || c.MetricsPort > 65535 {
 		bad("metrics_port: %d is out of range", c.MetricsPort)
+	}
+	for name, p := range c.Prices {
+		if p.Input < 0 || p.Output < 0 || p.CachedInput < 0 || p.CacheWrite5m < 0 || p.CacheWrite1h < 0 {
+			bad("prices.%s: a price is negative", name)
+		}
 	}
 	if _, err := netip.ParseAddr(c.MetricsHost); err != nil && !hostNameRe.MatchString(c.MetricsHost) {
 		bad("metrics_host: %q is not an IP address or a host name", c.MetricsHost)

@@ -281,7 +281,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.serveStream(req, resp.Stream)
 		return
 	}
-	x.serveJSON(req, resp.Body)
+	x.serveJSON(req, resp.Body, resp.Usage)
 }
 
 func (g *Gateway) callProvider(ctx context.Context, t route.Target, req *provider.Request, fallbacks []string) (*provider.Response, error) {

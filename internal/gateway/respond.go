@@ -168,7 +168,11 @@ func (x *exchange) serveCoalesced(req *api.ChatRequest, e *cache.Entry) {
 func (x *exchange) serveStored(req *api.ChatRequest, e *cache.Entry) {
 	x.rec.Provider = e.Provider
 	x.rec.Status = http.StatusOK
-	x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
+	// What the miss cost, priced by token kind when it was stored; older
+	// entries without a cost are priced from their token counts.
+	if x.rec.SavedUSD = e.CostUSD; math.IsNaN(e.CostUSD) {
+		x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
+	}
 	x.rec.CostKnown = true // a hit costs nothing, and we know it
 	if req.Stream {
 		x.replay(req, e.Body)
@@ -201,9 +205,13 @@ func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
 }
 
 // serveJSON answers a non-streaming miss and stores it when cacheable.
-func (x *exchange) serveJSON(req *api.ChatRequest, body []byte) {
+// ku is the adapter's usage by kind, when it has one.
+func (x *exchange) serveJSON(req *api.ChatRequest, body []byte, ku *cost.Usage) {
 	body = withoutMetadata(body) // ours is the only metadata, stored or sent
 	a := readAnswer(body)
+	if ku != nil {
+		a.usage = *ku
+	}
 	model := a.model
 	if model == "" {
 		model = x.rec.Model
@@ -282,8 +290,12 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	if au := acc.Usage(); au != nil {
 		u = cost.Usage{PromptTokens: au.PromptTokens, CompletionTokens: au.CompletionTokens}
 		if au.PromptTokensDetails != nil {
-			x.rec.CachedTokens = au.PromptTokensDetails.CachedTokens
 			u.CachedTokens = au.PromptTokensDetails.CachedTokens
+		}
+		if ur, ok := s.(provider.UsageReporter); ok {
+			if ku, ok := ur.Usage(); ok {
+				u = ku
+			}
 		}
 	} else {
 		// The upstream reported no usage; estimate, and say so.
@@ -313,7 +325,11 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 
 // price fills the record's tokens and cost.
 func (x *exchange) price(model string, u cost.Usage, estimated bool) {
-	x.rec.PromptTokens, x.rec.CompletionTokens = u.PromptTokens, u.CompletionTokens
+	// Every prompt token the model read, whatever its price, as the chat
+	// usage reports it; the kinds go to the record for metrics.
+	x.rec.PromptTokens, x.rec.CompletionTokens = u.InputTokens(), u.CompletionTokens
+	x.rec.CachedTokens = u.CachedTokens + u.CacheReadTokens
+	x.rec.CacheWriteTokens = u.CacheWrite5mTokens + u.CacheWrite1hTokens
 	x.rec.CostUSD, x.rec.CostKnown = x.g.o.Prices.Cost(model, u)
 	x.rec.CostEstimated = estimated && x.rec.CostKnown
 }
@@ -335,7 +351,7 @@ func (x *exchange) cacheable(finish []string) bool {
 // and keeps it for coalesced followers.
 func (x *exchange) store(body []byte, u cost.Usage) {
 	e := &cache.Entry{Body: body, Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
-		PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
+		PromptTokens: u.InputTokens(), CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
 	if x.rec.CostKnown {
 		e.CostUSD = x.rec.CostUSD
 	}

@@ -6,6 +6,8 @@ package provider
 import (
 	"context"
 	"net/http"
+
+	"github.com/edge-agent/edge-agent/internal/cost"
 )
 
 // Request is one chat completion call as the gateway hands it to a provider.
@@ -40,6 +42,19 @@ type Response struct {
 	Provider string
 	// Attempts counts upstream calls made for this answer (0 means 1).
 	Attempts int
+	// Usage is the answer's usage by token kind when the adapter knows more
+	// than the chat usage object can say (Anthropic cache writes), so the
+	// gateway prices it without parsing the body again; nil means price
+	// the body's usage.
+	Usage *cost.Usage
+}
+
+// UsageReporter is implemented by streams that know the answer's usage by
+// token kind. Usage is valid after Next returned io.EOF; ok is false when
+// the upstream reported no usage, and the gateway then reads the stream's
+// usage chunk (or estimates).
+type UsageReporter interface {
+	Usage() (u cost.Usage, ok bool)
 }
 
 // Stream is a streamed answer translated to OpenAI chunks.

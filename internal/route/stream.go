@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 )
 
@@ -79,6 +80,15 @@ type stream struct {
 	hasFirst bool
 	err      error
 	done     atomic.Bool
+}
+
+// Usage passes on the upstream stream's usage by token kind, when it
+// reports one (provider.UsageReporter).
+func (s *stream) Usage() (cost.Usage, bool) {
+	if ur, ok := s.up.(provider.UsageReporter); ok {
+		return ur.Usage()
+	}
+	return cost.Usage{}, false
 }
 
 func (s *stream) Next() ([]byte, error) {

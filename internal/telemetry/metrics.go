@@ -91,9 +91,9 @@ type reqSeries struct {
 }
 
 type pairSeries struct {
-	prompt, completion prometheus.Counter
-	cost, saved        prometheus.Counter
-	providerDur, ttft  prometheus.Observer
+	input, output, cacheRead, cacheWrite prometheus.Counter
+	cost, saved                          prometheus.Counter
+	providerDur, ttft                    prometheus.Observer
 }
 
 type cacheErrKey struct{ tier, op string }
@@ -165,7 +165,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	}, []string{"provider", "model", "cache", "status"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_edge_tokens_total",
-		Help: "Tokens billed by providers (cache hits consume none), by type prompt or completion.",
+		Help: "Tokens billed by providers (cache hits consume none), by type: input (uncached prompt), cache_read, cache_write (prompt tokens read from or written to the provider's prompt cache) or output (reasoning included). The types sum to every token.",
 	}, []string{"provider", "model", "type"})
 	m.costUSD = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_edge_cost_usd_total",
@@ -328,11 +328,18 @@ func (m *Metrics) ObserveRequest(r *Record) {
 			ps.saved.Add(r.SavedUSD)
 		}
 	} else {
-		if r.PromptTokens > 0 {
-			ps.prompt.Add(float64(r.PromptTokens))
+		read, write := max(r.CachedTokens, 0), max(r.CacheWriteTokens, 0)
+		if in := r.PromptTokens - read - write; in > 0 {
+			ps.input.Add(float64(in))
+		}
+		if read > 0 {
+			ps.cacheRead.Add(float64(read))
+		}
+		if write > 0 {
+			ps.cacheWrite.Add(float64(write))
 		}
 		if r.CompletionTokens > 0 {
-			ps.completion.Add(float64(r.CompletionTokens))
+			ps.output.Add(float64(r.CompletionTokens))
 		}
 		if r.CostKnown && r.CostUSD > 0 {
 			ps.cost.Add(r.CostUSD)
@@ -376,8 +383,10 @@ func (m *Metrics) pairSeries(k pairKey) *pairSeries {
 	defer m.mu.Unlock()
 	if s, ok = m.pairs[k]; !ok {
 		s = &pairSeries{
-			prompt:      m.tokens.WithLabelValues(k.a, k.b, "prompt"),
-			completion:  m.tokens.WithLabelValues(k.a, k.b, "completion"),
+			input:       m.tokens.WithLabelValues(k.a, k.b, "input"),
+			output:      m.tokens.WithLabelValues(k.a, k.b, "output"),
+			cacheRead:   m.tokens.WithLabelValues(k.a, k.b, "cache_read"),
+			cacheWrite:  m.tokens.WithLabelValues(k.a, k.b, "cache_write"),
 			cost:        m.costUSD.WithLabelValues(k.a, k.b),
 			saved:       m.savedUSD.WithLabelValues(k.a, k.b),
 			providerDur: m.providerDur.WithLabelValues(k.a, k.b),

@@ -120,10 +120,10 @@ func TestObserveRequestCountsEachRequestOnceWithExactTokensAndCost(t *testing.T)
 	assertValue(t, m, "llm_edge_requests_total", map[string]string{"provider": "openai", "model": "gpt-4o", "status": "5xx"}, 1)
 	assertValue(t, m, "llm_edge_requests_total", map[string]string{"provider": "anthropic", "model": "claude-3-5-sonnet", "status": "2xx"}, 2)
 
-	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "openai", "model": "gpt-4o", "type": "prompt"}, 1200)
-	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "openai", "model": "gpt-4o", "type": "completion"}, 300)
-	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "anthropic", "model": "claude-3-5-sonnet", "type": "prompt"}, 2000)
-	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "anthropic", "model": "claude-3-5-sonnet", "type": "completion"}, 1000)
+	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "openai", "model": "gpt-4o", "type": "input"}, 1200)
+	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "openai", "model": "gpt-4o", "type": "output"}, 300)
+	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "anthropic", "model": "claude-3-5-sonnet", "type": "input"}, 2000)
+	assertValue(t, m, "llm_edge_tokens_total", map[string]string{"provider": "anthropic", "model": "claude-3-5-sonnet", "type": "output"}, 1000)
 
 	// 1200*2.5/1e6 + 300*10/1e6 = 0.006; 2000*3/1e6 + 1000*15/1e6 = 0.021
 	assertValue(t, m, "llm_edge_cost_usd_total", map[string]string{"provider": "openai", "model": "gpt-4o"}, 0.006)
@@ -316,7 +316,7 @@ func TestHandlerServesTheGuideMetricsWithRuntimeCollectors(t *testing.T) {
 		`llm_edge_cache_hits_total{tier="l1"} 1`,
 		`llm_edge_cache_misses_total 1`,
 		`llm_edge_request_duration_ms_bucket{cache="hit",model="gpt-4o",provider="openai",status="2xx",le="1"} 1`,
-		`llm_edge_tokens_total{model="gpt-4o",provider="openai",type="prompt"} 10`,
+		`llm_edge_tokens_total{model="gpt-4o",provider="openai",type="input"} 10`,
 		`llm_edge_cost_usd_total{model="gpt-4o",provider="openai"} 7.5e-05`,
 		"go_goroutines ", "process_cpu_seconds_total",
 	} {

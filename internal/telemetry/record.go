@@ -38,6 +38,7 @@ type Record struct {
 	PromptTokens     int
 	CompletionTokens int
 	CachedTokens     int // provider prompt-cache reads, included in PromptTokens
+	CacheWriteTokens int // provider prompt-cache writes, included in PromptTokens
 
 	CostUSD       float64 // what the provider charges for this request
 	CostKnown     bool    // false: model has no price; cost_usd is logged as null

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 )
 
@@ -159,11 +160,12 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	if int64(len(b)) > p.maxBody {
 		return nil, provider.TooLarge(p.name, p.maxBody)
 	}
-	out, err := appendResponse(make([]byte, 0, len(b)+256), b, p.name, created)
+	ku := new(cost.Usage)
+	out, err := appendResponse(make([]byte, 0, len(b)+256), b, p.name, created, ku)
 	if err != nil {
 		// A 200 with an error body is mapped by appendResponse; the
 		// upstream's text may quote the key.
 		return nil, provider.Scrub(err, p.apiKey)
 	}
-	return &provider.Response{Body: out}, nil
+	return &provider.Response{Body: out, Usage: ku}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cost"
 )
 
 // TranslateResponse turns an Anthropic Messages response into an OpenAI
@@ -17,10 +18,10 @@ import (
 // other blocks (thinking, server tools) are left out. A body that is not a
 // Messages response is an *api.Error 502.
 func TranslateResponse(anthropicBody []byte, created int64) ([]byte, error) {
-	return appendResponse(make([]byte, 0, len(anthropicBody)+256), anthropicBody, "anthropic", created)
+	return appendResponse(make([]byte, 0, len(anthropicBody)+256), anthropicBody, "anthropic", created, nil)
 }
 
-func appendResponse(dst, body []byte, name string, created int64) ([]byte, error) {
+func appendResponse(dst, body []byte, name string, created int64, ku *cost.Usage) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, invalidResponse(name, "not valid JSON")
 	}
@@ -108,6 +109,9 @@ func appendResponse(dst, body []byte, name string, created int64) ([]byte, error
 
 	var u usage
 	u.set(root.Get("usage"))
+	if ku != nil {
+		*ku = u.cost()
+	}
 	dst = u.appendJSON(append(dst, `,"usage":`...))
 	return append(dst, '}'), nil
 }
@@ -129,6 +133,23 @@ func finishReason(stopReason string) string {
 // excludes cache reads and writes; OpenAI's prompt_tokens includes them.
 type usage struct {
 	input, cacheRead, cacheCreation, output int64
+	// write5m and write1h split cacheCreation by TTL when the upstream
+	// says (usage.cache_creation); otherwise all of it is a 5-minute write,
+	// Anthropic's default TTL.
+	write5m, write1h int64
+	split, seen      bool
+}
+
+// cost is u by token kind, for pricing: cache reads and writes apart from
+// input_tokens, as Anthropic bills them.
+func (u *usage) cost() cost.Usage {
+	c := cost.Usage{PromptTokens: int(u.input), CompletionTokens: int(u.output), CacheReadTokens: int(u.cacheRead)}
+	if u.split && u.write5m+u.write1h > 0 {
+		c.CacheWrite5mTokens, c.CacheWrite1hTokens = int(u.write5m), int(u.write1h)
+	} else {
+		c.CacheWrite5mTokens = int(u.cacheCreation)
+	}
+	return c
 }
 
 // set takes the counts present in u; absent ones keep their value, since
@@ -137,7 +158,14 @@ func (u *usage) set(v gjson.Result) {
 	if !v.IsObject() {
 		return
 	}
+	u.seen = true
 	v.ForEach(func(k, n gjson.Result) bool {
+		if k.Str == "cache_creation" && n.IsObject() {
+			u.split = true
+			u.write5m = n.Get("ephemeral_5m_input_tokens").Int()
+			u.write1h = n.Get("ephemeral_1h_input_tokens").Int()
+			return true
+		}
 		if n.Type != gjson.Number {
 			return true
 		}

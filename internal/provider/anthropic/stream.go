@@ -12,6 +12,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/sse"
 )
@@ -67,6 +68,12 @@ func (s *Stream) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// Usage is the answer's usage by token kind, for pricing; ok is false
+// until the upstream reported usage. Read it after Next returned io.EOF.
+func (s *Stream) Usage() (cost.Usage, bool) {
+	return s.usage.cost(), s.usage.seen
 }
 
 // Next returns the next chunk, valid until the following call.

@@ -37,10 +37,17 @@ func (x *exchange) appendToolUse(o []byte, input bool) []byte {
 	return append(o, "{}}"...)
 }
 
-func appendAnthropicUsage(o []byte, input, output int) []byte {
+// appendAnthropicUsage writes Anthropic's usage: the prompt-cache tokens
+// of SIM_CACHE_READ_<n> and SIM_CACHE_WRITE_<n> come on top of
+// input_tokens, as Anthropic counts them.
+func appendAnthropicUsage(o []byte, req *request, output int) []byte {
 	o = append(o, `{"input_tokens":`...)
-	o = strconv.AppendInt(o, int64(input), 10)
-	o = append(o, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":`...)
+	o = strconv.AppendInt(o, int64(req.promptTokens), 10)
+	o = append(o, `,"cache_creation_input_tokens":`...)
+	o = strconv.AppendInt(o, int64(req.cacheWrite), 10)
+	o = append(o, `,"cache_read_input_tokens":`...)
+	o = strconv.AppendInt(o, int64(req.cacheRead), 10)
+	o = append(o, `,"output_tokens":`...)
 	o = strconv.AppendInt(o, int64(output), 10)
 	return append(o, '}')
 }
@@ -65,7 +72,7 @@ func (x *exchange) writeAnthropic(w http.ResponseWriter, s *Server) {
 	o = append(o, `],"stop_reason":`...)
 	o = append(o, stop...)
 	o = append(o, `,"stop_sequence":null,"usage":`...)
-	o = appendAnthropicUsage(o, req.promptTokens, output)
+	o = appendAnthropicUsage(o, req, output)
 	o = append(o, "}\n"...)
 	x.out = o
 
@@ -98,7 +105,7 @@ func (x *exchange) streamAnthropic(ctx context.Context, w http.ResponseWriter, s
 	o := append(x.out[:0], "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"...)
 	o = x.appendAnthropicHead(o)
 	o = append(o, `],"stop_reason":null,"stop_sequence":null,"usage":`...)
-	o = appendAnthropicUsage(o, req.promptTokens, 1)
+	o = appendAnthropicUsage(o, req, 1)
 	if !send(append(o, "}}\n\n"...), false) {
 		return
 	}

@@ -58,6 +58,12 @@
 //	SIM_SLOW_<ms>     time to first byte of <ms> milliseconds, e.g. SIM_SLOW_300,
 //	                  replacing Options.TTFT and Jitter
 //	SIM_WORDS_<n>     an answer of exactly <n> words (before max_tokens)
+//	SIM_CACHE_READ_<n>  <n> prompt-cache read tokens in the usage: Anthropic's
+//	                  cache_read_input_tokens (on top of input_tokens), OpenAI's
+//	                  prompt_tokens_details.cached_tokens (inside prompt_tokens,
+//	                  which grows to at least <n>)
+//	SIM_CACHE_WRITE_<n> <n> prompt-cache write tokens: Anthropic's
+//	                  cache_creation_input_tokens (OpenAI has no such count)
 //	SIM_TOOL_CALL     a tool call, when the request offers tools (what
 //	                  tool_choice auto does anyway; kept for older tests)
 //

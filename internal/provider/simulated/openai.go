@@ -46,7 +46,7 @@ func (x *exchange) writeOpenAI(w http.ResponseWriter, s *Server) {
 		o = append(o, '}')
 	}
 	o = append(o, `],"usage":`...)
-	o = appendOpenAIUsage(o, req.promptTokens, completion)
+	o = appendOpenAIUsage(o, req, completion)
 	o = append(o, `,"service_tier":"default","system_fingerprint":"fp_sim"}`...)
 	o = append(o, '\n')
 	x.out = o
@@ -74,14 +74,20 @@ func openAIFinish(truncated bool) string {
 	return `"stop"`
 }
 
-func appendOpenAIUsage(o []byte, prompt, completion int) []byte {
+// appendOpenAIUsage writes OpenAI's usage: SIM_CACHE_READ_<n> tokens are
+// reported as cached_tokens, inside prompt_tokens as OpenAI counts them
+// (prompt_tokens grows to hold them).
+func appendOpenAIUsage(o []byte, req *request, completion int) []byte {
+	prompt := max(req.promptTokens, req.cacheRead)
 	o = append(o, `{"prompt_tokens":`...)
 	o = strconv.AppendInt(o, int64(prompt), 10)
 	o = append(o, `,"completion_tokens":`...)
 	o = strconv.AppendInt(o, int64(completion), 10)
 	o = append(o, `,"total_tokens":`...)
 	o = strconv.AppendInt(o, int64(prompt+completion), 10)
-	return append(o, `,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
+	o = append(o, `,"prompt_tokens_details":{"cached_tokens":`...)
+	o = strconv.AppendInt(o, int64(req.cacheRead), 10)
+	return append(o, `,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`...)
 }
 
 // streamOpenAI answers with chat.completion.chunk events. Choices are sent
@@ -195,7 +201,7 @@ func (x *exchange) streamOpenAI(ctx context.Context, w http.ResponseWriter, s *S
 	if req.includeUsage {
 		o := append(x.out[:0], prefix...)
 		o = append(o, `],"usage":`...)
-		o = appendOpenAIUsage(o, req.promptTokens, completion)
+		o = appendOpenAIUsage(o, req, completion)
 		o = append(o, "}\n\n"...)
 		if !send(o, false) {
 			return

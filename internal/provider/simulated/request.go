@@ -50,6 +50,8 @@ type request struct {
 	magic uint16
 	words int           // SIM_WORDS_<n>, -1 when absent
 	slow  time.Duration // SIM_SLOW_<ms>, -1 when absent
+
+	cacheRead, cacheWrite int // SIM_CACHE_READ_<n>, SIM_CACHE_WRITE_<n>: prompt-cache tokens reported
 }
 
 // exchange holds the buffers of one request; exchanges are pooled so a
@@ -368,6 +370,14 @@ func (req *request) scanMagic(prompt string) {
 		case strings.HasPrefix(rest, "SLOW_"):
 			if ms, ok := leadingInt(rest[len("SLOW_"):]); ok {
 				req.slow = time.Duration(min(ms, 3_600_000)) * time.Millisecond
+			}
+		case strings.HasPrefix(rest, "CACHE_READ_"):
+			if n, ok := leadingInt(rest[len("CACHE_READ_"):]); ok {
+				req.cacheRead = min(n, 1<<30)
+			}
+		case strings.HasPrefix(rest, "CACHE_WRITE_"):
+			if n, ok := leadingInt(rest[len("CACHE_WRITE_"):]); ok {
+				req.cacheWrite = min(n, 1<<30)
 			}
 		case strings.HasPrefix(rest, "WORDS_"):
 			if n, ok := leadingInt(rest[len("WORDS_"):]); ok {
