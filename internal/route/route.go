@@ -512,3 +512,6 @@ func InflightForFiles(nofile uint64) int {
 	}
 	return max(DefaultMaxInflight, int(n))
 }
+
+// MaxInflight is the router's concurrency cap, after defaults.
+func (r *Router) MaxInflight() int { return cap(r.global) }
