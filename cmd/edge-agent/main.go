@@ -172,6 +172,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer logger.Close() // writes the lines still batched in memory
+	if before, after, err := app.RaiseFileLimit(); err != nil {
+		logger.Warn("file-descriptor limit not raised; unset concurrency caps follow the current one", "error", err)
+	} else {
+		logger.Info("file-descriptor limit", "soft_before", before, "soft", after)
+	}
+	if l, err := gctune.LimitFromCgroup("/sys/fs/cgroup"); err != nil {
+		logger.Warn("cgroup memory limit not read; Go memory limit left alone", "error", err)
+	} else if l > 0 {
+		logger.Info("Go memory limit set to 90% of the cgroup's", "bytes", l)
+	}
 	defer gctune.Start(cfg.GCMinHeap).Stop()
 	if *demo {
 		base, err := startDemoProvider(ctx, *demoLatency, logger)

@@ -3,6 +3,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,6 +145,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
 	}
+	registerInflightMetrics(a.metrics.Registry(), a.router)
 	for _, h := range a.router.Health() {
 		// Export every series from the start, so dashboards and alerts see
 		// zeros rather than nothing.
@@ -230,13 +232,20 @@ func routeConfig(cfg config.Config, providers map[string]provider.Provider, pric
 		Retry:     route.RetryConfig{MaxRetries: r.MaxRetries, BaseBackoff: r.RetryBaseBackoff.D(), MaxBackoff: r.RetryMaxBackoff.D()},
 		Breaker: route.BreakerConfig{ConsecutiveFailures: r.BreakerFailures, FailureRate: r.BreakerRate,
 			Window: r.BreakerWindow.D(), OpenFor: r.BreakerOpenFor.D()},
-		Timeouts:    route.TimeoutConfig{FirstByte: r.FirstByteTimeout.D(), StreamIdle: r.StreamIdleTimeout.D(), Total: r.TotalTimeout.D()},
-		MaxInflight: r.MaxInflight,
-		QueueWait:   r.QueueWait.D(),
+		Timeouts:              route.TimeoutConfig{FirstByte: r.FirstByteTimeout.D(), StreamIdle: r.StreamIdleTimeout.D(), Total: r.TotalTimeout.D()},
+		MaxInflight:           r.MaxInflight,
+		DeploymentMaxInflight: r.DeploymentMaxInflight,
+		QueueWait:             r.QueueWait.D(),
 		PriceFunc: func(model string) (float64, bool) {
 			_, p, ok := prices.Lookup(model)
 			return p.InputPerM, ok
 		},
+	}
+	if rc.MaxInflight == 0 || rc.DeploymentMaxInflight == 0 {
+		// Unset: as many as the file-descriptor limit allows, two a request.
+		n := route.InflightForFiles(FileLimit())
+		rc.MaxInflight = cmp.Or(rc.MaxInflight, n)
+		rc.DeploymentMaxInflight = cmp.Or(rc.DeploymentMaxInflight, n)
 	}
 	if r.MaxRetries == 0 {
 		// config defaults to 2, so a 0 here was written by the operator and
@@ -281,6 +290,23 @@ func newRouteMetrics(reg *prometheus.Registry) *routeMetrics {
 	}
 	reg.MustRegister(m.retries, m.fallbacks, m.breaker)
 	return m
+}
+
+// registerInflightMetrics exports the router's concurrency cap and counts
+// requests answered 503 at a cap: reason max_inflight (the router's),
+// deployment_max_inflight (every usable deployment stayed at its own for
+// queue_wait).
+func registerInflightMetrics(reg *prometheus.Registry, r *route.Router) {
+	const name, help = "llm_edge_rejected_total", "Requests refused at a concurrency cap, by cap."
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llm_edge_max_inflight",
+			Help: "Requests the router holds at once (MAX_INFLIGHT, or derived from RLIMIT_NOFILE)."},
+			func() float64 { return float64(r.MaxInflight()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"reason": "max_inflight"}},
+			func() float64 { g, _ := r.Rejected(); return float64(g) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"reason": "deployment_max_inflight"}},
+			func() float64 { _, d := r.Rejected(); return float64(d) }),
+	)
 }
 
 // registerBodyMetrics exports the body memory budget: what it holds now,

@@ -120,8 +120,14 @@ type Routing struct {
 	FirstByteTimeout  Duration `yaml:"first_byte_timeout"`
 	StreamIdleTimeout Duration `yaml:"stream_idle_timeout"`
 	TotalTimeout      Duration `yaml:"total_timeout"`
-	MaxInflight       int      `yaml:"max_inflight"`
-	QueueWait         Duration `yaml:"queue_wait"`
+	// MaxInflight bounds the requests the router holds at once, and
+	// DeploymentMaxInflight those of one deployment that sets no
+	// max_inflight of its own. 0 derives both from the file-descriptor
+	// limit: max(20000, RLIMIT_NOFILE/2), at most 200000 (each proxied
+	// request holds two descriptors, the client's and the upstream's).
+	MaxInflight           int      `yaml:"max_inflight"`
+	DeploymentMaxInflight int      `yaml:"deployment_max_inflight"`
+	QueueWait             Duration `yaml:"queue_wait"`
 }
 
 // Cache configures both tiers.
@@ -354,6 +360,8 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 		}
 	}
 	int64v("GC_MIN_HEAP", &cfg.GCMinHeap)
+	integer("MAX_INFLIGHT", &cfg.Routing.MaxInflight)
+	integer("DEPLOYMENT_MAX_INFLIGHT", &cfg.Routing.DeploymentMaxInflight)
 	str("LOG_LEVEL", &cfg.LogLevel)
 	str("LOG_FORMAT", &cfg.LogFormat)
 	str("UPSTREAM_HTTP_CLIENT", &cfg.UpstreamHTTPClient)
@@ -454,6 +462,12 @@ func (c *Config) Validate() error {
 	}
 	if c.GCMinHeap < 0 {
 		bad("gc_min_heap: must be 0 (off) or a number of bytes")
+	}
+	if c.Routing.MaxInflight < 0 {
+		bad("routing.max_inflight: must be 0 (from the file-descriptor limit) or positive")
+	}
+	if c.Routing.DeploymentMaxInflight < 0 {
+		bad("routing.deployment_max_inflight: must be 0 (from the file-descriptor limit) or positive")
 	}
 	if c.MaxRequestSize <= 0 {
 		bad("max_request_size: must be positive")

@@ -96,6 +96,7 @@ func TestEnvironmentVariables(t *testing.T) {
 		"L1_TTL_SECONDS": "5", "L2_TTL_SECONDS": "7", "L1_CACHE_SIZE": "10", "L1_MAX_BYTES": "1024",
 		"REDIS_URL": "redis://127.0.0.1:6379/2", "API_KEYS": "a, b", "METRICS_PORT": "0", "LOG_LEVEL": "debug",
 		"LOG_FLUSH_INTERVAL": "250ms", "GC_MIN_HEAP": "32MiB", "UPSTREAM_HTTP_CLIENT": "std",
+		"MAX_INFLIGHT": "30000", "DEPLOYMENT_MAX_INFLIGHT": "5000",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +118,9 @@ func TestEnvironmentVariables(t *testing.T) {
 	}
 	if cfg.UpstreamHTTPClient != "std" {
 		t.Fatalf("UPSTREAM_HTTP_CLIENT: %q", cfg.UpstreamHTTPClient)
+	}
+	if cfg.Routing.MaxInflight != 30000 || cfg.Routing.DeploymentMaxInflight != 5000 {
+		t.Fatalf("MAX_INFLIGHT, DEPLOYMENT_MAX_INFLIGHT: %d, %d", cfg.Routing.MaxInflight, cfg.Routing.DeploymentMaxInflight)
 	}
 	if cfg, _ := Load("", env(nil)); cfg.UpstreamHTTPClient != "direct" {
 		t.Fatalf("default upstream client %q", cfg.UpstreamHTTPClient)

@@ -11,6 +11,18 @@
 // heap grows past half of it: memory use is max(floor, 2 x live), where
 // plain GOGC=100 would give 2 x live.
 //
+// The runtime's heap goal is live + (live + stacks + globals) x GOGC/100,
+// and before the first collection 4 MiB x GOGC/100; Percent uses the same
+// arithmetic, so the goal it sets never passes the floor: not before the
+// first collection (treating the heap as 1 MiB there gave GOGC 6300 and a
+// first goal of 252 MiB), and not with thousands of goroutine stacks (each
+// counted GOGC/100 times). A new GOGC applies only from the cycle after
+// the finalizer ran, so between them the runtime may briefly use a goal
+// computed with the old, raised GOGC and many more stacks; the tuner also
+// sets a soft memory limit, 1.5 x the floor or 3 x (live + roots) whichever
+// is larger (never above an operator's or the cgroup's limit), which bounds
+// that transient and never binds harder than GOGC=100 would.
+//
 // The tuner re-computes GOGC after every collection (a finalizer is the
 // hook: it runs once per cycle). It does nothing when the GOGC environment
 // variable is set: an operator's explicit choice wins.
@@ -29,6 +41,7 @@ import (
 type Tuner struct {
 	minHeap uint64
 	base    int
+	limit   int64 // the memory limit before Start (GOMEMLIMIT, cgroup)
 	stopped atomic.Bool
 	sample  []metrics.Sample
 	last    atomic.Int64 // the GOGC set last, for tests and /admin
@@ -41,7 +54,9 @@ func Start(minHeap int64) *Tuner {
 		return nil
 	}
 	t := &Tuner{minHeap: uint64(minHeap), base: 100,
-		sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+		sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"},
+			{Name: "/gc/scan/globals:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}}
+	t.limit = debug.SetMemoryLimit(-1)
 	t.tune()
 	t.arm()
 	return t
@@ -53,6 +68,7 @@ func (t *Tuner) Stop() {
 		return
 	}
 	debug.SetGCPercent(t.base)
+	debug.SetMemoryLimit(t.limit)
 }
 
 // Percent is the GOGC the tuner set last.
@@ -80,27 +96,57 @@ func (t *Tuner) arm() {
 
 func (t *Tuner) tune() {
 	metrics.Read(t.sample)
-	var live uint64
-	if t.sample[0].Value.Kind() == metrics.KindUint64 {
-		live = t.sample[0].Value.Uint64()
+	u := func(i int) uint64 {
+		if t.sample[i].Value.Kind() == metrics.KindUint64 {
+			return t.sample[i].Value.Uint64()
+		}
+		return 0
 	}
-	p := Percent(live, t.minHeap, t.base)
+	var p int
+	if u(3) == 0 {
+		p = FirstPercent(t.minHeap, t.base)
+	} else {
+		p = Percent(u(0), u(1)+u(2), t.minHeap, t.base)
+	}
 	t.last.Store(int64(p))
 	debug.SetGCPercent(p)
+	debug.SetMemoryLimit(min(t.limit, SoftLimit(u(0), u(1)+u(2), t.minHeap)))
+}
+
+// SoftLimit is the memory limit the tuner sets: 1.5 x minHeap, or 3 x the
+// scanned heap (live + roots) when that is larger, so it bounds a transient
+// goal but binds no harder than GOGC=100.
+func SoftLimit(live, roots, minHeap uint64) int64 {
+	l := max(minHeap+minHeap/2, 3*(live+roots))
+	return int64(min(l, math.MaxInt64))
+}
+
+// maxPercent bounds GOGC: past it a tiny heap would make the goal track
+// noise.
+const maxPercent = 10000
+
+// runtimeHeapMinimum is the runtime's heap goal before its first
+// collection at GOGC=100 (it scales with GOGC).
+const runtimeHeapMinimum = 4 << 20
+
+// FirstPercent is the GOGC that puts the first collection at minHeap.
+func FirstPercent(minHeap uint64, base int) int {
+	p := float64(minHeap) / runtimeHeapMinimum * 100
+	return int(math.Max(float64(base), math.Min(p, maxPercent)))
 }
 
 // Percent is the GOGC that puts the next collection at the larger of
-// minHeap and what base alone would give, for a live heap of live bytes.
-func Percent(live, minHeap uint64, base int) int {
-	if live == 0 {
-		live = 1 << 20
-	}
+// minHeap and what base alone would give, for a live heap of live bytes and
+// roots bytes of goroutine stacks and globals (which the runtime adds to
+// live when it applies GOGC).
+func Percent(live, roots, minHeap uint64, base int) int {
 	if live >= minHeap {
 		return base
 	}
-	p := (float64(minHeap)/float64(live) - 1) * 100
+	scan := max(live+roots, 1)
+	p := float64(minHeap-live) / float64(scan) * 100
 	if p <= float64(base) {
 		return base
 	}
-	return int(math.Min(p, 10000))
+	return int(math.Min(p, maxPercent))
 }

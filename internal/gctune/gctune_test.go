@@ -10,22 +10,40 @@ import (
 func TestPercent(t *testing.T) {
 	const mib = 1 << 20
 	for _, tc := range []struct {
-		name          string
-		live, minHeap uint64
-		want          int
+		name                 string
+		live, roots, minHeap uint64
+		want                 int
 	}{
-		{"small heap reaches the floor", 4 * mib, 64 * mib, 1500},
-		{"half the floor is the base", 32 * mib, 64 * mib, 100},
-		{"between", 16 * mib, 64 * mib, 300},
-		{"large heap keeps the base", 512 * mib, 64 * mib, 100},
-		{"unknown live heap counts as 1 MiB", 0, 64 * mib, 6300},
-		{"capped", 1024, 64 * mib, 10000},
+		{"small heap reaches the floor", 4 * mib, 0, 64 * mib, 1500},
+		{"half the floor is the base", 32 * mib, 0, 64 * mib, 100},
+		{"between", 16 * mib, 0, 64 * mib, 300},
+		{"large heap keeps the base", 512 * mib, 0, 64 * mib, 100},
+		{"stacks count like heap", 4 * mib, 12 * mib, 64 * mib, 375},
+		{"many stacks keep the base", 4 * mib, 60 * mib, 64 * mib, 100},
+		{"capped", 1024, 0, 64 * mib, 10000},
+		{"empty heap capped", 0, 0, 64 * mib, 10000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Percent(tc.live, tc.minHeap, 100); got != tc.want {
-				t.Fatalf("Percent(%d, %d) = %d, want %d", tc.live, tc.minHeap, got, tc.want)
+			got := Percent(tc.live, tc.roots, tc.minHeap, 100)
+			if got != tc.want {
+				t.Fatalf("Percent(%d, %d, %d) = %d, want %d", tc.live, tc.roots, tc.minHeap, got, tc.want)
+			}
+			// The runtime's goal at that GOGC stays at the floor, unless
+			// the base alone puts it higher or the cap binds.
+			goal := tc.live + (tc.live+tc.roots)*uint64(got)/100
+			if got > 100 && got < maxPercent && goal > tc.minHeap+tc.minHeap/100 {
+				t.Fatalf("goal %d MiB past the floor %d MiB", goal/mib, tc.minHeap/mib)
 			}
 		})
+	}
+}
+
+func TestFirstCollectionGoalIsTheFloor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct{ minHeap, want uint64 }{{64 * mib, 1600}, {2 * mib, 100}, {1 << 40, maxPercent}} {
+		if got := FirstPercent(tc.minHeap, 100); uint64(got) != tc.want {
+			t.Errorf("FirstPercent(%d MiB) = %d, want %d", tc.minHeap/mib, got, tc.want)
+		}
 	}
 }
 

@@ -52,7 +52,8 @@ func (r *Router) ChatCompletion(ctx context.Context, t Target, req *provider.Req
 		return nil, api.FromError(err)
 	}
 	if !ok {
-		return nil, errOverloaded()
+		r.rejected.Add(1)
+		return nil, errOverloaded(cap(r.global))
 	}
 	start := r.cfg.Now()
 	c := &call{r: r, ctx: ctx, req: req, deadline: start.Add(r.cfg.Timeouts.Total)}
@@ -276,6 +277,7 @@ func (c *call) acquire(g *group, tried, banned uint64) (d *deployment, idx int, 
 		return nil, 0, false, api.FromError(cerr)
 	}
 	if !ok {
+		c.r.depRejected.Add(1)
 		return nil, 0, false, nil
 	}
 	if ok, probe := d.admit(c.r.cfg.Now(), c.r.cfg.OnBreakerChange); ok {

@@ -291,6 +291,9 @@ func TestSaturatedDeploymentAnswers503AfterQueueWait(t *testing.T) {
 		if h := r.Health()[0]; h.Inflight != 1 {
 			t.Fatalf("Health inflight = %d, want 1", h.Inflight)
 		}
+		if g, d := r.Rejected(); g != 0 || d != 1 {
+			t.Fatalf("Rejected() = %d, %d; want 0 at the router's cap, 1 at the deployment's", g, d)
+		}
 		release <- struct{}{}
 		if err := <-done; err != nil {
 			t.Fatalf("first request: %v", err)
@@ -344,6 +347,11 @@ func TestGlobalLimitAnswers503WhenFull(t *testing.T) {
 		_, err := r.ChatCompletion(t.Context(), tg, chatReq("gpt-4o", false), nil)
 		if e := apiErr(t, err); e.Status != 503 || e.Code != "server_overloaded" || e.RetryAfter <= 0 {
 			t.Fatalf("got %v, want 503 server_overloaded with Retry-After", e)
+		} else if !strings.Contains(e.Message, "limit of 2 concurrent requests") || !strings.Contains(e.Message, "MAX_INFLIGHT") {
+			t.Fatalf("message %q does not name the limit and its setting", e.Message)
+		}
+		if g, d := r.Rejected(); g != 1 || d != 0 {
+			t.Fatalf("Rejected() = %d, %d; want 1 at the router's cap, 0 at a deployment's", g, d)
 		}
 		close(release)
 		for range 2 {

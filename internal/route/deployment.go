@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,7 @@ func newDeployment(dc Deployment, cfg *Config) *deployment {
 		dc.Weight = 1
 	}
 	if dc.MaxInflight <= 0 {
-		dc.MaxInflight = DefaultDeploymentInflight
+		dc.MaxInflight = cfg.DeploymentMaxInflight
 	}
 	return &deployment{
 		name: dc.Name, prov: dc.Provider, provName: dc.Provider.Name(), model: dc.Model,
@@ -217,7 +218,8 @@ func (s semaphore) release()      { <-s }
 func (s semaphore) full() bool    { return len(s) == cap(s) }
 func (s semaphore) inflight() int { return len(s) }
 
-func errOverloaded() *api.Error {
+func errOverloaded(limit int) *api.Error {
 	return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeOverloaded, Code: "server_overloaded",
-		Message: "the gateway is at its limit of concurrent upstream requests; retry shortly", RetryAfter: time.Second}
+		Message: "the gateway is at its limit of " + strconv.Itoa(limit) +
+			" concurrent requests (max_inflight, MAX_INFLIGHT); retry shortly", RetryAfter: time.Second}
 }

@@ -54,9 +54,12 @@ const (
 	DefaultFirstByteTimeout    = 60 * time.Second
 	DefaultStreamIdleTimeout   = 60 * time.Second
 	DefaultTotalTimeout        = 10 * time.Minute
-	DefaultMaxInflight         = 4096
-	DefaultDeploymentInflight  = 1024
-	DefaultQueueWait           = 100 * time.Millisecond
+	// DefaultMaxInflight and DefaultDeploymentInflight hold LLM traffic:
+	// a call lasts seconds to minutes, so one instance holds tens of
+	// thousands at once. They are the floor of InflightForFiles.
+	DefaultMaxInflight        = 20000
+	DefaultDeploymentInflight = 20000
+	DefaultQueueWait          = 100 * time.Millisecond
 	// DefaultExploration is the share of least-latency picks made at random.
 	DefaultExploration = 0.05
 )
@@ -141,6 +144,9 @@ type Config struct {
 	// one whose deployments are all at MaxInflight, waits before a 503.
 	MaxInflight int
 	QueueWait   time.Duration
+	// DeploymentMaxInflight is the MaxInflight of a deployment that sets
+	// none (0: DefaultDeploymentInflight).
+	DeploymentMaxInflight int
 
 	// PriceFunc gives a model's input price in USD per million tokens, for
 	// the lowest-cost strategy. Deployments without a price go last.
@@ -207,7 +213,11 @@ type Router struct {
 	provList   string            // configured provider names, for error messages
 	global     semaphore
 	closed     atomic.Bool
-	created    int64
+	// rejected counts requests refused at MaxInflight; depRejected those
+	// that waited QueueWait for a deployment at its MaxInflight in vain.
+	rejected    atomic.Int64
+	depRejected atomic.Int64
+	created     int64
 }
 
 // New validates cfg, applies defaults and builds a Router.
@@ -317,6 +327,9 @@ func applyDefaults(c *Config) {
 	def(&c.Timeouts.Total, DefaultTotalTimeout)
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.DeploymentMaxInflight <= 0 {
+		c.DeploymentMaxInflight = DefaultDeploymentInflight
 	}
 	def(&c.QueueWait, DefaultQueueWait)
 	if c.Exploration == 0 {
@@ -531,3 +544,29 @@ func (r *Router) CountTokens(ctx context.Context, t Target, req *provider.Reques
 	}
 	return nil, false, nil
 }
+// Rejected reports the requests refused because the router was at
+// MaxInflight, and those refused because every deployment they could use
+// stayed at its MaxInflight for QueueWait.
+func (r *Router) Rejected() (maxInflight, deploymentMaxInflight int64) {
+	return r.rejected.Load(), r.depRejected.Load()
+}
+
+// MaxInflightCap bounds what InflightForFiles derives, so that a huge
+// RLIMIT_NOFILE (some systems allow 2^30) does not size a cap that the
+// memory of one instance could never hold.
+const MaxInflightCap = 200000
+
+// InflightForFiles is the concurrency cap for a process allowed nofile open
+// files: every proxied request holds about two (the client's connection and
+// the upstream's), so max(DefaultMaxInflight, nofile/2), at most
+// MaxInflightCap.
+func InflightForFiles(nofile uint64) int {
+	n := nofile / 2
+	if n > MaxInflightCap {
+		n = MaxInflightCap
+	}
+	return max(DefaultMaxInflight, int(n))
+}
+
+// MaxInflight is the router's concurrency cap, after defaults.
+func (r *Router) MaxInflight() int { return cap(r.global) }
