@@ -307,6 +307,14 @@ func (c *call) attempt(d *deployment, probe bool, t Target) (*provider.Response,
 	if model == "" {
 		model = t.Model
 	}
+	if c.req.Surface != provider.SurfaceChat && !provider.Speaks(d.prov, c.req.Surface) {
+		// A passed-through body is in the client's API; a fallback that
+		// does not speak it would receive a request it cannot read.
+		d.sem.release()
+		d.record(c.r.cfg.Now(), outcomeNeutral, probe, 0, nil)
+		return nil, &api.Error{Status: http.StatusBadRequest, Type: api.TypeInvalidRequest, Code: "surface_not_supported",
+			Message: fmt.Sprintf("deployment %s does not speak the %s API natively; a passed-through request cannot fall back to it", d.name, c.req.Surface)}
+	}
 	body, err := c.bodyFor(model)
 	if err != nil {
 		d.sem.release()

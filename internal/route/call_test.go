@@ -423,3 +423,34 @@ func TestRefusedCredentialMovesOnButNeverBackToThatDeployment(t *testing.T) {
 		})
 	}
 }
+
+// nativeFake speaks the Messages API natively, as the Anthropic adapter does.
+type nativeFake struct{ *fake }
+
+func (nativeFake) Speaks(s provider.Surface) bool { return s == provider.SurfaceMessages }
+
+func TestPassedThroughRequestNeverFallsBackToADeploymentThatCannotReadIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		native := nativeFake{newFake("native", failWith(500))}
+		chatOnly := newFake("chat-only", nil)
+		r := mustRouter(t, Config{
+			Providers: map[string]provider.Provider{"native": native, "chat-only": chatOnly},
+			Groups: []ModelGroup{{Name: "claude-x", Strategy: StrategyPriority, Deployments: []Deployment{
+				{Name: "native", Provider: native, Model: "claude-x", Priority: 1},
+				{Name: "chat-only", Provider: chatOnly, Model: "gpt-4o", Priority: 2},
+			}}},
+			Retry: RetryConfig{MaxRetries: 2, BaseBackoff: time.Millisecond},
+		})
+		req := chatReq("claude-x", false)
+		req.Surface = provider.SurfaceMessages
+		_, err := r.ChatCompletion(t.Context(), mustResolve(t, r, "claude-x"), req, nil)
+		apiErr(t, err)
+		// The Messages body would reach an OpenAI-compatible server as is.
+		if n := chatOnly.calls.Load(); n != 0 {
+			t.Fatalf("the chat-only deployment got %d passed-through Messages requests", n)
+		}
+		if native.calls.Load() == 0 {
+			t.Fatal("the native deployment was never tried")
+		}
+	})
+}
