@@ -544,6 +544,7 @@ func (r *Router) CountTokens(ctx context.Context, t Target, req *provider.Reques
 	}
 	return nil, false, nil
 }
+
 // Rejected reports the requests refused because the router was at
 // MaxInflight, and those refused because every deployment they could use
 // stayed at its MaxInflight for QueueWait.
