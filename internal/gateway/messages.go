@@ -77,7 +77,8 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 
 	var adm Admission
 	if g.o.Guard != nil {
-		est := cost.EstimateTokens(req.Body) + int(min(req.MaxTokens, 1<<20))
+		// Parse estimated the prompt already; the body is not scanned again.
+		est := req.InputTokens + int(min(req.MaxTokens, 1<<20))
 		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body, est)
 		if err != nil {
 			x.fail(err)
