@@ -118,13 +118,7 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 	var lead *cache.Call // set when this request leads a coalesced call
 	if x.keyOK && !cc.noCache {
 		if e, tier := g.lookup(ctx, &x); e != nil {
-			x.rec.Cache = tier.String()
-			h["X-Cache-Status"] = hdrHit
-			if tier == cache.TierL2 {
-				h["X-Cache-Layer"] = hdrL2
-			} else {
-				h["X-Cache-Layer"] = hdrL1
-			}
+			x.markHit(tier)
 			x.serveStoredMessage(req, e)
 			return
 		}

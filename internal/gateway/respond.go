@@ -141,6 +141,13 @@ func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Tim
 
 // serveHit answers from a cached entry, as JSON or as a replayed stream.
 func (x *exchange) serveHit(req *api.ChatRequest, e *cache.Entry, tier cache.Tier) {
+	x.markHit(tier)
+	x.serveStored(req, e)
+}
+
+// markHit records a cache hit from tier and sets its headers, on every
+// surface.
+func (x *exchange) markHit(tier cache.Tier) {
 	h := x.w.Header()
 	x.rec.Cache = tier.String()
 	h["X-Cache-Status"] = hdrHit
@@ -149,7 +156,6 @@ func (x *exchange) serveHit(req *api.ChatRequest, e *cache.Entry, tier cache.Tie
 	} else {
 		h["X-Cache-Layer"] = hdrL1
 	}
-	x.serveStored(req, e)
 }
 
 // serveCoalesced answers a miss with the answer of the identical request it
