@@ -221,7 +221,14 @@ func newProvider(p config.Provider, httpClient string) (provider.Provider, *prov
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
 			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr
 	}
-	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client}), tr
+	var surfaces []provider.Surface
+	for _, name := range p.Surfaces {
+		if s, ok := provider.ParseSurface(name); ok {
+			surfaces = append(surfaces, s)
+		}
+	}
+	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client,
+		Surfaces: surfaces}), tr
 }
 
 func routeConfig(cfg config.Config, providers map[string]provider.Provider, prices *cost.Table) route.Config {

@@ -83,6 +83,12 @@ type Provider struct {
 	DefaultMaxTokens int      `yaml:"default_max_tokens"`
 	ConnectTimeout   Duration `yaml:"connect_timeout"`
 	MaxIdleConns     int      `yaml:"max_idle_conns"`
+	// Surfaces are the APIs beside chat completions an OpenAI-compatible
+	// upstream serves itself (responses, embeddings, completions); requests
+	// on them are passed through, others translated through chat. Unset:
+	// all three for OpenAI's own API, embeddings and completions for any
+	// other server.
+	Surfaces []string `yaml:"surfaces"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -520,6 +526,19 @@ func (c *Config) Validate() error {
 					bad("providers[%d].base_url: required for OpenAI-compatible provider %q", i, p.Name)
 				}
 				p.BaseURL = "https://api.openai.com/v1"
+			}
+			if p.Surfaces == nil {
+				p.Surfaces = []string{"embeddings", "completions"}
+				if strings.HasPrefix(p.BaseURL, "https://api.openai.com/") {
+					p.Surfaces = []string{"responses", "embeddings", "completions"}
+				}
+			}
+			for _, s := range p.Surfaces {
+				switch s {
+				case "chat", "responses", "embeddings", "completions":
+				default:
+					bad("providers[%d].surfaces: %q is not one of chat, responses, embeddings, completions", i, s)
+				}
 			}
 		case "anthropic":
 			if p.BaseURL == "" {

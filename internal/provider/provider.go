@@ -90,23 +90,43 @@ type Surface uint8
 
 // Surfaces served by the gateway.
 const (
-	SurfaceChat     Surface = iota // POST /v1/chat/completions
-	SurfaceMessages                // POST /v1/messages (Anthropic)
+	SurfaceChat        Surface = iota // POST /v1/chat/completions
+	SurfaceMessages                   // POST /v1/messages (Anthropic)
+	SurfaceResponses                  // POST /v1/responses (OpenAI)
+	SurfaceEmbeddings                 // POST /v1/embeddings (OpenAI): never streamed
+	SurfaceCompletions                // POST /v1/completions (OpenAI, legacy)
+	surfaceCount
 )
 
-// String names the surface, as the endpoint label of metrics does.
+var surfaceNames = [surfaceCount]string{"chat", "messages", "responses", "embeddings", "completions"}
+
+// String names the surface, as the endpoint label of metrics does: a
+// bounded set.
 func (s Surface) String() string {
-	if s == SurfaceMessages {
-		return "messages"
+	if s < surfaceCount {
+		return surfaceNames[s]
 	}
-	return "chat"
+	return "unknown"
+}
+
+// ParseSurface is the Surface named name (as String gives it).
+func ParseSurface(name string) (Surface, bool) {
+	for i, n := range surfaceNames {
+		if n == name {
+			return Surface(i), true
+		}
+	}
+	return 0, false
 }
 
 // Native is implemented by providers that speak a surface other than chat
 // natively. A Request whose Surface a provider speaks is passed through:
 // Body is the client's request in that surface's format (model rewritten),
 // and the Response is in that format too (Body the answer's bytes, Stream
-// the raw event payloads).
+// the raw event payloads). "Speaks" is about the contract, not the wire: an
+// adapter whose upstream has its own embeddings API (Gemini, Bedrock) may
+// speak SurfaceEmbeddings by translating inside the adapter, taking and
+// giving OpenAI's embeddings format.
 type Native interface {
 	Speaks(s Surface) bool
 }

@@ -42,6 +42,11 @@ type Config struct {
 	Client  *http.Client // nil: a client over provider.NewTransport
 	// MaxResponseBytes bounds a non-streamed answer; 0: DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// Surfaces are the APIs beside chat completions the upstream serves
+	// itself (responses, embeddings, completions): a request on one of
+	// them is passed through to {BaseURL}/responses, /embeddings,
+	// /completions. Others are translated through chat by the gateway.
+	Surfaces []provider.Surface
 }
 
 // Provider talks to one OpenAI-compatible upstream.
@@ -60,6 +65,10 @@ type Provider struct {
 	// Header values shared by every request: net/http only reads them, and
 	// a caller that appends to a header gets a copy (len == cap).
 	hJSON, hSSE, hAuth []string
+
+	// native[s] is the endpoint of surface s when the upstream speaks it
+	// (nil: it does not).
+	native [8]*url.URL
 }
 
 // New returns a Provider for cfg.
@@ -88,7 +97,30 @@ func New(cfg Config) *Provider {
 		u.Host = strings.TrimSuffix(u.Host, ":")
 		p.endpoint = *u
 	}
+	for _, s := range cfg.Surfaces {
+		path, ok := nativePaths[s]
+		if !ok || int(s) >= len(p.native) {
+			continue
+		}
+		if u, err := url.Parse(base + path); err == nil {
+			u.Host = strings.TrimSuffix(u.Host, ":")
+			p.native[s] = u
+		}
+	}
 	return p
+}
+
+// nativePaths are the endpoints, under BaseURL, of the surfaces an
+// OpenAI-compatible upstream may speak beside chat.
+var nativePaths = map[provider.Surface]string{
+	provider.SurfaceResponses:   "/responses",
+	provider.SurfaceEmbeddings:  "/embeddings",
+	provider.SurfaceCompletions: "/completions",
+}
+
+// Speaks reports the surfaces configured as served by the upstream itself.
+func (p *Provider) Speaks(s provider.Surface) bool {
+	return s == provider.SurfaceChat || int(s) < len(p.native) && p.native[s] != nil
 }
 
 // Name is the configured provider name.
@@ -104,6 +136,9 @@ func (p *Provider) Models() []string { return p.models }
 // usage chunk so every answer can be priced (the gateway strips it again when
 // the client did not ask for it).
 func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	if req.Surface != provider.SurfaceChat {
+		return p.passthrough(ctx, req)
+	}
 	body := req.Body
 	if req.Stream && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
 		var err error
@@ -162,11 +197,15 @@ func (p *Provider) newRequest(ctx context.Context, body []byte, req *provider.Re
 	if p.urlErr != nil {
 		return nil, p.urlErr
 	}
+	return p.newRequestTo(ctx, &p.endpoint, body, req)
+}
+
+func (p *Provider) newRequestTo(ctx context.Context, endpoint *url.URL, body []byte, req *provider.Request) (*http.Request, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	*hreq.URL = p.endpoint
+	*hreq.URL = *endpoint
 	h := hreq.Header
 	h["Content-Type"] = p.hJSON
 	if req.Stream {
@@ -229,6 +268,10 @@ type stream struct {
 	body io.ReadCloser
 	r    *sse.Reader
 	done bool
+	// raw: a passed-through surface's events, handed on as they are (an
+	// error event is the surface's to interpret). eofEnds: the end of the
+	// body ends the stream (the Responses API sends no [DONE]).
+	raw, eofEnds bool
 }
 
 func (s *stream) Next() ([]byte, error) {
@@ -237,6 +280,10 @@ func (s *stream) Next() ([]byte, error) {
 	}
 	for {
 		ev, err := s.r.Next()
+		if err == io.EOF && s.eofEnds {
+			s.done = true
+			return nil, io.EOF
+		}
 		if err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				err = io.ErrUnexpectedEOF
@@ -252,6 +299,9 @@ func (s *stream) Next() ([]byte, error) {
 			s.done = true
 			return nil, io.EOF
 		}
+		if s.raw {
+			return data, nil
+		}
 		if e := gjson.GetBytes(data, "error"); e.IsObject() {
 			return nil, provider.ScrubSecret(&api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_error",
 				Message: fmt.Sprintf("provider %s failed mid-stream: %s", s.name, e.Get("message").String())}, s.key)
@@ -261,3 +311,49 @@ func (s *stream) Next() ([]byte, error) {
 }
 
 func (s *stream) Close() error { return s.body.Close() }
+
+// passthrough sends req.Body, a request of a surface the upstream speaks
+// (model already rewritten), to that surface's endpoint untouched and
+// returns the answer's bytes, or a stream of the raw event payloads. A
+// stream ends at [DONE] or, for the Responses API, which sends none, at the
+// end of the body; the surface's accumulator decides whether it was
+// complete.
+func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*provider.Response, error) {
+	if !p.Speaks(req.Surface) {
+		return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "surface_not_supported",
+			Message: fmt.Sprintf("provider %s is not configured to serve the %s API", p.name, req.Surface)}
+	}
+	hreq, err := p.newRequestTo(ctx, p.native[req.Surface], req.Body, req)
+	if err != nil {
+		return nil, fmt.Errorf("openai: build request: %w", err)
+	}
+	resp, err := p.client.Do(hreq)
+	if err != nil {
+		return nil, provider.TransportError(ctx, p.name, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
+	}
+	if req.Stream {
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body),
+			raw: true, eofEnds: req.Surface == provider.SurfaceResponses}}, nil
+	}
+	defer resp.Body.Close()
+	b, err := readAll(resp.Body, resp.ContentLength, p.maxBody)
+	if err == errTooLarge {
+		return nil, provider.TooLarge(p.name, p.maxBody)
+	}
+	if err != nil {
+		return nil, provider.TransportError(ctx, p.name, err)
+	}
+	if !gjson.ValidBytes(b) {
+		return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_response",
+			Message: fmt.Sprintf("provider %s returned an answer that is not JSON", p.name)}
+	}
+	if gjson.GetBytes(b, "error").IsObject() && !gjson.GetBytes(b, "object").Exists() {
+		return nil, provider.ScrubSecret(provider.ErrorInBody(p.name, b), p.key)
+	}
+	return &provider.Response{Body: b}, nil
+}
