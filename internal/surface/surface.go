@@ -33,7 +33,7 @@ type Surface interface {
 	// Parse validates a request body. Failures are *api.Error (400, Param
 	// naming the field). body's buffer is the gateway's and is reused once
 	// the request is answered: nothing that outlives the request may point
-	// into it except through Request.Body.
+	// into it except through Request.Raw.
 	Parse(body []byte, lim api.Limits) (Request, error)
 	// WriteError writes e in the surface's error envelope, with e.Status.
 	WriteError(w http.ResponseWriter, e *api.Error)
@@ -49,11 +49,11 @@ type Info struct {
 // Request is one parsed request of a surface.
 type Request interface {
 	Info() Info
-	// Body is the request as the client sent it (or as redacted, see
-	// SetBody).
-	Body() []byte
-	// SetBody replaces the body after admission rewrote it (redaction).
-	SetBody(b []byte)
+	// Raw is the request body as the client sent it (or as redacted, see
+	// SetRaw).
+	Raw() []byte
+	// SetRaw replaces the body after admission rewrote it (redaction).
+	SetRaw(b []byte)
 	// EstimateTokens guesses the tokens the request will use before the
 	// call (prompt and answer budget), for rate limits and budgets.
 	EstimateTokens() int
