@@ -32,6 +32,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/server"
+	"github.com/edge-agent/edge-agent/internal/surface/messages"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -195,7 +196,10 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	})
 	so := server.Options{
 		Version: Version, Logger: logger.Logger, Chat: gw,
-		Messages: http.HandlerFunc(gw.ServeMessages), CountTokens: http.HandlerFunc(gw.ServeCountTokens),
+		Routes: []server.Route{
+			{Method: http.MethodPost, Path: "/v1/messages", Handler: gw.Handler(messages.Surface{})},
+			{Method: http.MethodPost, Path: "/v1/messages/count_tokens", Handler: http.HandlerFunc(gw.ServeCountTokens)},
+		},
 		Models:  a.router.Models,
 		Health:  a.health,
 		Ready:   func() bool { return len(cfg.Providers) > 0 },
