@@ -147,18 +147,12 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 			return nil, api.InvalidRequest("stream_options", "cannot set stream_options: %v", err)
 		}
 	}
-	hreq, err := p.newRequest(ctx, body, req)
-	if err != nil {
-		return nil, fmt.Errorf("openai: build request: %w", err)
+	if p.urlErr != nil {
+		return nil, fmt.Errorf("openai: build request: %w", p.urlErr)
 	}
-	resp, err := p.client.Do(hreq)
+	resp, err := p.send(ctx, &p.endpoint, body, req)
 	if err != nil {
-		return nil, provider.TransportError(ctx, p.name, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
+		return nil, err
 	}
 	if req.Stream {
 		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body)}}, nil
@@ -187,19 +181,31 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	return &provider.Response{Body: b}, nil
 }
 
-// newRequest builds the upstream POST of body to the endpoint with req's
+// send POSTs body to endpoint and returns a 2xx answer; any other status
+// is the provider's error, scrubbed of the key.
+func (p *Provider) send(ctx context.Context, endpoint *url.URL, body []byte, req *provider.Request) (*http.Response, error) {
+	hreq, err := p.newRequestTo(ctx, endpoint, body, req)
+	if err != nil {
+		return nil, fmt.Errorf("openai: build request: %w", err)
+	}
+	resp, err := p.client.Do(hreq)
+	if err != nil {
+		return nil, provider.TransportError(ctx, p.name, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
+	}
+	return resp, nil
+}
+
+// newRequestTo builds the upstream POST of body to endpoint with req's
 // headers. The request is what http.NewRequestWithContext(ctx, "POST",
 // p.url, bytes.NewReader(body)) returns, without parsing the URL again: it
 // is made with an empty URL that the parsed endpoint is copied into. Host
 // stays empty, which net/http reads as URL.Host (what NewRequest would have
 // set it to), and which spares http.Client a copy of the URL per call.
-func (p *Provider) newRequest(ctx context.Context, body []byte, req *provider.Request) (*http.Request, error) {
-	if p.urlErr != nil {
-		return nil, p.urlErr
-	}
-	return p.newRequestTo(ctx, &p.endpoint, body, req)
-}
-
 func (p *Provider) newRequestTo(ctx context.Context, endpoint *url.URL, body []byte, req *provider.Request) (*http.Request, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(body))
 	if err != nil {
@@ -323,18 +329,9 @@ func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*pro
 		return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "surface_not_supported",
 			Message: fmt.Sprintf("provider %s is not configured to serve the %s API", p.name, req.Surface)}
 	}
-	hreq, err := p.newRequestTo(ctx, p.native[req.Surface], req.Body, req)
+	resp, err := p.send(ctx, p.native[req.Surface], req.Body, req)
 	if err != nil {
-		return nil, fmt.Errorf("openai: build request: %w", err)
-	}
-	resp, err := p.client.Do(hreq)
-	if err != nil {
-		return nil, provider.TransportError(ctx, p.name, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
+		return nil, err
 	}
 	if req.Stream {
 		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body),
