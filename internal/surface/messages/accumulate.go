@@ -89,16 +89,25 @@ func (a *Accumulator) Add(data []byte) error {
 	a.events++
 	// Parsed in place; what is kept is copied (Builders, strings.Clone).
 	root := gjson.Parse(bstr(data))
-	switch root.Get("type").Str {
+	typ := root.Get("type").Str
+	if typ == "message_start" || typ == "message_delta" {
+		// Their members are kept as they are: one copy of the event, the
+		// members cut from it, instead of a copy per member.
+		root = gjson.Parse(strings.Clone(bstr(data)))
+		if a.msg == nil {
+			a.msg, a.usage = make([]field, 0, 8), make([]field, 0, 8)
+		}
+	}
+	switch typ {
 	case "message_start":
 		a.started = true
 		root.Get("message").ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
 			case "content":
 			case "stop_reason":
-				a.stop = strings.Clone(v.Raw)
+				a.stop = v.Raw
 			case "stop_sequence":
-				a.stopSeq = strings.Clone(v.Raw)
+				a.stopSeq = v.Raw
 			case "usage":
 				a.usage = merge(a.usage, v)
 			default:
@@ -157,9 +166,9 @@ func (a *Accumulator) Add(data []byte) error {
 		root.Get("delta").ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
 			case "stop_reason":
-				a.stop = strings.Clone(v.Raw)
+				a.stop = v.Raw
 			case "stop_sequence":
-				a.stopSeq = strings.Clone(v.Raw)
+				a.stopSeq = v.Raw
 			default:
 				a.msg = set(a.msg, k.Str, v.Raw)
 			}
@@ -346,14 +355,15 @@ func replayBlock(dst []byte, i int, b gjson.Result) []byte {
 }
 
 // set replaces the member key of fs, or adds it at the end.
+// key and raw must be the accumulator's own (not the caller's buffer).
 func set(fs []field, key, raw string) []field {
 	for i := range fs {
 		if fs[i].key == key {
-			fs[i].raw = strings.Clone(raw)
+			fs[i].raw = raw
 			return fs
 		}
 	}
-	return append(fs, field{strings.Clone(key), strings.Clone(raw)})
+	return append(fs, field{key, raw})
 }
 
 // merge sets every member of obj in fs.
