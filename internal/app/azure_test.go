@@ -100,7 +100,7 @@ func TestAzureFinishReasonsOnEverySurface(t *testing.T) {
 	client := sdkClient(g)
 	weather := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"query":{"type":"string"}}}}}]`
 	tests := []struct {
-		name, prompt, extra  string
+		name, prompt, extra string
 		chatFinish, stopWhy string
 	}{
 		{"stop", "say hello", "", "stop", "end_turn"},
