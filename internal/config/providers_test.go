@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -151,5 +152,32 @@ func TestAProviderNamedLikeAPresetWithTypeOpenAIIsNotThePreset(t *testing.T) {
 	}
 	if p := cfg.Providers[0]; p.Type != "openai" || !slices.Equal(p.Surfaces, []string{"embeddings", "completions"}) {
 		t.Fatalf("%+v", p)
+	}
+}
+
+// TestREADMEProviderExamplesAreValid keeps the README's Azure and preset
+// examples true: each must parse strictly and validate.
+func TestREADMEProviderExamplesAreValid(t *testing.T) {
+	doc, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, heading := range []string{"### Azure OpenAI\n", "### Provider presets\n"} {
+		_, rest, ok := strings.Cut(string(doc), heading)
+		if !ok {
+			t.Fatalf("README has no %q section", strings.TrimSpace(heading))
+		}
+		_, rest, ok = strings.Cut(rest, "```yaml\n")
+		if !ok {
+			t.Fatalf("no yaml block under %q", strings.TrimSpace(heading))
+		}
+		block, _, _ := strings.Cut(rest, "```")
+		cfg := Default()
+		if err := Parse(&cfg, []byte(block), func(k string) string { return "value-of-" + k }); err != nil {
+			t.Fatalf("%s example does not parse: %v", strings.TrimSpace(heading), err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%s example does not validate: %v", strings.TrimSpace(heading), err)
+		}
 	}
 }
