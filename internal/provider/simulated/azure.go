@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"github.com/zeebo/xxh3"
 
 	"github.com/edge-agent/edge-agent/internal/api"
@@ -189,7 +190,7 @@ func (s *Server) azure(w http.ResponseWriter, r *http.Request) {
 	case azureResponses:
 		s.azureResponses(r.Context(), w, x, body, deployment)
 	default:
-		s.azureChat(r.Context(), w, x, body, version)
+		s.azureChat(r.Context(), w, x, body, deployment, version)
 	}
 }
 
@@ -202,11 +203,17 @@ func azureAuthorized(h http.Header, key []byte) bool {
 	return authorized(h, dialectOpenAI, key)
 }
 
-func (s *Server) azureChat(ctx context.Context, w http.ResponseWriter, x *exchange, body []byte, version string) {
+func (s *Server) azureChat(ctx context.Context, w http.ResponseWriter, x *exchange, body []byte, deployment, version string) {
 	if version != "" && version < "2024-09-01" && gjson.GetBytes(body, "stream_options").Exists() {
 		s.writeAzureError(w, azureError{status: http.StatusBadRequest,
 			raw: `{"error":{"message":"Unrecognized request argument supplied: stream_options","type":"invalid_request_error","param":null,"code":null}}`})
 		return
+	}
+	if !gjson.GetBytes(body, "model").Exists() && gjson.ValidBytes(body) {
+		// The path names the deployment; Azure needs no model field.
+		if b, err := sjson.SetBytes(body, "model", deployment); err == nil {
+			body = b
+		}
 	}
 	if err := x.parse(dialectOpenAI, body); err != nil {
 		s.writeAzureError(w, azureFromSim(err))
