@@ -52,8 +52,8 @@ type Config struct {
 	MaxResponseBytes int64
 }
 
-// V1 reports whether version selects the v1 endpoint.
-func V1(version string) bool { return version == "v1" || version == "preview" }
+// v1 reports whether version selects the v1 endpoint.
+func v1(version string) bool { return version == "v1" || version == "preview" }
 
 // New returns the provider for cfg: the OpenAI adapter speaking chat,
 // Responses and embeddings natively at Azure's paths.
@@ -61,7 +61,7 @@ func New(cfg Config) *openai.Provider {
 	if cfg.APIVersion == "" {
 		cfg.APIVersion = DefaultAPIVersion
 	}
-	u := &urls{root: Root(cfg.BaseURL), version: cfg.APIVersion}
+	u := &urls{root: root(cfg.BaseURL), version: cfg.APIVersion}
 	oc := openai.Config{Name: cfg.Name, Type: "azure", APIKey: cfg.APIKey, Models: cfg.Models, Client: cfg.Client,
 		MaxResponseBytes: cfg.MaxResponseBytes, Endpoint: u.endpoint,
 		Surfaces:        []provider.Surface{provider.SurfaceResponses, provider.SurfaceEmbeddings},
@@ -79,9 +79,9 @@ func New(cfg Config) *openai.Provider {
 	return openai.New(oc)
 }
 
-// DefaultCredential is the DefaultAzureCredential chain, or an error naming
+// defaultCredential is the DefaultAzureCredential chain, or an error naming
 // the provider when it cannot be built.
-func DefaultCredential(name string) (azcore.TokenCredential, error) {
+func defaultCredential(name string) (azcore.TokenCredential, error) {
 	cred, err := azidentity.NewDefaultAzureCredential(nil)
 	if err != nil {
 		return nil, fmt.Errorf("azure provider %s: no Entra ID credential: %w", name, err)
@@ -89,9 +89,9 @@ func DefaultCredential(name string) (azcore.TokenCredential, error) {
 	return cred, nil
 }
 
-// Root is the resource root of base: without a trailing slash, /openai or
+// root is the resource root of base: without a trailing slash, /openai or
 // /openai/v1, which people paste from Azure's portal.
-func Root(base string) string {
+func root(base string) string {
 	base = strings.TrimRight(base, "/")
 	base = strings.TrimSuffix(base, "/openai/v1")
 	return strings.TrimSuffix(base, "/openai")
@@ -101,7 +101,7 @@ func Root(base string) string {
 // (from 2024-09-01-preview; every v1 version). Dated versions compare as
 // strings.
 func streamUsageSupported(version string) bool {
-	return V1(version) || version >= "2024-09-01"
+	return v1(version) || version >= "2024-09-01"
 }
 
 // maxCachedURLs bounds the parsed URLs kept: one per deployment and
@@ -150,7 +150,7 @@ func (u *urls) endpoint(s provider.Surface, model string) (*url.URL, error) {
 	}
 	var raw string
 	switch {
-	case V1(u.version) || s == provider.SurfaceResponses:
+	case v1(u.version) || s == provider.SurfaceResponses:
 		raw = u.root + "/openai/v1" + path
 		if u.version == "preview" {
 			raw += "?api-version=preview"

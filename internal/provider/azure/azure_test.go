@@ -97,7 +97,7 @@ func TestEndpointsForBothURLStyles(t *testing.T) {
 			"https://res.openai.azure.com/openai/deployments/a%20b%2Fc/chat/completions?api-version=2024-10-21"},
 	}
 	for _, tt := range tests {
-		u := &urls{root: Root(tt.base), version: tt.version}
+		u := &urls{root: root(tt.base), version: tt.version}
 		got, err := u.endpoint(tt.surface, tt.model)
 		if err != nil {
 			t.Fatalf("%s %s %s: %v", tt.base, tt.version, tt.surface, err)

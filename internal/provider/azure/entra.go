@@ -39,7 +39,7 @@ func newTokenSource(name string, cred azcore.TokenCredential) *tokenSource {
 	t := &tokenSource{name: name, cred: cred, opts: policy.TokenRequestOptions{Scopes: []string{Scope}},
 		sem: make(chan struct{}, 1), now: time.Now}
 	if t.cred == nil {
-		t.cred, t.credErr = DefaultCredential(name)
+		t.cred, t.credErr = defaultCredential(name)
 	}
 	return t
 }
