@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,6 +169,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/v1/models":
 		s.models(w, r)
 	default:
+		if strings.HasPrefix(r.URL.Path, "/model/") { // Bedrock: /model/{modelId}/converse, ...
+			s.bedrock(w, r)
+			return
+		}
 		d := dialectOpenAI
 		if len(r.Header["Anthropic-Version"]) > 0 {
 			d = dialectAnthropic
