@@ -75,7 +75,7 @@ type TLS struct {
 // Provider is one upstream.
 type Provider struct {
 	Name             string   `yaml:"name"`
-	Type             string   `yaml:"type"` // openai | anthropic
+	Type             string   `yaml:"type"` // openai | anthropic | bedrock
 	BaseURL          string   `yaml:"base_url"`
 	APIKey           string   `yaml:"api_key"`
 	Models           []string `yaml:"models"`
@@ -89,6 +89,15 @@ type Provider struct {
 	// all three for OpenAI's own API, embeddings and completions for any
 	// other server.
 	Surfaces []string `yaml:"surfaces"`
+	// Region is the AWS region of a bedrock provider; empty takes the
+	// SDK's (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
+	Region string `yaml:"region"`
+	// Static AWS keys of a bedrock provider; without them the SDK's
+	// default chain supplies credentials (environment, shared config and
+	// profiles, web identity, container and instance metadata).
+	AWSAccessKeyID     string `yaml:"aws_access_key_id"`
+	AWSSecretAccessKey string `yaml:"aws_secret_access_key"`
+	AWSSessionToken    string `yaml:"aws_session_token"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -550,8 +559,18 @@ func (c *Config) Validate() error {
 			if p.DefaultMaxTokens == 0 {
 				p.DefaultMaxTokens = 4096
 			}
+		case "bedrock":
+			if (p.AWSAccessKeyID == "") != (p.AWSSecretAccessKey == "") {
+				bad("providers[%d].aws_access_key_id: aws_access_key_id and aws_secret_access_key must be set together", i)
+			}
+			if p.AWSSessionToken != "" && p.AWSAccessKeyID == "" {
+				bad("providers[%d].aws_session_token: needs aws_access_key_id and aws_secret_access_key", i)
+			}
+			if p.APIKey != "" {
+				bad("providers[%d].api_key: bedrock signs with AWS credentials: use aws_access_key_id and aws_secret_access_key, or the AWS default chain", i)
+			}
 		default:
-			bad("providers[%d].type: %q is not openai or anthropic", i, p.Type)
+			bad("providers[%d].type: %q is not openai, anthropic or bedrock", i, p.Type)
 		}
 	}
 	for i, m := range c.Models {

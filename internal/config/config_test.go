@@ -210,3 +210,30 @@ func TestMaxClientTTLFromEnvAndValidated(t *testing.T) {
 		t.Fatalf("negative max_client_ttl: %v", err)
 	}
 }
+
+func TestBedrockProviderReadsRegionAndKeys(t *testing.T) {
+	raw := []byte(`providers:
+  - name: aws
+    type: bedrock
+    region: eu-central-1
+    base_url: http://127.0.0.1:9000
+    aws_access_key_id: ${KEY_ID}
+    aws_secret_access_key: ${SECRET}
+    aws_session_token: tok
+models:
+  - name: claude
+    deployments: [{provider: aws, model: "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
+`)
+	cfg := Default()
+	if err := Parse(&cfg, raw, env(map[string]string{"KEY_ID": "AKIDX", "SECRET": "s3cret"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Providers[0]
+	if p.Type != "bedrock" || p.Region != "eu-central-1" || p.AWSAccessKeyID != "AKIDX" || p.AWSSecretAccessKey != "s3cret" ||
+		p.AWSSessionToken != "tok" || p.BaseURL != "http://127.0.0.1:9000" {
+		t.Fatalf("bedrock provider: %+v", p)
+	}
+}

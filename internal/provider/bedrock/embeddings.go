@@ -17,10 +17,10 @@ import (
 
 // Embedding model families served through InvokeModel.
 const (
-	familyTitan   = iota + 1 // amazon.titan-embed-text-v1 / -v2:0: one text a call
-	familyTitanV2            // takes dimensions (256, 512, 1024) and normalize
-	familyCohere             // cohere.embed-english-v3, -multilingual-v3: up to 96 texts a call
-	familyCohereV4           // cohere.embed-v4: output_dimension
+	familyTitan    = iota + 1 // amazon.titan-embed-text-v1 / -v2:0: one text a call
+	familyTitanV2             // takes dimensions (256, 512, 1024) and normalize
+	familyCohere              // cohere.embed-english-v3, -multilingual-v3: up to 96 texts a call
+	familyCohereV4            // cohere.embed-v4: output_dimension
 )
 
 // cohereBatch is the most texts Cohere's embed models take in one call.

@@ -48,9 +48,9 @@ type Stream struct {
 	usage  usage
 
 	stopped, usageSent bool
-	err                         error
-	closeOnce                   sync.Once
-	closeErr                    error
+	err                error
+	closeOnce          sync.Once
+	closeErr           error
 }
 
 var (
