@@ -42,7 +42,7 @@ func TestBedrockChatThroughTheGatewayWithTheOpenAISDK(t *testing.T) {
 	var raw *http.Response
 	client := sdkClient(g)
 	cc, err := client.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "claude-bedrock",
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("be brief"), openai.UserMessage("bedrock sdk chat")},
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("be brief"), openai.UserMessage("bedrock sdk chat")},
 		MaxTokens: openai.Int(200)}, option.WithResponseInto(&raw))
 	if err != nil {
 		t.Fatal(err)
