@@ -1,5 +1,5 @@
 // Package simulated is a built-in fake LLM provider that speaks the OpenAI
-// Chat Completions and Anthropic Messages wire formats, for the demo, tests
+// Chat Completions, Anthropic Messages and AWS Bedrock Converse wire formats, for the demo, tests
 // and load benchmarks.
 //
 // # Routes
@@ -8,6 +8,12 @@
 //	POST /v1/messages           Anthropic Messages, JSON or SSE (stream: true)
 //	GET  /v1/models             OpenAI model list; Anthropic's format when the
 //	                            request carries an anthropic-version header
+//	POST /model/{id}/converse   AWS Bedrock Converse; /converse-stream answers in
+//	                            AWS's binary event-stream framing; /invoke serves
+//	                            the Titan and Cohere embedding models. Every call
+//	                            must be SigV4-signed with BedrockAccessKeyID and
+//	                            BedrockSecretAccessKey (service bedrock, any
+//	                            region, within 5 minutes), or gets Bedrock's 403
 //
 // # Answers
 //
