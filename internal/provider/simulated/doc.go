@@ -1,6 +1,6 @@
 // Package simulated is a built-in fake LLM provider that speaks the OpenAI
-// Chat Completions, Anthropic Messages and AWS Bedrock Converse wire formats, for the demo, tests
-// and load benchmarks.
+// Chat Completions, Anthropic Messages and AWS Bedrock Converse wire
+// formats, for the demo, tests and load benchmarks.
 //
 // # Routes
 //
