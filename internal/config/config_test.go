@@ -167,7 +167,8 @@ func TestOperationsDocExampleIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("documented config does not validate: %v", err)
 	}
-	if len(cfg.Providers) != 4 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" {
+	if len(cfg.Providers) != 5 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" ||
+		cfg.Providers[4].Type != "bedrock" || cfg.Providers[4].Region != "us-east-1" {
 		t.Fatalf("documented config read wrongly: %+v", cfg)
 	}
 }
