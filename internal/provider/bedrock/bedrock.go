@@ -244,7 +244,9 @@ func (p *Provider) sign(ctx context.Context, r *http.Request, body []byte) (secr
 		if ctx.Err() != nil {
 			return "", provider.TransportError(ctx, p.name, ctx.Err())
 		}
-		// The chain's error names where it looked, never a secret.
+		// The chain's error says where it looked (the gateway logs only
+		// the code, so the reason travels in the message); it never
+		// carries a secret.
 		return "", &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: provider.CodeAuthFailed,
 			Message: fmt.Sprintf("provider %s has no AWS credentials: %v", p.name, err), Err: err}
 	}
