@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -484,7 +485,8 @@ func appendImage(dst []byte, imageURL gjson.Result, i, j int) ([]byte, error) {
 	if format == "" {
 		return nil, api.InvalidRequest(p, "%s: image type %q is not one of png, jpeg, gif, webp", p, mediaType)
 	}
-	if _, err := base64.StdEncoding.DecodeString(data); err != nil {
+	// Checked as a stream, so a large image is not decoded into memory.
+	if _, err := io.Copy(io.Discard, base64.NewDecoder(base64.StdEncoding, strings.NewReader(data))); err != nil {
 		return nil, api.InvalidRequest(p, "%s: the data URL's data is not valid base64", p)
 	}
 	dst = append(dst, `{"image":{"format":"`...)
