@@ -30,6 +30,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/provider/anthropic"
 	"github.com/edge-agent/edge-agent/internal/provider/azure"
+	"github.com/edge-agent/edge-agent/internal/provider/bedrock"
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/server"
@@ -97,7 +98,10 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	providers := make(map[string]provider.Provider, len(cfg.Providers))
 	var providerNames, modelNames []string
 	for _, p := range cfg.Providers {
-		prov, tr := newProvider(p, cfg.UpstreamHTTPClient)
+		prov, tr, err := newProvider(ctx, p, cfg.UpstreamHTTPClient)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
 		providers[p.Name] = prov
 		a.upstream = append(a.upstream, tr)
 		providerNames = append(providerNames, p.Name)
@@ -218,18 +222,26 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	return a, nil
 }
 
-func newProvider(p config.Provider, httpClient string) (provider.Provider, *provider.Transport) {
+func newProvider(ctx context.Context, p config.Provider, httpClient string) (provider.Provider, *provider.Transport, error) {
 	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
 		StdOnly: httpClient == "std"})
 	client := &http.Client{Transport: tr}
 	switch p.Type {
 	case "anthropic":
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
-			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr
+			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr, nil
 	case "azure":
 		// No api_key: Entra ID tokens from the DefaultAzureCredential chain.
 		return azure.New(azure.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, APIVersion: p.APIVersion,
-			Models: p.Models, Client: client}), tr
+			Models: p.Models, Client: client}), tr, nil
+	case "bedrock":
+		b, err := bedrock.New(ctx, bedrock.Config{Name: p.Name, Region: p.Region, BaseURL: p.BaseURL,
+			AccessKeyID: p.AWSAccessKeyID, SecretAccessKey: p.AWSSecretAccessKey, SessionToken: p.AWSSessionToken, Client: client})
+		if err != nil {
+			tr.CloseIdleConnections()
+			return nil, nil, err
+		}
+		return b, tr, nil
 	}
 	var surfaces []provider.Surface
 	for _, name := range p.Surfaces {
@@ -238,7 +250,7 @@ func newProvider(p config.Provider, httpClient string) (provider.Provider, *prov
 		}
 	}
 	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client,
-		Surfaces: surfaces}), tr
+		Surfaces: surfaces}), tr, nil
 }
 
 func routeConfig(cfg config.Config, providers map[string]provider.Provider, prices *cost.Table) route.Config {

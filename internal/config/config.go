@@ -75,7 +75,7 @@ type TLS struct {
 // Provider is one upstream.
 type Provider struct {
 	Name             string   `yaml:"name"`
-	Type             string   `yaml:"type"` // openai | anthropic | azure | a preset's name (Presets)
+	Type             string   `yaml:"type"` // openai | anthropic | azure | bedrock | a preset's name (Presets)
 	BaseURL          string   `yaml:"base_url"`
 	APIKey           string   `yaml:"api_key"`
 	Models           []string `yaml:"models"`
@@ -93,6 +93,15 @@ type Provider struct {
 	// 2024-10-21) on the per-deployment paths, or "v1" / "preview" for the
 	// v1 endpoint. Type azure only.
 	APIVersion string `yaml:"api_version"`
+	// Region is the AWS region of a bedrock provider; empty takes the
+	// SDK's (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
+	Region string `yaml:"region"`
+	// Static AWS keys of a bedrock provider; without them the SDK's
+	// default chain supplies credentials (environment, shared config and
+	// profiles, web identity, container and instance metadata).
+	AWSAccessKeyID     string `yaml:"aws_access_key_id"`
+	AWSSecretAccessKey string `yaml:"aws_secret_access_key"`
+	AWSSessionToken    string `yaml:"aws_session_token"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -586,8 +595,18 @@ func (c *Config) Validate() error {
 			if p.DefaultMaxTokens == 0 {
 				p.DefaultMaxTokens = 4096
 			}
+		case p.Type == "bedrock":
+			if (p.AWSAccessKeyID == "") != (p.AWSSecretAccessKey == "") {
+				bad("providers[%d].aws_access_key_id: aws_access_key_id and aws_secret_access_key must be set together", i)
+			}
+			if p.AWSSessionToken != "" && p.AWSAccessKeyID == "" {
+				bad("providers[%d].aws_session_token: needs aws_access_key_id and aws_secret_access_key", i)
+			}
+			if p.APIKey != "" {
+				bad("providers[%d].api_key: bedrock signs with AWS credentials: use aws_access_key_id and aws_secret_access_key, or the AWS default chain", i)
+			}
 		default:
-			bad("providers[%d].type: %q is not openai, anthropic, azure or a preset (%s)", i, p.Type, presetNames())
+			bad("providers[%d].type: %q is not openai, anthropic, azure, bedrock or a preset (%s)", i, p.Type, presetNames())
 		}
 	}
 	for i, m := range c.Models {

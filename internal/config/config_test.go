@@ -167,7 +167,8 @@ func TestOperationsDocExampleIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("documented config does not validate: %v", err)
 	}
-	if len(cfg.Providers) != 6 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" {
+	if len(cfg.Providers) != 7 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" ||
+		cfg.Providers[6].Type != "bedrock" || cfg.Providers[6].Region != "us-east-1" {
 		t.Fatalf("documented config read wrongly: %+v", cfg)
 	}
 	if az, groq := cfg.Providers[4], cfg.Providers[5]; az.Type != "azure" || az.APIVersion != "2024-10-21" ||
@@ -212,5 +213,32 @@ func TestMaxClientTTLFromEnvAndValidated(t *testing.T) {
 	cfg.Cache.MaxClientTTL = -1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_client_ttl") {
 		t.Fatalf("negative max_client_ttl: %v", err)
+	}
+}
+
+func TestBedrockProviderReadsRegionAndKeys(t *testing.T) {
+	raw := []byte(`providers:
+  - name: aws
+    type: bedrock
+    region: eu-central-1
+    base_url: http://127.0.0.1:9000
+    aws_access_key_id: ${KEY_ID}
+    aws_secret_access_key: ${SECRET}
+    aws_session_token: tok
+models:
+  - name: claude
+    deployments: [{provider: aws, model: "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
+`)
+	cfg := Default()
+	if err := Parse(&cfg, raw, env(map[string]string{"KEY_ID": "AKIDX", "SECRET": "s3cret"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Providers[0]
+	if p.Type != "bedrock" || p.Region != "eu-central-1" || p.AWSAccessKeyID != "AKIDX" || p.AWSSecretAccessKey != "s3cret" ||
+		p.AWSSessionToken != "tok" || p.BaseURL != "http://127.0.0.1:9000" {
+		t.Fatalf("bedrock provider: %+v", p)
 	}
 }
