@@ -64,7 +64,24 @@ type Guard interface {
 	// Admit checks model permission, rate limits and budget. It may set
 	// headers (x-ratelimit-*) on h. It returns the cache namespace for the
 	// caller's key ("" for shared) and may rewrite the body (redaction).
-	Admit(ctx context.Context, h http.Header, model string, body []byte, estTokens int) (Admission, error)
+	Admit(ctx context.Context, h http.Header, model string, body []byte, est Estimate) (Admission, error)
+}
+
+// Estimate is what a request may use, known before the call: for token
+// rate limits and for the hold of a hard budget.
+type Estimate struct {
+	Model        string // the model it is priced at (the routed target's)
+	PromptTokens int    // the prompt's estimate
+	MaxTokens    int64  // the completion limit the client asked for; 0: none
+}
+
+// Tokens is what token rate limits spend before the call: the prompt plus
+// the completion limit asked for (256 without one).
+func (e Estimate) Tokens() int {
+	if e.MaxTokens > 0 {
+		return e.PromptTokens + int(min(e.MaxTokens, 1<<20))
+	}
+	return e.PromptTokens + 256
 }
 
 // Admission is what a Guard decided for one request.
@@ -192,7 +209,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var adm Admission
 	if g.o.Guard != nil {
-		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body, estimateTokens(req))
+		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body,
+			Estimate{Model: target.Model, PromptTokens: cost.EstimateTokens(req.Body), MaxTokens: req.MaxTokens})
 		if err != nil {
 			x.fail(err)
 			return
@@ -373,18 +391,6 @@ func requestFallbacks(req *api.ChatRequest, h http.Header) ([]string, error) {
 		return nil, api.InvalidRequest("fallbacks", "at most 8 fallback models")
 	}
 	return out, nil
-}
-
-// estimateTokens guesses the tokens a request will use before the call, for
-// token rate limits: prompt bytes / 4 plus the completion budget asked for.
-func estimateTokens(req *api.ChatRequest) int {
-	n := cost.EstimateTokens(req.Body)
-	if req.MaxTokens > 0 {
-		n += int(min(req.MaxTokens, 1<<20))
-	} else {
-		n += 256
-	}
-	return n
 }
 
 // headerValue is h.Get(key) for a key already in canonical form, without

@@ -78,7 +78,7 @@ func (g *Gateway) ServeMessages(w http.ResponseWriter, r *http.Request) {
 	var adm Admission
 	if g.o.Guard != nil {
 		// Parse estimated the prompt already; the body is not scanned again.
-		est := req.InputTokens + int(min(req.MaxTokens, 1<<20))
+		est := Estimate{Model: target.Model, PromptTokens: req.InputTokens, MaxTokens: req.MaxTokens}
 		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body, est)
 		if err != nil {
 			x.fail(err)

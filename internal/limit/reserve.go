@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -128,6 +129,15 @@ func (b *Budgets) Reserve(ctx context.Context, p *Principal, maxUSD float64) (*R
 	return r, nil
 }
 
+// Budgeted reports whether a budget applies to p: its own or its team's.
+func (b *Budgets) Budgeted(p *Principal) bool {
+	if p.HasBudget() {
+		return true
+	}
+	t := b.teams[p.Team]
+	return p.Team != "" && (t.DailyUSD > 0 || t.MonthlyUSD > 0)
+}
+
 // Settle releases the hold and records usd, the actual cost. It runs after
 // the answer, so it ignores the cancellation of ctx.
 func (r *Reservation) Settle(ctx context.Context, usd float64) error {
@@ -164,22 +174,36 @@ func refused(who string, ref *Refusal, now time.Time) *api.Error {
 	var msg string
 	switch {
 	case ref.Spent >= ref.Budget:
-		msg = fmt.Sprintf("The %s budget of $%.2f for %s is used up ($%.4f spent); it resets %s.",
-			ref.Period, ref.Budget, who, ref.Spent, when)
+		msg = fmt.Sprintf("The %s budget of %s for %s is used up ($%.4f spent); it resets %s.",
+			ref.Period, dollars(ref.Budget), who, ref.Spent, when)
 	case ref.Spent+ref.Request > ref.Budget:
-		msg = fmt.Sprintf("The %s budget of $%.2f for %s cannot cover this request: it may cost up to $%.4f "+
+		msg = fmt.Sprintf("The %s budget of %s for %s cannot cover this request: it may cost up to $%.4f "+
 			"and $%.4f is left. Lower max_tokens, or wait until the budget resets %s.",
-			ref.Period, ref.Budget, who, ref.Request, ref.Budget-ref.Spent, when)
+			ref.Period, dollars(ref.Budget), who, ref.Request, ref.Budget-ref.Spent, when)
 	default:
 		// Only the holds of requests in flight are in the way: they settle
 		// (usually below their maximum) within seconds.
-		msg = fmt.Sprintf("The %s budget of $%.2f for %s is reserved by requests in flight ($%.4f spent, "+
+		msg = fmt.Sprintf("The %s budget of %s for %s is reserved by requests in flight ($%.4f spent, "+
 			"$%.4f held; this request may cost up to $%.4f). Please try again shortly.",
-			ref.Period, ref.Budget, who, ref.Spent, ref.Held, ref.Request)
+			ref.Period, dollars(ref.Budget), who, ref.Spent, ref.Held, ref.Request)
 		retry = time.Second
 	}
 	return &api.Error{Status: http.StatusTooManyRequests, Type: TypeInsufficientQuota, Code: "budget_exceeded",
 		Message: msg, RetryAfter: retry}
+}
+
+// dollars formats a budget as it was configured: "$1.00", "$2.50",
+// "$0.0005".
+func dollars(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 6, 64)
+	s = strings.TrimRight(s, "0")
+	switch i := strings.IndexByte(s, '.'); {
+	case len(s)-i == 1:
+		s += "00"
+	case len(s)-i == 2:
+		s += "0"
+	}
+	return "$" + s
 }
 
 // fits reports the first budget of s that spend plus holds plus usd would
