@@ -18,7 +18,7 @@ import (
 // secret, never the secret.
 type KeyRecord struct {
 	Name             string     `json:"name"`
-	KeySHA256        string     `json:"key_sha256"`
+	KeySHA256        string     `json:"key_sha256,omitempty"` // "" only in API answers
 	Team             string     `json:"team,omitempty"`
 	Models           []string   `json:"models,omitempty"`
 	RPM              int        `json:"rpm,omitempty"`
