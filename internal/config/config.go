@@ -477,6 +477,9 @@ func (c *Config) Validate() error {
 		if p.Input < 0 || p.Output < 0 || p.CachedInput < 0 || p.CacheWrite5m < 0 || p.CacheWrite1h < 0 {
 			bad("prices.%s: a price is negative", name)
 		}
+		if p.MaxOutput < 0 {
+			bad("prices.%s.max_output: must not be negative", name)
+		}
 	}
 	if _, err := netip.ParseAddr(c.MetricsHost); err != nil && !hostNameRe.MatchString(c.MetricsHost) {
 		bad("metrics_host: %q is not an IP address or a host name", c.MetricsHost)
