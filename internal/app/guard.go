@@ -147,16 +147,13 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 	if !p.AllowsModel(model) {
 		return gateway.Admission{}, limit.ModelNotAllowed(model)
 	}
-	var res *limit.Reservation
-	if !p.Anonymous {
-		maxUSD := 0.0
-		if g.budgets.Budgeted(p) {
-			var ok bool
-			if maxUSD, ok = g.maxCost(est); !ok {
-				return gateway.Admission{}, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Param: "model",
-					Code: "budget_unpriced_model", Message: fmt.Sprintf("the model %q has no price, so a request cannot be held "+
-						"against this API key's budget; the operator can price it under prices:", est.Model)}
-			}
+	var res *limit.Reservation // the hold of a hard budget; nil: none applies
+	if !p.Anonymous && g.budgets.Budgeted(p) {
+		maxUSD, ok := g.maxCost(est)
+		if !ok {
+			return gateway.Admission{}, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Param: "model",
+				Code: "budget_unpriced_model", Message: fmt.Sprintf("the model %q has no price, so a request cannot be held "+
+					"against this API key's budget; the operator can price it under prices:", est.Model)}
 		}
 		var err error
 		if res, err = g.budgets.Reserve(ctx, p, maxUSD); err != nil {
@@ -193,7 +190,7 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 			adm.Body = out
 		}
 	}
-	if res == nil && !g.limits.CountsTokens(p) {
+	if p.Anonymous && !g.limits.CountsTokens(p) {
 		// An open gateway without token limits has nothing to account
 		// afterwards (spend is kept per client key).
 		return adm, nil
@@ -205,6 +202,8 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 		g.limits.Correct(bg, p, tokens, used)
 		if res != nil {
 			_ = res.Settle(bg, usd) // releases the hold; a failed settle's hold expires
+		} else if !p.Anonymous {
+			_ = g.budgets.Add(bg, p, usd) // spend is kept for every key
 		}
 	}
 	return adm, nil

@@ -90,13 +90,24 @@ type Principal struct {
 	Redact                           *bool
 
 	models modelMatcher
-	// rate limiter bucket names, built once so Check does not allocate them
-	bucketReq, bucketTok string
+	// rate limiter bucket names and the team's budget scope, built once so
+	// requests do not allocate them
+	bucketReq, bucketTok, team string
 }
 
 func newPrincipal(p Principal) *Principal {
 	p.bucketReq, p.bucketTok = "k:"+p.Name+":r", "k:"+p.Name+":t"
+	if p.Team != "" {
+		p.team = TeamScope(p.Team)
+	}
 	return &p
+}
+
+func (p *Principal) teamScope() string {
+	if p.team != "" || p.Team == "" {
+		return p.team
+	}
+	return TeamScope(p.Team)
 }
 
 // AllowsModel reports whether the principal may call model.

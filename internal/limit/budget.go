@@ -76,12 +76,16 @@ func (b *Budgets) Add(ctx context.Context, p *Principal, usd float64) error {
 	if usd <= 0 {
 		return nil
 	}
-	h := Hold{Scopes: []HoldScope{{Name: p.Name}}}
-	if p.Team != "" {
-		h.Scopes = append(h.Scopes, HoldScope{Name: TeamScope(p.Team)})
-	}
+	ctx = context.WithoutCancel(ctx)
 	day, month := periods(b.now())
-	return b.store.Settle(context.WithoutCancel(ctx), &h, usd, day, month)
+	if _, err := b.store.Add(ctx, p.Name, usd, day, month); err != nil {
+		return err
+	}
+	if p.Team == "" {
+		return nil
+	}
+	_, err := b.store.Add(ctx, p.teamScope(), usd, day, month)
+	return err
 }
 
 // Spend reads what the scope called name (a key's name, or TeamScope(team))

@@ -50,7 +50,14 @@ type HoldScope struct {
 	// "team:<team>" (key names have no ':', so the two never meet).
 	Name                 string
 	DailyUSD, MonthlyUSD float64
-	who                  string // "API key \"x\"" or "team \"red\"", for messages
+}
+
+// who names the scope in a refusal: API key "x", team "red".
+func (s HoldScope) who() string {
+	if team, ok := strings.CutPrefix(s.Name, "team:"); ok {
+		return fmt.Sprintf("team %q", team)
+	}
+	return fmt.Sprintf("API key %q", s.Name)
 }
 
 func (s HoldScope) budgeted() bool { return s.DailyUSD > 0 || s.MonthlyUSD > 0 }
@@ -92,7 +99,18 @@ type Holder interface {
 // Reservation is a request's hold on its budgets; Settle it exactly once.
 type Reservation struct {
 	b    *Budgets
-	hold Hold
+	p    *Principal
+	hold Hold // zero for a principal without budgets
+}
+
+// scopes are the budgets p is charged to: its own and its team's.
+func (b *Budgets) scopes(p *Principal) []HoldScope {
+	s := append(make([]HoldScope, 0, 2), HoldScope{Name: p.Name, DailyUSD: p.BudgetDailyUSD, MonthlyUSD: p.BudgetMonthlyUSD})
+	if p.Team != "" {
+		t := b.teams[p.Team]
+		s = append(s, HoldScope{Name: p.teamScope(), DailyUSD: t.DailyUSD, MonthlyUSD: t.MonthlyUSD})
+	}
+	return s
 }
 
 // Reserve holds maxUSD, the most the request can cost, against the
@@ -101,22 +119,11 @@ type Reservation struct {
 // when that does not fit. A principal without any budget gets a
 // Reservation that only records spend.
 func (b *Budgets) Reserve(ctx context.Context, p *Principal, maxUSD float64) (*Reservation, error) {
-	r := &Reservation{b: b, hold: Hold{USD: maxUSD, TTL: b.holdTTL}}
-	r.hold.Scopes = append(make([]HoldScope, 0, 2), HoldScope{Name: p.Name, DailyUSD: p.BudgetDailyUSD,
-		MonthlyUSD: p.BudgetMonthlyUSD, who: fmt.Sprintf("API key %q", p.Name)})
-	if p.Team != "" {
-		t := b.teams[p.Team]
-		r.hold.Scopes = append(r.hold.Scopes, HoldScope{Name: TeamScope(p.Team), DailyUSD: t.DailyUSD,
-			MonthlyUSD: t.MonthlyUSD, who: fmt.Sprintf("team %q", p.Team)})
+	r := &Reservation{b: b, p: p}
+	if !b.Budgeted(p) {
+		return r, nil // spend only, recorded by Settle
 	}
-	budgeted := false
-	for _, s := range r.hold.Scopes {
-		budgeted = budgeted || s.budgeted()
-	}
-	if !budgeted {
-		return r, nil
-	}
-	r.hold.ID = b.nextID()
+	r.hold = Hold{USD: maxUSD, TTL: b.holdTTL, ID: b.nextID(), Scopes: b.scopes(p)}
 	now := b.now().UTC()
 	day, month := periods(now)
 	ref, err := b.store.Reserve(ctx, &r.hold, day, month)
@@ -124,7 +131,7 @@ func (b *Budgets) Reserve(ctx context.Context, p *Principal, maxUSD float64) (*R
 		return nil, api.FromError(err)
 	}
 	if ref != nil {
-		return nil, refused(r.hold.Scopes[ref.Scope].who, ref, now)
+		return nil, refused(r.hold.Scopes[ref.Scope].who(), ref, now)
 	}
 	return r, nil
 }
@@ -141,8 +148,8 @@ func (b *Budgets) Budgeted(p *Principal) bool {
 // Settle releases the hold and records usd, the actual cost. It runs after
 // the answer, so it ignores the cancellation of ctx.
 func (r *Reservation) Settle(ctx context.Context, usd float64) error {
-	if !r.hold.held && usd <= 0 {
-		return nil
+	if !r.hold.held {
+		return r.b.Add(ctx, r.p, usd)
 	}
 	day, month := periods(r.b.now())
 	return r.b.store.Settle(context.WithoutCancel(ctx), &r.hold, max(usd, 0), day, month)
@@ -152,7 +159,8 @@ func (r *Reservation) Settle(ctx context.Context, usd float64) error {
 func TeamScope(team string) string { return "team:" + team }
 
 func (b *Budgets) nextID() string {
-	return b.idPrefix + strconv.FormatUint(b.seq.Add(1), 36)
+	var buf [32]byte
+	return string(strconv.AppendUint(append(buf[:0], b.idPrefix...), b.seq.Add(1), 36))
 }
 
 func newIDPrefix() string {
