@@ -104,19 +104,19 @@ func (k *runtimeKeys) sync(ctx context.Context) {
 func (a *App) keyRoutes() map[string]http.HandlerFunc {
 	k := a.keys
 	return map[string]http.HandlerFunc{
-		"POST /admin/keys":               k.guarded(a, k.create),
-		"GET /admin/keys":                k.guarded(a, k.list),
-		"GET /admin/keys/{name}":         k.guarded(a, k.get),
-		"PATCH /admin/keys/{name}":       k.guarded(a, k.patch),
-		"DELETE /admin/keys/{name}":      k.guarded(a, k.remove),
-		"POST /admin/keys/{name}/rotate": k.guarded(a, k.rotate),
+		"POST /admin/keys":               k.guarded(k.create),
+		"GET /admin/keys":                k.guarded(k.list),
+		"GET /admin/keys/{name}":         k.guarded(k.get),
+		"PATCH /admin/keys/{name}":       k.guarded(k.patch),
+		"DELETE /admin/keys/{name}":      k.guarded(k.remove),
+		"POST /admin/keys/{name}/rotate": k.guarded(k.rotate),
 	}
 }
 
 // guarded refuses the keys API where it cannot be safe or cannot work: an
 // open gateway without an admin key (its admin routes are open to anyone),
 // and no store to keep keys in.
-func (k *runtimeKeys) guarded(a *App, h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+func (k *runtimeKeys) guarded(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case !k.auth.HasAdmin():

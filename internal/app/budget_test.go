@@ -172,3 +172,19 @@ func TestATeamsBudgetIsSharedByItsKeysAndResetThroughTheAdminAPI(t *testing.T) {
 		t.Fatalf("after the reset: %d %s", resp.StatusCode, out)
 	}
 }
+
+func TestAMessagesRequestOverBudgetIsRefusedInAnthropicsEnvelope(t *testing.T) {
+	s := startSim(t, simulated.Options{})
+	g := startGateway(t, accessConfig(s, config.APIKey{Name: "claude-user", Key: "sk-claude-user", BudgetDailyUSD: 0.01}))
+	// claude-sonnet-4-5 writes at most 64000 tokens at $15/M: $0.96 held.
+	long := `{"model":"claude-sonnet-4-5","max_tokens":200000,"messages":[{"role":"user","content":"a long essay"}]}`
+	resp, b := postMessages(t, g.URL, long, "X-Api-Key: sk-claude-user", "Anthropic-Version: 2023-06-01")
+	if resp.StatusCode != 429 || gjson.GetBytes(b, "type").Str != "error" || gjson.GetBytes(b, "error.type").Str != "rate_limit_error" ||
+		!strings.Contains(gjson.GetBytes(b, "error.message").Str, "may cost up to $0.96") {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	short := `{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"a short note"}]}`
+	if resp, b := postMessages(t, g.URL, short, "X-Api-Key: sk-claude-user", "Anthropic-Version: 2023-06-01"); resp.StatusCode != 200 {
+		t.Fatalf("a request that fits: %d %s", resp.StatusCode, b)
+	}
+}
