@@ -288,7 +288,8 @@ func (k *runtimeKeys) rotate(w http.ResponseWriter, r *http.Request) error {
 	}
 	k.sync(r.Context())
 	k.audit(r, "key.rotate", next)
-	return json.NewEncoder(w).Encode(createdKey{Key: secret, KeyRecord: view(next)})
+	writeJSON(w, createdKey{Key: secret, KeyRecord: view(next)})
+	return nil
 }
 
 // audit writes one structured line per admin action: what was done to
