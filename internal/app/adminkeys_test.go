@@ -51,6 +51,7 @@ func within(t *testing.T, what, url, key, model string, want int) time.Duration 
 	for {
 		resp, out := post(t, url, chat(model, "runtime key "+what), bearer(key))
 		if resp.StatusCode == want {
+			t.Logf("%s: %v", what, time.Since(start).Round(time.Millisecond))
 			return time.Since(start)
 		}
 		if time.Since(start) > time.Second {
