@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
@@ -57,6 +58,7 @@ type App struct {
 	server  *server.Server
 	auth    *limit.Auth
 	budgets *limit.Budgets
+	keys    *runtimeKeys // /admin/keys and the sync of runtime keys
 	// upstream are the providers' transports; Close drops their idle
 	// keep-alive connections (and the goroutines serving them).
 	upstream []*provider.Transport
@@ -89,7 +91,13 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		over := make(map[string]cost.Price, len(cfg.Prices))
 		for m, p := range cfg.Prices {
 			over[m] = cost.Price{InputPerM: p.Input, OutputPerM: p.Output, CachedInputPerM: p.CachedInput,
-				CacheWrite5mPerM: p.CacheWrite5m, CacheWrite1hPerM: p.CacheWrite1h}
+				CacheWrite5mPerM: p.CacheWrite5m, CacheWrite1hPerM: p.CacheWrite1h, MaxOutputTokens: p.MaxOutput}
+			if _, known, ok := prices.Lookup(m); ok && p.MaxOutput == 0 {
+				// A new price keeps the model's known output limit.
+				o := over[m]
+				o.MaxOutputTokens = known.MaxOutputTokens
+				over[m] = o
+			}
 		}
 		prices = prices.With(over)
 	}
@@ -188,6 +196,18 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	if err != nil {
 		return nil, err
 	}
+	var keyStore limit.KeyStore
+	switch {
+	case a.rdb != nil:
+		keyStore = limit.NewRedisKeyStore(a.rdb, "")
+	case cfg.Auth.KeysFile != "":
+		fs, err := limit.OpenFileKeyStore(cfg.Auth.KeysFile)
+		if err != nil {
+			return nil, err
+		}
+		keyStore = fs
+	}
+	a.startRuntimeKeys(keyStore)
 
 	bodies := gateway.NewBodyBudget(cfg.MaxBodyMemoryBytes)
 	registerBodyMetrics(a.metrics.Registry(), bodies)
@@ -216,6 +236,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		so.Authenticate = g.authenticate
 		so.AuthenticateAdmin = a.auth.AuthenticateAdmin
 		so.Admin = a.budgetRoutes()
+		maps.Copy(so.Admin, a.keyRoutes())
 	}
 	a.server = server.New(so)
 	ok = true
@@ -504,6 +525,7 @@ func newHTTPServer(h http.Handler) *http.Server {
 
 // Close releases every component; safe on a partly built App.
 func (a *App) Close() {
+	a.keys.close()
 	if a.tiered != nil {
 		a.tiered.Close()
 	}

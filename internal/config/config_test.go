@@ -242,3 +242,27 @@ models:
 		t.Fatalf("bedrock provider: %+v", p)
 	}
 }
+
+func TestBudgetsAndRuntimeKeysFromEnvAndFile(t *testing.T) {
+	cfg, err := Load("", env(map[string]string{"BUDGET_HOLD_TTL_SECONDS": "90", "KEYS_FILE": "/var/lib/edge-agent/keys.json"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.BudgetHoldTTL.D() != 90*time.Second || cfg.Auth.KeysFile != "/var/lib/edge-agent/keys.json" {
+		t.Fatalf("BUDGET_HOLD_TTL_SECONDS, KEYS_FILE: %v %q", cfg.Auth.BudgetHoldTTL.D(), cfg.Auth.KeysFile)
+	}
+	if cfg, _ := Load("", env(nil)); cfg.Auth.BudgetHoldTTL.D() != 10*time.Minute {
+		t.Fatalf("default hold TTL %v", cfg.Auth.BudgetHoldTTL.D())
+	}
+	cfg = Default()
+	raw := "auth:\n  teams:\n    - {name: red, budget_daily_usd: 5, budget_monthly_usd: 100}\nprices:\n  my-model: {input: 1, output: 2, max_output: 8192}\n"
+	if err := Parse(&cfg, []byte(raw), env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.Teams[0] != (Team{Name: "red", BudgetDailyUSD: 5, BudgetMonthlyUSD: 100}) || cfg.Prices["my-model"].MaxOutput != 8192 {
+		t.Fatalf("teams, max_output: %+v %+v", cfg.Auth.Teams, cfg.Prices)
+	}
+}

@@ -331,3 +331,25 @@ func TestBedrockModelIdsAndInferenceProfilesArePriced(t *testing.T) {
 		t.Error("a geographic profile not in the table must stay unpriced, not take the model's price")
 	}
 }
+
+func TestOutputLimitsComeWithThePriceTable(t *testing.T) {
+	tab := Default()
+	for _, tt := range []struct {
+		model string
+		want  int64
+	}{
+		{"gpt-4o", 16384},
+		{"gpt-4o-2024-08-06", 16384}, // a dated snapshot takes its family's limit
+		{"claude-3-5-haiku-20241022", 8192},
+		{"claude-opus-4-7", 0}, // not listed: unknown, never guessed
+	} {
+		if _, p, ok := tab.Lookup(tt.model); !ok || p.MaxOutputTokens != tt.want {
+			t.Errorf("%s: max output %d (found %v), want %d", tt.model, p.MaxOutputTokens, ok, tt.want)
+		}
+	}
+	_, p, _ := tab.Lookup("gpt-4o")
+	// 1000 prompt tokens at $2.50/M and the 1M-token answer at $10/M.
+	if got := p.MaxCost(1000, 1_000_000); got < 10.0025-1e-9 || got > 10.0025+1e-9 {
+		t.Fatalf("MaxCost = %v, want 10.0025", got)
+	}
+}
