@@ -29,6 +29,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/limit"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/provider/anthropic"
+	"github.com/edge-agent/edge-agent/internal/provider/gemini"
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/server"
@@ -95,9 +96,12 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	providers := make(map[string]provider.Provider, len(cfg.Providers))
 	var providerNames, modelNames []string
 	for _, p := range cfg.Providers {
-		prov, tr := newProvider(p, cfg.UpstreamHTTPClient)
-		providers[p.Name] = prov
+		prov, tr, err := newProvider(p, cfg.UpstreamHTTPClient)
 		a.upstream = append(a.upstream, tr)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
+		providers[p.Name] = prov
 		providerNames = append(providerNames, p.Name)
 		modelNames = append(modelNames, p.Models...)
 	}
@@ -213,13 +217,23 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	return a, nil
 }
 
-func newProvider(p config.Provider, httpClient string) (provider.Provider, *provider.Transport) {
+// newProvider builds the adapter of p; the transport is returned even
+// with an error, for Close.
+func newProvider(p config.Provider, httpClient string) (provider.Provider, *provider.Transport, error) {
 	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
 		StdOnly: httpClient == "std"})
 	client := &http.Client{Transport: tr}
-	if p.Type == "anthropic" {
+	switch p.Type {
+	case "anthropic":
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
-			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr
+			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr, nil
+	case "gemini", "vertex":
+		g, err := gemini.New(gemini.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Vertex: p.Type == "vertex",
+			Project: p.Project, Location: p.Location, AccessToken: p.AccessToken, Models: p.Models, Client: client})
+		if err != nil {
+			return nil, tr, err
+		}
+		return g, tr, nil
 	}
 	var surfaces []provider.Surface
 	for _, name := range p.Surfaces {
@@ -228,7 +242,7 @@ func newProvider(p config.Provider, httpClient string) (provider.Provider, *prov
 		}
 	}
 	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client,
-		Surfaces: surfaces}), tr
+		Surfaces: surfaces}), tr, nil
 }
 
 func routeConfig(cfg config.Config, providers map[string]provider.Provider, prices *cost.Table) route.Config {

@@ -75,7 +75,7 @@ type TLS struct {
 // Provider is one upstream.
 type Provider struct {
 	Name             string   `yaml:"name"`
-	Type             string   `yaml:"type"` // openai | anthropic
+	Type             string   `yaml:"type"` // openai | anthropic | gemini | vertex
 	BaseURL          string   `yaml:"base_url"`
 	APIKey           string   `yaml:"api_key"`
 	Models           []string `yaml:"models"`
@@ -89,6 +89,14 @@ type Provider struct {
 	// all three for OpenAI's own API, embeddings and completions for any
 	// other server.
 	Surfaces []string `yaml:"surfaces"`
+	// Project and Location place a Vertex AI provider (type vertex);
+	// unset, GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION fill them.
+	Project  string `yaml:"project"`
+	Location string `yaml:"location"`
+	// AccessToken is a static Vertex AI bearer token; empty: Application
+	// Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, the gcloud
+	// file, the metadata server).
+	AccessToken string `yaml:"access_token"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -416,6 +424,19 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 
 	envProvider(cfg, getenv, "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 	envProvider(cfg, getenv, "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+	envProvider(cfg, getenv, "gemini", "GEMINI_API_KEY", "GEMINI_BASE_URL")
+	// Vertex AI providers are configured, never implied: these only fill
+	// what a configured one leaves unset, as Google's own tools read them.
+	for i := range cfg.Providers {
+		if p := &cfg.Providers[i]; p.Type == "vertex" || p.Type == "" && p.Name == "vertex" {
+			if p.Project == "" {
+				p.Project = getenv("GOOGLE_CLOUD_PROJECT")
+			}
+			if p.Location == "" {
+				p.Location = getenv("GOOGLE_CLOUD_LOCATION")
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -513,8 +534,8 @@ func (c *Config) Validate() error {
 		names[p.Name] = true
 		if p.Type == "" {
 			switch p.Name {
-			case "anthropic":
-				p.Type = "anthropic"
+			case "anthropic", "gemini", "vertex":
+				p.Type = p.Name
 			default:
 				p.Type = "openai"
 			}
@@ -550,8 +571,30 @@ func (c *Config) Validate() error {
 			if p.DefaultMaxTokens == 0 {
 				p.DefaultMaxTokens = 4096
 			}
+		case "gemini":
+			if p.BaseURL == "" {
+				p.BaseURL = "https://generativelanguage.googleapis.com"
+			}
+			if p.APIKey == "" && p.BaseURL == "https://generativelanguage.googleapis.com" {
+				bad("providers[%d].api_key: required for Google AI Studio provider %q (GEMINI_API_KEY)", i, p.Name)
+			}
+		case "vertex":
+			if p.Project == "" {
+				bad("providers[%d].project: required for Vertex AI provider %q (GOOGLE_CLOUD_PROJECT)", i, p.Name)
+			}
+			if p.Location == "" {
+				bad("providers[%d].location: required for Vertex AI provider %q (GOOGLE_CLOUD_LOCATION), e.g. us-central1 or global", i, p.Name)
+			} else if !hostNameRe.MatchString(p.Location) || strings.Contains(p.Location, ".") {
+				bad("providers[%d].location: %q is not a Google Cloud location", i, p.Location)
+			}
+			if p.BaseURL == "" && p.Location != "" {
+				p.BaseURL = "https://" + p.Location + "-aiplatform.googleapis.com"
+				if p.Location == "global" {
+					p.BaseURL = "https://aiplatform.googleapis.com"
+				}
+			}
 		default:
-			bad("providers[%d].type: %q is not openai or anthropic", i, p.Type)
+			bad("providers[%d].type: %q is not openai, anthropic, gemini or vertex", i, p.Type)
 		}
 	}
 	for i, m := range c.Models {

@@ -63,6 +63,10 @@ type Config struct {
 	AccessToken string
 	TokenSource oauth2.TokenSource
 
+	// Models are advertised to the router: clients may name them without
+	// the "provider/" prefix.
+	Models []string
+
 	Client           *http.Client // nil: a client over provider.NewTransport(provider.TransportOptions{})
 	MaxResponseBytes int64        // bound on a non-streamed answer; 0: DefaultMaxResponseBytes
 }
@@ -75,6 +79,7 @@ type Provider struct {
 	prefix  string // URL up to the model: {base}/v1beta/models/ or {base}/v1/projects/P/locations/L/publishers/google/models/
 	apiKey  string
 	tokens  oauth2.TokenSource // Vertex; nil for AI Studio
+	models  []string
 	maxBody int64
 	client  *http.Client
 	now     func() time.Time // the created time of answers; a field so tests can fix it
@@ -97,7 +102,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
 	p := &Provider{name: cfg.Name, vertex: cfg.Vertex, apiKey: cfg.APIKey, maxBody: cfg.MaxResponseBytes,
-		client: cfg.Client, now: time.Now}
+		client: cfg.Client, now: time.Now, models: append([]string(nil), cfg.Models...)}
 	if !cfg.Vertex {
 		if p.name == "" {
 			p.name = "gemini"
@@ -151,6 +156,9 @@ func (p *Provider) Type() string {
 	}
 	return "gemini"
 }
+
+// Models are the configured models, which the router routes here by name.
+func (p *Provider) Models() []string { return p.models }
 
 // Speaks reports the surfaces served natively besides chat: embeddings,
 // translated here to and from Google's embedding methods.
