@@ -126,4 +126,3 @@ func TestStreamErrorsMapRetryableStatuses(t *testing.T) {
 		}
 	}
 }
-
