@@ -26,13 +26,20 @@ import (
 
 const geminiTestKey = "AIzaSyGATEWAYTEST00000000000000000000000"
 
-// geminiConfig adds a gemini provider (AI Studio at s) to the simulated
-// configuration, serving gemini-2.5-flash by name.
+// geminiConfig is the simulated configuration with the gemini provider's
+// key set to geminiTestKey, and extra providers.
 func geminiConfig(t *testing.T, s *sim, extra ...config.Provider) config.Config {
 	t.Helper()
-	cfg := simConfig(s)
-	cfg.Providers = append(cfg.Providers, config.Provider{Name: "gemini", Type: "gemini", BaseURL: s.URL,
-		APIKey: geminiTestKey, Models: []string{"gemini-2.5-flash"}})
+	cfg := simConfig(s) // its gemini provider is AI Studio at s
+	found := false
+	for i := range cfg.Providers {
+		if p := &cfg.Providers[i]; p.Name == "gemini" && p.Type == "gemini" && p.BaseURL == s.URL {
+			p.APIKey, found = geminiTestKey, true
+		}
+	}
+	if !found {
+		t.Fatalf("the demo configuration has no gemini provider: %+v", cfg.Providers)
+	}
 	cfg.Providers = append(cfg.Providers, extra...)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

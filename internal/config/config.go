@@ -690,8 +690,8 @@ func demoModels() (openai, anthropic []string) {
 		[]string{"claude-3-5-sonnet-20241022", "claude-sonnet-4-5", "claude-haiku-4-5"}
 }
 
-// UseDemoProvider points the "openai" and "anthropic" providers at the
-// simulated provider served at base (no keys needed), replacing any
+// UseDemoProvider points the "openai", "anthropic" and "gemini" providers
+// at the simulated provider served at base (no keys needed), replacing any
 // configured ones, and registers a "sim" OpenAI-compatible provider. The
 // demo's model names are listed by GET /v1/models (the Anthropic ones as
 // aliases of "anthropic/<name>", which lists them); aliases already
@@ -702,10 +702,11 @@ func UseDemoProvider(c *Config, base string) {
 		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels},
 		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
 		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
+		{Name: "gemini", Type: "gemini", BaseURL: base, APIKey: "demo", Models: []string{"gemini-2.5-flash", "gemini-2.5-pro"}},
 	}
 	var keep []Provider
 	for _, p := range c.Providers {
-		if p.Name != "openai" && p.Name != "anthropic" && p.Name != "sim" {
+		if p.Name != "openai" && p.Name != "anthropic" && p.Name != "sim" && p.Name != "gemini" {
 			keep = append(keep, p)
 		}
 	}
