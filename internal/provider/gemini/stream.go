@@ -36,7 +36,7 @@ type Stream struct {
 
 	head  []byte // {"id":…,"object":"chat.completion.chunk","created":…,"model":…
 	buf   []byte
-	ev    gjson.Result // the event being translated; points into r's buffer
+	ev    event // the event being translated; points into r's buffer
 	tools int          // tool calls sent
 	usage usage
 
@@ -105,7 +105,7 @@ func (s *Stream) Next() ([]byte, error) {
 			s.finishDue = ""
 			return s.chunk("{}", f), nil
 		}
-		ev, err := s.r.Next()
+		raw, err := s.r.Next()
 		if err != nil {
 			if errors.Is(err, io.EOF) && s.finished && s.ctx.Err() == nil {
 				if !s.usageSent && s.usage.seen {
@@ -118,38 +118,71 @@ func (s *Stream) Next() ([]byte, error) {
 			return nil, s.err
 		}
 		// The event is parsed in place: results point into the reader's
-		// buffer and are copied into s.buf before the next read.
-		data := gjson.Parse(bstr(ev.Data))
-		if e := data.Get("error"); e.IsObject() {
-			s.err = provider.ScrubSecret(streamError(s.name, e), s.secret)
+		// buffer and are copied into s.buf before the next read. One pass
+		// over its top-level keys finds what we need.
+		var ev event
+		ev.parse(gjson.Parse(bstr(raw.Data)))
+		if ev.err.IsObject() {
+			s.err = provider.ScrubSecret(streamError(s.name, ev.err), s.secret)
 			return nil, s.err
 		}
-		if !data.IsObject() {
-			continue
-		}
-		s.usage.set(data.Get("usageMetadata"))
+		s.usage.set(ev.usage)
 		if s.finished {
 			continue // a trailing event (usage only): nothing more to say
 		}
 		if s.head == nil {
-			s.setHead(data)
+			s.setHead(ev.id, ev.model)
 		}
-		s.ev = data
-		cand := data.Get("candidates.0")
-		s.contentDue = cand.Get("content.parts").IsArray()
-		if fr := cand.Get("finishReason"); fr.Type == gjson.String && fr.Str != "" {
+		s.ev = ev
+		s.contentDue = ev.parts.IsArray()
+		if ev.finish.Type == gjson.String && ev.finish.Str != "" {
 			s.finished = true
-			s.finishDue = FinishReason(fr.Str, s.tools > 0 || hasCall(cand))
-		} else if br := data.Get("promptFeedback.blockReason"); br.Type == gjson.String && br.Str != "" {
+			s.finishDue = FinishReason(ev.finish.Str, s.tools > 0 || hasCall(ev.parts))
+		} else if ev.blocked.Type == gjson.String && ev.blocked.Str != "" {
 			s.finished = true
 			s.finishDue = "content_filter"
 		}
 	}
 }
 
-func hasCall(cand gjson.Result) bool {
+// event holds the fields of one GenerateContentResponse a Stream reads.
+type event struct {
+	id, model, usage, err, blocked gjson.Result
+	parts, finish                  gjson.Result // of the first candidate
+}
+
+func (e *event) parse(v gjson.Result) {
+	v.ForEach(func(k, f gjson.Result) bool {
+		switch k.Str {
+		case "candidates":
+			cand := f.Get("0")
+			cand.ForEach(func(ck, cf gjson.Result) bool {
+				switch ck.Str {
+				case "content":
+					e.parts = cf.Get("parts")
+				case "finishReason":
+					e.finish = cf
+				}
+				return true
+			})
+		case "usageMetadata":
+			e.usage = f
+		case "responseId":
+			e.id = f
+		case "modelVersion":
+			e.model = f
+		case "error":
+			e.err = f
+		case "promptFeedback":
+			e.blocked = f.Get("blockReason")
+		}
+		return true
+	})
+}
+
+func hasCall(parts gjson.Result) bool {
 	found := false
-	cand.Get("content.parts").ForEach(func(_, p gjson.Result) bool {
+	parts.ForEach(func(_, p gjson.Result) bool {
 		found = p.Get("functionCall").IsObject()
 		return !found
 	})
@@ -174,70 +207,79 @@ func (s *Stream) readError(err error) error {
 	return provider.TransportError(s.ctx, s.name, err)
 }
 
-func (s *Stream) setHead(ev gjson.Result) {
+func (s *Stream) setHead(id, model gjson.Result) {
 	h := append(s.head[:0], `{"id":`...)
-	h = appendID(h, ev.Get("responseId").Str)
+	h = appendID(h, id.Str)
 	h = append(h, `,"object":"chat.completion.chunk","created":`...)
 	h = strconv.AppendInt(h, s.created, 10)
 	h = append(h, `,"model":`...)
-	s.head = appendModel(h, ev.Get("modelVersion"), s.model)
+	s.head = appendModel(h, model, s.model)
 }
 
 // contentChunk is the current event's text and function calls as one
-// chunk, nil when it has neither (thought parts only).
+// chunk, nil when it has neither (thought parts only). Gemini sends each
+// call whole: its name and arguments in one part.
 func (s *Stream) contentChunk() []byte {
-	parts := s.ev.Get("candidates.0.content.parts")
 	b := append(s.buf[:0], s.head...)
 	b = append(b, `,"choices":[{"index":0,"delta":{`...)
-	texts, calls := 0, 0
-	parts.ForEach(func(_, p gjson.Result) bool {
-		t := p.Get("text")
-		if t.Type != gjson.String || t.Str == "" || p.Get("thought").Type == gjson.True {
+	mark := len(b)
+	texts := 0
+	var calls []gjson.Result
+	s.ev.parts.ForEach(func(_, p gjson.Result) bool {
+		var text, thought, call gjson.Result
+		p.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "text":
+				text = v
+			case "thought":
+				thought = v
+			case "functionCall":
+				call = v
+			}
+			return true
+		})
+		if call.IsObject() {
+			calls = append(calls, call)
+			return true
+		}
+		if text.Type != gjson.String || text.Str == "" || thought.Type == gjson.True {
 			return true
 		}
 		if texts == 0 {
 			b = append(b, `"content":"`...)
 		}
 		texts++
-		b = append(b, t.Raw[1:len(t.Raw)-1]...)
+		b = append(b, text.Raw[1:len(text.Raw)-1]...)
 		return true
 	})
 	if texts > 0 {
 		b = append(b, '"')
 	}
-	var scratch []byte
-	parts.ForEach(func(_, p gjson.Result) bool {
-		fc := p.Get("functionCall")
-		if !fc.IsObject() {
-			return true
-		}
-		switch {
-		case calls > 0:
+	if len(calls) > 0 {
+		if len(b) > mark {
 			b = append(b, ',')
-		case texts > 0:
-			b = append(b, `,"tool_calls":[`...)
-		default:
-			b = append(b, `"tool_calls":[`...)
 		}
-		calls++
-		// Gemini sends each call whole: its id, name and arguments in one chunk.
-		b = append(b, `{"index":`...)
-		b = strconv.AppendInt(b, int64(s.tools), 10)
-		b = append(b, `,"id":`...)
-		b = appendCallID(b, fc.Get("id").Str, s.ev.Get("responseId").Str, s.tools)
-		b = append(b, `,"type":"function","function":{"name":`...)
-		b = api.AppendString(b, fc.Get("name").Str)
-		b = append(b, `,"arguments":`...)
-		scratch = appendArgs(scratch[:0], fc.Get("args"))
-		b = api.AppendString(b, bstr(scratch))
-		b = append(b, "}}"...)
-		s.tools++
-		return true
-	})
-	if calls > 0 {
+		b = append(b, `"tool_calls":[`...)
+		var scratch []byte
+		for i, fc := range calls {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"index":`...)
+			b = strconv.AppendInt(b, int64(s.tools), 10)
+			b = append(b, `,"id":`...)
+			b = appendCallID(b, fc.Get("id").Str, s.ev.id.Str, s.tools)
+			b = append(b, `,"type":"function","function":{"name":`...)
+			b = api.AppendString(b, fc.Get("name").Str)
+			b = append(b, `,"arguments":`...)
+			scratch = appendArgs(scratch[:0], fc.Get("args"))
+			b = api.AppendString(b, bstr(scratch))
+			b = append(b, "}}"...)
+			s.tools++
+		}
 		b = append(b, ']')
 	}
-	if texts == 0 && calls == 0 {
+	if texts == 0 && len(calls) == 0 {
 		return nil
 	}
 	return s.end(append(b, '}'), "")
