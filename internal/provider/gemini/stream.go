@@ -37,7 +37,7 @@ type Stream struct {
 	head  []byte // {"id":…,"object":"chat.completion.chunk","created":…,"model":…
 	buf   []byte
 	ev    event // the event being translated; points into r's buffer
-	tools int          // tool calls sent
+	tools int   // tool calls sent
 	usage usage
 
 	// What the current event still owes the client, in order.
