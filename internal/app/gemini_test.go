@@ -163,6 +163,23 @@ func TestGeminiServesOpenAIClientsThroughTheGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("a cut stream is an error and is not cached", func(t *testing.T) {
+		params := openai.ChatCompletionNewParams{Model: "gemini-2.5-flash",
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("gemini SIM_CUT_STREAM")}}
+		for range 2 {
+			calls := s.Calls()
+			stream := client.Chat.Completions.NewStreaming(t.Context(), params)
+			for stream.Next() {
+			}
+			if stream.Err() == nil {
+				t.Fatal("a cut stream ended without an error")
+			}
+			if s.Calls() != calls+1 {
+				t.Fatalf("upstream calls %d -> %d: the half answer was served from the cache", calls, s.Calls())
+			}
+		}
+	})
+
 	t.Run("caching", func(t *testing.T) {
 		params := openai.ChatCompletionNewParams{Model: "gemini-2.5-flash",
 			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("gemini cache me")}}
