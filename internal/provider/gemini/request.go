@@ -34,6 +34,9 @@ import (
 //     becomes a one-value enum, keywords Gemini does not know
 //     (additionalProperties, $schema, strict...) are dropped; $ref is
 //     refused, since dropping it would change the schema's meaning;
+//   - reasoning_effort becomes thinkingConfig.thinkingBudget (none and
+//     minimal 0, low 1024, medium 8192, high 24576, as Google's
+//     OpenAI-compatible endpoint does);
 //   - parallel_tool_calls, user and logit_bias have no Gemini field and are
 //     dropped; n > 1 and logprobs are refused.
 func TranslateRequest(openAIBody []byte) ([]byte, error) {
@@ -45,7 +48,7 @@ type requestFields struct {
 	messages, tools, toolChoice, stop, format   gjson.Result
 	maxTokens, maxCompletion, temperature, topP gjson.Result
 	topK, seed, presence, frequency, n          gjson.Result
-	logprobs                                    gjson.Result
+	logprobs, effort                            gjson.Result
 }
 
 func translateRequest(dst, body []byte) ([]byte, error) {
@@ -89,6 +92,8 @@ func translateRequest(dst, body []byte) ([]byte, error) {
 			f.n = v
 		case "logprobs":
 			f.logprobs = v
+		case "reasoning_effort":
+			f.effort = v
 		}
 		return true
 	})
@@ -611,6 +616,9 @@ func appendGenerationConfig(dst []byte, f *requestFields) ([]byte, error) {
 	if dst, err = appendResponseFormat(dst, start, f.format); err != nil {
 		return nil, err
 	}
+	if dst, err = appendThinking(dst, start, f.effort); err != nil {
+		return nil, err
+	}
 	if len(dst) == start {
 		return dst[:mark], nil
 	}
@@ -687,6 +695,27 @@ func appendResponseFormat(dst []byte, start int, format gjson.Result) ([]byte, e
 	default:
 		return nil, api.InvalidRequest("response_format.type", "response_format.type %q is not one of text, json_object, json_schema", typ)
 	}
+}
+
+// thinkingBudgets are the thinking budgets of OpenAI's reasoning_effort
+// values, as Google's own OpenAI-compatible endpoint maps them.
+var thinkingBudgets = map[string]string{"none": "0", "minimal": "0", "low": "1024", "medium": "8192", "high": "24576"}
+
+// appendThinking writes reasoning_effort as thinkingConfig.thinkingBudget.
+func appendThinking(dst []byte, start int, effort gjson.Result) ([]byte, error) {
+	if !effort.Exists() || effort.Type == gjson.Null {
+		return dst, nil
+	}
+	budget, ok := thinkingBudgets[effort.Str]
+	if effort.Type != gjson.String || !ok {
+		return nil, api.InvalidRequest("reasoning_effort", "reasoning_effort must be one of none, minimal, low, medium, high")
+	}
+	if len(dst) > start {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"thinkingConfig":{"thinkingBudget":`...)
+	dst = append(dst, budget...)
+	return append(dst, '}'), nil
 }
 
 // schemaKeys are the keywords of Gemini's Schema object kept as they are.
