@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -234,13 +235,30 @@ func (p *Provider) embeddings(ctx context.Context, req *provider.Request) (*prov
 	if err != nil {
 		return nil, err
 	}
-	body, method := r.appendRequest(make([]byte, 0, len(req.Body)+128), req.Model, p.vertex)
-	resp, secret, err := p.post(ctx, &provider.Request{Model: req.Model, Header: req.Header}, method, body)
-	if err != nil {
-		return nil, err
-	}
-	b, err := p.readBody(ctx, resp)
-	if err != nil {
+	var b []byte
+	var secret string
+	if p.vertex && len(r.inputs) > 1 && strings.HasPrefix(strings.TrimPrefix(req.Model, "models/"), "gemini-embedding") {
+		// Vertex AI's gemini-embedding models take one instance a
+		// request: one call per input, answers joined in order.
+		b = append(b, `{"predictions":[`...)
+		for i := range r.inputs {
+			one := embedRequest{inputs: r.inputs[i : i+1], dimensions: r.dimensions}
+			body, sec, err := p.embedCall(ctx, req, &one)
+			if err != nil {
+				return nil, err
+			}
+			secret = sec
+			pred := gjson.GetBytes(body, "predictions.0")
+			if !pred.IsObject() {
+				return nil, invalidResponse(p.name, "no prediction")
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, pred.Raw...)
+		}
+		b = append(b, "]}"...)
+	} else if b, secret, err = p.embedCall(ctx, req, r); err != nil {
 		return nil, err
 	}
 	out, tokens, err := r.appendResponse(make([]byte, 0, len(b)+128), b, p.name, req.Model)
@@ -248,4 +266,15 @@ func (p *Provider) embeddings(ctx context.Context, req *provider.Request) (*prov
 		return nil, provider.Scrub(err, secret)
 	}
 	return &provider.Response{Body: out, Usage: &cost.Usage{PromptTokens: tokens}}, nil
+}
+
+// embedCall sends r to the embedding method and returns the answer's body.
+func (p *Provider) embedCall(ctx context.Context, req *provider.Request, r *embedRequest) ([]byte, string, error) {
+	body, method := r.appendRequest(make([]byte, 0, 256), req.Model, p.vertex)
+	resp, secret, err := p.post(ctx, &provider.Request{Model: req.Model, Header: req.Header}, method, body)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := p.readBody(ctx, resp)
+	return b, secret, err
 }

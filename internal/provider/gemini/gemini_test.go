@@ -207,23 +207,32 @@ func TestEmbeddingsThroughAIStudioAndVertex(t *testing.T) {
 		p                *Provider
 		n                int
 		tokens           int64
+		model            string
 	}{
-		{"studio one string", `{"model":"m","input":"hello world","dimensions":8}`, "/v1beta/models/gemini-embedding-001:embedContent", studio, 1, 3},
-		{"studio batch base64", `{"model":"m","input":["a b","c d e f"],"encoding_format":"base64"}`, "/v1beta/models/gemini-embedding-001:batchEmbedContents", studio, 2, 3},
-		{"vertex predict", `{"model":"m","input":["alpha beta","gamma"],"dimensions":4}`,
-			"/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-embedding-001:predict", vertex, 2, 5},
+		{"studio one string", `{"model":"m","input":"hello world","dimensions":8}`, "/v1beta/models/gemini-embedding-001:embedContent", studio, 1, 3, ""},
+		{"studio batch base64", `{"model":"m","input":["a b","c d e f"],"encoding_format":"base64"}`, "/v1beta/models/gemini-embedding-001:batchEmbedContents", studio, 2, 3, ""},
+		{"vertex predict, one call an input for gemini-embedding", `{"model":"m","input":["alpha beta","gamma"],"dimensions":4}`,
+			"/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-embedding-001:predict", vertex, 2, 5, ""},
+		{"vertex predict, one call for text-embedding", `{"model":"m","input":["alpha beta","gamma"]}`,
+			"/v1/projects/proj/locations/europe-west4/publishers/google/models/text-embedding-005:predict", vertex, 2, 5, "text-embedding-005"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !provider.Speaks(tc.p, provider.SurfaceEmbeddings) {
 				t.Fatal("does not speak embeddings")
 			}
-			resp, err := tc.p.ChatCompletion(t.Context(), &provider.Request{Surface: provider.SurfaceEmbeddings, Body: []byte(tc.body), Model: "gemini-embedding-001"})
+			model := cmpOr(tc.model, "gemini-embedding-001")
+			before := sim.Calls()
+			resp, err := tc.p.ChatCompletion(t.Context(), &provider.Request{Surface: provider.SurfaceEmbeddings, Body: []byte(tc.body), Model: model})
 			if err != nil {
 				t.Fatal(err)
 			}
 			path, h, _ := sim.LastRequest()
 			if path != tc.path {
 				t.Fatalf("path %s", path)
+			}
+			perInput := tc.p.vertex && strings.HasPrefix(model, "gemini-embedding")
+			if calls := sim.Calls() - before; perInput && calls != int64(tc.n) || !perInput && calls != 1 {
+				t.Fatalf("%d upstream calls", calls)
 			}
 			if tc.p.vertex != (h.Get("Authorization") == "Bearer vertex-static-token") {
 				t.Fatalf("credential headers %v", h)

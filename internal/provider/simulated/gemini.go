@@ -540,6 +540,10 @@ func (s *Server) googleEmbed(w http.ResponseWriter, r *http.Request, model, meth
 			return true
 		})
 	case "predict":
+		if n := len(root.Get("instances").Array()); n > 1 && strings.HasPrefix(model, "gemini-embedding") {
+			bad = "* " + model + " supports one instance per request; got " + strconv.Itoa(n)
+			break
+		}
 		d := dimsOf(root.Get("parameters.outputDimensionality"))
 		root.Get("instances").ForEach(func(_, in gjson.Result) bool {
 			items = append(items, item{in.Get("content").Str, d})
