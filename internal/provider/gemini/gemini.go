@@ -186,7 +186,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	if req.Surface != provider.SurfaceChat {
 		return nil, api.InvalidRequest("", "provider %s does not serve the %s API", p.name, req.Surface)
 	}
-	body, err := translateRequest(make([]byte, 0, len(req.Body)+256), req.Body)
+	body, err := translateRequest(make([]byte, 0, len(req.Body)+256), req.Body, req.Stream)
 	if err != nil {
 		return nil, err
 	}

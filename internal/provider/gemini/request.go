@@ -37,10 +37,13 @@ import (
 //   - reasoning_effort becomes thinkingConfig.thinkingBudget (none and
 //     minimal 0, low 1024, medium 8192, high 24576, as Google's
 //     OpenAI-compatible endpoint does);
+//   - n > 1 is candidateCount (each candidate a choice); on streams it is
+//     refused, as are logprobs;
 //   - parallel_tool_calls, user and logit_bias have no Gemini field and are
-//     dropped; n > 1 and logprobs are refused.
+//     dropped.
 func TranslateRequest(openAIBody []byte) ([]byte, error) {
-	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody)
+	stream := gjson.GetBytes(openAIBody, "stream").Type == gjson.True
+	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody, stream)
 }
 
 // requestFields are the top-level fields of an OpenAI request we act on.
@@ -51,7 +54,7 @@ type requestFields struct {
 	logprobs, effort                            gjson.Result
 }
 
-func translateRequest(dst, body []byte) ([]byte, error) {
+func translateRequest(dst, body []byte, stream bool) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, api.InvalidRequest("", "request body is not valid JSON")
 	}
@@ -97,8 +100,8 @@ func translateRequest(dst, body []byte) ([]byte, error) {
 		}
 		return true
 	})
-	if f.n.Type == gjson.Number && f.n.Int() > 1 {
-		return nil, api.InvalidRequest("n", "n > 1 is not supported by the gateway's Gemini adapter")
+	if f.n.Type == gjson.Number && f.n.Int() > 1 && stream {
+		return nil, api.InvalidRequest("n", "n > 1 is not supported on streams by the gateway's Gemini adapter")
 	}
 	if f.logprobs.Type == gjson.True {
 		return nil, api.InvalidRequest("logprobs", "logprobs are not supported by the gateway's Gemini adapter")
@@ -592,6 +595,12 @@ func appendGenerationConfig(dst []byte, f *requestFields) ([]byte, error) {
 		}
 		return api.InvalidRequest(param, "%s must be a number", param)
 	}
+	var candidates gjson.Result // n > 1 only: one candidate is Gemini's default
+	if f.n.Type == gjson.Number && f.n.Int() > 1 {
+		candidates = f.n
+	} else if f.n.Exists() && f.n.Type != gjson.Null && f.n.Type != gjson.Number {
+		return nil, api.InvalidRequest("n", "n must be a number")
+	}
 	maxTokens := f.maxTokens
 	if f.maxCompletion.Exists() && f.maxCompletion.Type != gjson.Null {
 		maxTokens = f.maxCompletion
@@ -604,6 +613,7 @@ func appendGenerationConfig(dst []byte, f *requestFields) ([]byte, error) {
 		{"temperature", f.temperature, "temperature"}, {"topP", f.topP, "top_p"}, {"topK", f.topK, "top_k"},
 		{"maxOutputTokens", maxTokens, "max_tokens"}, {"seed", f.seed, "seed"},
 		{"presencePenalty", f.presence, "presence_penalty"}, {"frequencyPenalty", f.frequency, "frequency_penalty"},
+		{"candidateCount", candidates, "n"},
 	} {
 		if err := num(n.key, n.v, n.param); err != nil {
 			return nil, err

@@ -36,7 +36,6 @@ func appendResponse(dst, body []byte, name string, created int64, model string, 
 	if !cands.IsArray() && feedback.Type != gjson.String && !root.Get("usageMetadata").Exists() {
 		return nil, invalidResponse(name, "no candidates")
 	}
-	cand := cands.Get("0")
 	idSeed := root.Get("responseId").Str
 	if idSeed == "" {
 		idSeed = strconv.FormatUint(xxh3.Hash(body), 16)
@@ -48,7 +47,52 @@ func appendResponse(dst, body []byte, name string, created int64, model string, 
 	dst = strconv.AppendInt(dst, created, 10)
 	dst = append(dst, `,"model":`...)
 	dst = appendModel(dst, root.Get("modelVersion"), model)
-	dst = append(dst, `,"choices":[{"index":0,"message":{"role":"assistant","content":`...)
+	dst = append(dst, `,"choices":[`...)
+	n := 0
+	cands.ForEach(func(_, cand gjson.Result) bool {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		idx := n
+		if i := cand.Get("index"); i.Type == gjson.Number {
+			idx = int(i.Int())
+		}
+		dst = appendChoice(dst, cand, idx, idSeed)
+		n++
+		return true
+	})
+	if n == 0 {
+		// No candidate: the prompt was blocked (promptFeedback), or
+		// nothing came back.
+		finish := "stop"
+		if feedback.Type == gjson.String {
+			finish = "content_filter"
+		}
+		dst = append(dst, `{"index":0,"message":{"role":"assistant","content":"","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"`...)
+		dst = append(dst, finish...)
+		dst = append(dst, `"}`...)
+	}
+	dst = append(dst, ']')
+
+	var u usage
+	u.set(root.Get("usageMetadata"))
+	if ku != nil {
+		*ku = u.cost()
+	}
+	dst = u.appendJSON(append(dst, `,"usage":`...))
+	return append(dst, '}'), nil
+}
+
+// appendChoice writes one candidate as an OpenAI choice. Tool call ids
+// are derived from seed and, past the first choice, the choice's index.
+func appendChoice(dst []byte, cand gjson.Result, index int, seed string) []byte {
+	callSeed := seed
+	if index > 0 {
+		callSeed = seed + "/" + strconv.Itoa(index)
+	}
+	dst = append(dst, `{"index":`...)
+	dst = strconv.AppendInt(dst, int64(index), 10)
+	dst = append(dst, `,"message":{"role":"assistant","content":`...)
 
 	// Join text parts by concatenating their JSON string literals without
 	// the quotes between them: escapes never span a literal, so the result
@@ -92,7 +136,7 @@ func appendResponse(dst, body []byte, name string, created int64, model string, 
 				dst = append(dst, ',')
 			}
 			dst = append(dst, `{"id":`...)
-			dst = appendCallID(dst, fc.Get("id").Str, idSeed, n)
+			dst = appendCallID(dst, fc.Get("id").Str, callSeed, n)
 			dst = append(dst, `,"type":"function","function":{"name":`...)
 			dst = api.AppendString(dst, fc.Get("name").Str)
 			dst = append(dst, `,"arguments":`...)
@@ -106,19 +150,9 @@ func appendResponse(dst, body []byte, name string, created int64, model string, 
 	}
 	dst = append(dst, `,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"`...)
 	finish := FinishReason(cand.Get("finishReason").Str, calls > 0)
-	if !cand.Exists() && feedback.Type == gjson.String {
-		finish = "content_filter" // the prompt itself was blocked
-	}
 	dst = append(dst, finish...)
-	dst = append(dst, `"}]`...)
+	return append(dst, `"}`...)
 
-	var u usage
-	u.set(root.Get("usageMetadata"))
-	if ku != nil {
-		*ku = u.cost()
-	}
-	dst = u.appendJSON(append(dst, `,"usage":`...))
-	return append(dst, '}'), nil
 }
 
 // FinishReason maps a Gemini finishReason to an OpenAI finish_reason;
