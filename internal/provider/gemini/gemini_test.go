@@ -337,3 +337,20 @@ func TestVertexWithoutCredentialsFailsAtStart(t *testing.T) {
 		t.Fatal("no error without project and location")
 	}
 }
+
+func TestNGreaterThanOneIsOneChoiceACandidate(t *testing.T) {
+	_, url := startSim(t, simulated.Options{})
+	p := newStudio(t, url, "")
+	resp, err := p.ChatCompletion(t.Context(), &provider.Request{Body: chatBody("three ways", `"n":3`), Model: "gemini-2.5-flash"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	choices := gjson.GetBytes(resp.Body, "choices").Array()
+	if len(choices) != 3 || choices[2].Get("index").Int() != 2 ||
+		choices[0].Get("message.content").Str == choices[1].Get("message.content").Str {
+		t.Fatalf("%s", resp.Body)
+	}
+	if _, err := p.ChatCompletion(t.Context(), &provider.Request{Body: chatBody("x", `"n":3`), Model: "gemini-2.5-flash", Stream: true}); err == nil {
+		t.Fatal("n > 1 on a stream was accepted")
+	}
+}

@@ -236,6 +236,12 @@ func (x *exchange) parseGemini(body []byte, model string) (safety bool, _ *simEr
 	if mt := gc.Get("maxOutputTokens"); mt.Type == gjson.Number {
 		req.maxTokens = mt.Int()
 	}
+	if cc := gc.Get("candidateCount"); cc.Exists() {
+		if cc.Type != gjson.Number || cc.Int() < 1 || cc.Int() > 8 {
+			return false, &simError{kind: kindBadRequest, msg: "* GenerateContentRequest.generation_config.candidate_count: must be between 1 and 8"}
+		}
+		req.n = int(cc.Int())
+	}
 	req.seed = xxh3.HashString(contents.Raw) ^ xxh3.HashString(system.Raw)
 	req.promptTokens = max(1, (len(contents.Raw)+len(system.Raw)+len(tools.Raw))/4)
 
@@ -324,15 +330,27 @@ func (x *exchange) appendGeminiHead(o []byte) []byte {
 // appendGeminiTail closes the parts and ends the response: finishReason
 // ("" for none), usage (output < 0 for the prompt count alone), model and id.
 func (x *exchange) appendGeminiTail(o []byte, finish string, output int) []byte {
-	o = append(o, `]},"index":0`...)
+	o = appendCandidateEnd(o, 0, finish)
+	return x.appendGeminiUsage(o, output)
+}
+
+// appendCandidateEnd closes a candidate's parts with its index and finishReason.
+func appendCandidateEnd(o []byte, index int, finish string) []byte {
+	o = append(o, `]},"index":`...)
+	o = strconv.AppendInt(o, int64(index), 10)
 	if finish != "" {
 		o = append(o, `,"finishReason":"`...)
 		o = append(o, finish...)
 		o = append(o, '"')
 	}
+	return append(o, '}')
+}
+
+// appendGeminiUsage closes the candidates and writes usage, model and id.
+func (x *exchange) appendGeminiUsage(o []byte, output int) []byte {
 	req := &x.req
 	prompt := max(req.promptTokens, req.cacheRead)
-	o = append(o, `}],"usageMetadata":{"promptTokenCount":`...)
+	o = append(o, `],"usageMetadata":{"promptTokenCount":`...)
 	o = strconv.AppendInt(o, int64(prompt), 10)
 	if output >= 0 {
 		o = append(o, `,"candidatesTokenCount":`...)
@@ -379,14 +397,25 @@ func (x *exchange) writeGemini(w http.ResponseWriter, s *Server, safety bool) {
 		output = x.buildArgs()
 		o = x.appendFunctionCall(o)
 	default:
-		var truncated bool
-		output, truncated = x.buildText(0)
-		finish = geminiFinish(truncated)
-		o = append(o, `{"text":`...)
-		o = api.AppendString(o, str(x.text))
-		o = append(o, '}')
+		// One candidate per candidateCount, with different filler.
+		for i := range req.n {
+			if i > 0 {
+				o = appendCandidateEnd(o, i-1, finish)
+				o = append(o, `,{"content":{"role":"model","parts":[`...)
+			}
+			words, truncated := x.buildText(i)
+			output += words
+			finish = geminiFinish(truncated)
+			o = append(o, `{"text":`...)
+			o = api.AppendString(o, str(x.text))
+			o = append(o, '}')
+		}
+		o = appendCandidateEnd(o, req.n-1, finish)
+		o = x.appendGeminiUsage(o, output)
 	}
-	o = x.appendGeminiTail(o, finish, output)
+	if req.tool != "" || safety {
+		o = x.appendGeminiTail(o, finish, output)
+	}
 	o = append(o, '\n')
 	x.out = o
 
