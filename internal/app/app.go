@@ -32,6 +32,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/provider/anthropic"
 	"github.com/edge-agent/edge-agent/internal/provider/azure"
 	"github.com/edge-agent/edge-agent/internal/provider/bedrock"
+	"github.com/edge-agent/edge-agent/internal/provider/gemini"
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/server"
@@ -107,11 +108,11 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	var providerNames, modelNames []string
 	for _, p := range cfg.Providers {
 		prov, tr, err := newProvider(ctx, p, cfg.UpstreamHTTPClient)
+		a.upstream = append(a.upstream, tr)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
 		}
 		providers[p.Name] = prov
-		a.upstream = append(a.upstream, tr)
 		providerNames = append(providerNames, p.Name)
 		modelNames = append(modelNames, p.Models...)
 	}
@@ -243,6 +244,8 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	return a, nil
 }
 
+// newProvider builds the adapter of p; the transport is returned even
+// with an error, for Close.
 func newProvider(ctx context.Context, p config.Provider, httpClient string) (provider.Provider, *provider.Transport, error) {
 	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
 		StdOnly: httpClient == "std"})
@@ -259,10 +262,16 @@ func newProvider(ctx context.Context, p config.Provider, httpClient string) (pro
 		b, err := bedrock.New(ctx, bedrock.Config{Name: p.Name, Region: p.Region, BaseURL: p.BaseURL,
 			AccessKeyID: p.AWSAccessKeyID, SecretAccessKey: p.AWSSecretAccessKey, SessionToken: p.AWSSessionToken, Client: client})
 		if err != nil {
-			tr.CloseIdleConnections()
-			return nil, nil, err
+			return nil, tr, err
 		}
 		return b, tr, nil
+	case "gemini", "vertex":
+		g, err := gemini.New(gemini.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Vertex: p.Type == "vertex",
+			Project: p.Project, Location: p.Location, AccessToken: p.AccessToken, Models: p.Models, Client: client})
+		if err != nil {
+			return nil, tr, err
+		}
+		return g, tr, nil
 	}
 	var surfaces []provider.Surface
 	for _, name := range p.Surfaces {

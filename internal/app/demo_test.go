@@ -38,6 +38,7 @@ func TestDemoListsTheModelsTheREADMEUsesAndEachRoutes(t *testing.T) {
 		"gpt-4": "openai", "gpt-4o-mini": "openai", "gpt-4o": "openai",
 		"claude-3-5-sonnet-20241022": "anthropic", "claude-sonnet-4-5": "anthropic",
 		"sim-small": "sim", "sim-large": "sim",
+		"gemini-2.5-flash": "gemini", "gemini-2.5-pro": "gemini",
 	} {
 		if owner[id] != want {
 			t.Errorf("/v1/models: %q owned by %q, want listed as %q's (list %v)", id, owner[id], want, owner)

@@ -75,7 +75,7 @@ type TLS struct {
 // Provider is one upstream.
 type Provider struct {
 	Name             string   `yaml:"name"`
-	Type             string   `yaml:"type"` // openai | anthropic | azure | bedrock | a preset's name (Presets)
+	Type             string   `yaml:"type"` // openai | anthropic | azure | bedrock | gemini | vertex | a preset's name (Presets)
 	BaseURL          string   `yaml:"base_url"`
 	APIKey           string   `yaml:"api_key"`
 	Models           []string `yaml:"models"`
@@ -102,6 +102,14 @@ type Provider struct {
 	AWSAccessKeyID     string `yaml:"aws_access_key_id"`
 	AWSSecretAccessKey string `yaml:"aws_secret_access_key"`
 	AWSSessionToken    string `yaml:"aws_session_token"`
+	// Project and Location place a Vertex AI provider (type vertex);
+	// unset, GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION fill them.
+	Project  string `yaml:"project"`
+	Location string `yaml:"location"`
+	// AccessToken is a static Vertex AI bearer token; empty: Application
+	// Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, the gcloud
+	// file, the metadata server).
+	AccessToken string `yaml:"access_token"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -459,6 +467,19 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 		}
 	}
 	applyPresetEnv(cfg, getenv)
+	envProvider(cfg, getenv, "gemini", "GEMINI_API_KEY", "GEMINI_BASE_URL")
+	// Vertex AI providers are configured, never implied: these only fill
+	// what a configured one leaves unset, as Google's own tools read them.
+	for i := range cfg.Providers {
+		if p := &cfg.Providers[i]; p.Type == "vertex" || p.Type == "" && p.Name == "vertex" {
+			if p.Project == "" {
+				p.Project = getenv("GOOGLE_CLOUD_PROJECT")
+			}
+			if p.Location == "" {
+				p.Location = getenv("GOOGLE_CLOUD_LOCATION")
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -566,7 +587,7 @@ func (c *Config) Validate() error {
 		}
 		if p.Type == "" {
 			switch p.Name {
-			case "anthropic", "azure":
+			case "anthropic", "azure", "gemini", "vertex":
 				p.Type = p.Name
 			default:
 				p.Type = "openai"
@@ -629,8 +650,30 @@ func (c *Config) Validate() error {
 			if p.APIKey != "" {
 				bad("providers[%d].api_key: bedrock signs with AWS credentials: use aws_access_key_id and aws_secret_access_key, or the AWS default chain", i)
 			}
+		case p.Type == "gemini":
+			if p.BaseURL == "" {
+				p.BaseURL = "https://generativelanguage.googleapis.com"
+			}
+			if p.APIKey == "" && p.BaseURL == "https://generativelanguage.googleapis.com" {
+				bad("providers[%d].api_key: required for Google AI Studio provider %q (GEMINI_API_KEY)", i, p.Name)
+			}
+		case p.Type == "vertex":
+			if p.Project == "" {
+				bad("providers[%d].project: required for Vertex AI provider %q (GOOGLE_CLOUD_PROJECT)", i, p.Name)
+			}
+			if p.Location == "" {
+				bad("providers[%d].location: required for Vertex AI provider %q (GOOGLE_CLOUD_LOCATION), e.g. us-central1 or global", i, p.Name)
+			} else if !hostNameRe.MatchString(p.Location) || strings.Contains(p.Location, ".") {
+				bad("providers[%d].location: %q is not a Google Cloud location", i, p.Location)
+			}
+			if p.BaseURL == "" && p.Location != "" {
+				p.BaseURL = "https://" + p.Location + "-aiplatform.googleapis.com"
+				if p.Location == "global" {
+					p.BaseURL = "https://aiplatform.googleapis.com"
+				}
+			}
 		default:
-			bad("providers[%d].type: %q is not openai, anthropic, azure, bedrock or a preset (%s)", i, p.Type, presetNames())
+			bad("providers[%d].type: %q is not openai, anthropic, azure, bedrock, gemini, vertex or a preset (%s)", i, p.Type, presetNames())
 		}
 	}
 	for i, m := range c.Models {
@@ -742,8 +785,8 @@ func demoModels() (openai, anthropic []string) {
 		[]string{"claude-3-5-sonnet-20241022", "claude-sonnet-4-5", "claude-haiku-4-5"}
 }
 
-// UseDemoProvider points the "openai" and "anthropic" providers at the
-// simulated provider served at base (no keys needed), replacing any
+// UseDemoProvider points the "openai", "anthropic" and "gemini" providers
+// at the simulated provider served at base (no keys needed), replacing any
 // configured ones, and registers a "sim" OpenAI-compatible provider. The
 // demo's model names are listed by GET /v1/models (the Anthropic ones as
 // aliases of "anthropic/<name>", which lists them); aliases already
@@ -754,10 +797,11 @@ func UseDemoProvider(c *Config, base string) {
 		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels},
 		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
 		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
+		{Name: "gemini", Type: "gemini", BaseURL: base, APIKey: "demo", Models: []string{"gemini-2.5-flash", "gemini-2.5-pro"}},
 	}
 	var keep []Provider
 	for _, p := range c.Providers {
-		if p.Name != "openai" && p.Name != "anthropic" && p.Name != "sim" {
+		if p.Name != "openai" && p.Name != "anthropic" && p.Name != "sim" && p.Name != "gemini" {
 			keep = append(keep, p)
 		}
 	}

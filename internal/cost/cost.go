@@ -1,5 +1,5 @@
 // Package cost prices LLM usage with a built-in, overridable table of
-// per-million-token prices for OpenAI and Anthropic models.
+// per-million-token prices for OpenAI, Anthropic and Google Gemini models.
 package cost
 
 import (

@@ -1,6 +1,6 @@
 // Package simulated is a built-in fake LLM provider that speaks the OpenAI
-// Chat Completions, Anthropic Messages, Azure OpenAI and AWS Bedrock
-// Converse wire formats, for the demo, tests and load benchmarks.
+// Chat Completions, Anthropic Messages, Azure OpenAI, AWS Bedrock Converse
+// and Google Gemini wire formats, for the demo, tests and load benchmarks.
 //
 // # Routes
 //
@@ -18,6 +18,12 @@
 //	                            must be SigV4-signed with BedrockAccessKeyID and
 //	                            BedrockSecretAccessKey (service bedrock, any
 //	                            region, within 5 minutes), or gets Bedrock's 403
+//	POST /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse,
+//	     :embedContent, :batchEmbedContents       Google's Gemini API (AI Studio)
+//	POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent,
+//	     :streamGenerateContent?alt=sse, :predict  Vertex AI
+//	POST /oauth2/token          an OAuth2 token endpoint (JWT bearer grant) whose
+//	                            tokens the Vertex AI routes accept (see gemini.go)
 //
 // # Answers
 //
@@ -76,6 +82,7 @@
 //	                  cache_creation_input_tokens (OpenAI has no such count)
 //	SIM_TOOL_CALL     a tool call, when the request offers tools (what
 //	                  tool_choice auto does anyway; kept for older tests)
+//	SIM_SAFETY        (Gemini only) finishReason SAFETY and no content
 //
 // Cut connections abort the handler with panic(http.ErrAbortHandler), which
 // net/http turns into a dropped connection; call the Server through an
