@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -785,8 +786,15 @@ func demoModels() (openai, anthropic []string) {
 		[]string{"claude-3-5-sonnet-20241022", "claude-sonnet-4-5", "claude-haiku-4-5"}
 }
 
-// UseDemoProvider points the "openai", "anthropic" and "gemini" providers
-// at the simulated provider served at base (no keys needed), replacing any
+// The simulated Bedrock endpoint's credentials (simulated.BedrockAccessKeyID
+// and BedrockSecretAccessKey; a test keeps them equal), for the demo.
+const (
+	DemoBedrockAccessKeyID     = "AKIDSIMULATEDBEDROCK"
+	DemoBedrockSecretAccessKey = "simulated/bedrock/wJalrXUtnFEMI/K7MDENG+EXAMPLEKEY"
+)
+
+// UseDemoProvider points the "openai", "anthropic", "gemini", "azure" and
+// "bedrock" providers at the simulated provider served at base (no keys needed), replacing any
 // configured ones, and registers a "sim" OpenAI-compatible provider. The
 // demo's model names are listed by GET /v1/models (the Anthropic ones as
 // aliases of "anthropic/<name>", which lists them); aliases already
@@ -798,10 +806,16 @@ func UseDemoProvider(c *Config, base string) {
 		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
 		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
 		{Name: "gemini", Type: "gemini", BaseURL: base, APIKey: "demo", Models: []string{"gemini-2.5-flash", "gemini-2.5-pro"}},
+		// Reached as "azure/<deployment>" and "bedrock/<model id>"; the
+		// simulated Bedrock endpoint checks SigV4 signatures made with
+		// these (its own published test credentials).
+		{Name: "azure", Type: "azure", BaseURL: base, APIKey: "demo", APIVersion: "2024-10-21"},
+		{Name: "bedrock", Type: "bedrock", BaseURL: base, Region: "us-east-1",
+			AWSAccessKeyID: DemoBedrockAccessKeyID, AWSSecretAccessKey: DemoBedrockSecretAccessKey},
 	}
 	var keep []Provider
 	for _, p := range c.Providers {
-		if p.Name != "openai" && p.Name != "anthropic" && p.Name != "sim" && p.Name != "gemini" {
+		if !slices.ContainsFunc(demo, func(d Provider) bool { return d.Name == p.Name }) {
 			keep = append(keep, p)
 		}
 	}
