@@ -5,6 +5,7 @@
 //	edge-agent simulate [flags]                   run the simulated provider
 //	edge-agent bench [flags]                      load-test a gateway
 //	edge-agent stats [--url URL]                  print a running gateway's stats
+//	edge-agent health [--url URL] [--live]        exit 0 when the gateway is ready (container health check)
 //	edge-agent version                            also --version
 //	edge-agent help [COMMAND]                     also -h, --help
 //
@@ -13,7 +14,10 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +51,8 @@ const usage = `Usage:
   edge-agent simulate [flags]     run the simulated provider as a standalone upstream
   edge-agent bench [flags]        load-test a gateway
   edge-agent stats [--url URL]    print a running gateway's /admin/stats
+  edge-agent health [--live]      exit 0 when the local gateway is ready (live), 1 if not:
+                                  the container health check (no shell or curl needed)
   edge-agent version              print the version (also --version)
   edge-agent help [COMMAND]       this text, or a command's flags (also -h, --help)
 
@@ -122,6 +128,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bench.Main(ctx, args, stdout, stderr)
 	case "stats":
 		return stats(ctx, args, stdout, stderr)
+	case "health":
+		return health(ctx, args, os.Getenv, stdout, stderr)
 	case "version":
 		return version(args, stdout)
 	case "help":
@@ -129,7 +137,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// print the overview.
 		if len(args) > 0 {
 			switch args[0] {
-			case "serve", "simulate", "bench", "stats":
+			case "serve", "simulate", "bench", "stats", "health":
 				return run(ctx, []string{args[0], "-h"}, stdout, stderr)
 			}
 		}
@@ -249,6 +257,54 @@ func simulate(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return simulated.Run(ctx, *addr, simulated.Options{TTFT: *latency, Jitter: *jitter, ChunkDelay: *chunk,
 		ErrorRate500: *e500, ErrorRate429: *e429, Words: *words, APIKey: *key, Headers: headers}, logger.Logger)
+}
+
+// health asks the gateway on this host whether it is ready (or, with
+// --live, alive): the container health check of a distroless image, which
+// has no shell and no curl. The default URL is the one the gateway listens
+// on given the same environment: 127.0.0.1:$PORT, https when TLS is on
+// (the certificate is not checked: it names the service, not 127.0.0.1,
+// and the connection never leaves the host).
+func health(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge-agent health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scheme, port := "http", cmp.Or(getenv("PORT"), "8080")
+	if getenv("TLS_CERT_PATH") != "" {
+		scheme = "https"
+	}
+	url := fs.String("url", scheme+"://127.0.0.1:"+port, "gateway base URL (default from $PORT and $TLS_CERT_PATH)")
+	live := fs.Bool("live", false, "check liveness (/health/live) instead of readiness (/health/ready)")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return badUsage("unexpected argument %q (health takes only flags)", fs.Arg(0))
+	}
+	path := "/health/ready"
+	if *live {
+		path = "/health/live"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(*url, "/")+path, nil)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // loopback health check, see above
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s answered %s: %s", path, resp.Status, bytes.TrimSpace(body))
+	}
+	_, err = stdout.Write(body)
+	return err
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {

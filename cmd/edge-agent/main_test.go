@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/app"
+	"github.com/edge-agent/edge-agent/internal/server"
 	"github.com/edge-agent/edge-agent/internal/testutil/redistest"
 )
 
@@ -205,5 +206,51 @@ func TestBenchExitsNonZeroWhenEveryRequestFailed(t *testing.T) {
 	err := run(context.Background(), []string{"bench", "--url", srv.URL + "/v1/chat/completions", "-n", "5", "-q"}, &stdout, &stderr)
 	if code := exitCode(err, &stderr); code != 1 || !strings.Contains(stderr.String(), "no request succeeded") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestHealthCommandExitsZeroOnlyWhenTheGatewayIsReady checks the container
+// health check against the server's real health routes: ready is exit 0,
+// draining or not ready is exit 1 with the reason, nobody listening is
+// exit 1, and the default URL follows $PORT.
+func TestHealthCommandExitsZeroOnlyWhenTheGatewayIsReady(t *testing.T) {
+	ready := true
+	srv := server.New(server.Options{Chat: http.NotFoundHandler(), Ready: func() bool { return ready }})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	port := ts.URL[strings.LastIndexByte(ts.URL, ':')+1:]
+	env := func(k string) string {
+		if k == "PORT" {
+			return port
+		}
+		return ""
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		setup    func()
+		wantCode int
+		wantOut  string
+	}{
+		{name: "ready", wantCode: 0, wantOut: `"ready"`},
+		{name: "live", args: []string{"--live"}, wantCode: 0, wantOut: `"alive"`},
+		{name: "no provider", setup: func() { ready = false }, wantCode: 1, wantOut: "no provider is configured"},
+		{name: "draining", setup: srv.SetDraining, wantCode: 1, wantOut: "draining"},
+		{name: "alive while draining", args: []string{"--live"}, wantCode: 0, wantOut: `"alive"`},
+		{name: "nobody listening", args: []string{"--url", "http://127.0.0.1:1"}, wantCode: 1, wantOut: "health:"},
+		{name: "stray argument", args: []string{"now"}, wantCode: 2, wantOut: "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			var stdout, stderr bytes.Buffer
+			err := health(context.Background(), tt.args, env, &stdout, &stderr)
+			code := exitCode(err, &stderr)
+			if code != tt.wantCode || !strings.Contains(stdout.String()+stderr.String(), tt.wantOut) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d mentioning %q", code, stdout.String(), stderr.String(), tt.wantCode, tt.wantOut)
+			}
+		})
 	}
 }
