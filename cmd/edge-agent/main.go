@@ -192,10 +192,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer gctune.Start(cfg.GCMinHeap).Stop()
 	if *demo {
-		base, err := startDemoProvider(ctx, *demoLatency, logger)
+		base, stopDemo, err := startDemoProvider(*demoLatency)
 		if err != nil {
 			return err
 		}
+		// Stopped once the gateway has returned: streams still being
+		// served during the drain keep their upstream.
+		defer stopDemo()
 		config.UseDemoProvider(&cfg, base)
 		logger.Info("demo mode: OpenAI and Anthropic models are served by the built-in simulated provider", "upstream", base)
 	}
@@ -206,23 +209,24 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	return a.Run(ctx)
 }
 
-// startDemoProvider serves the simulated provider on a loopback port for
-// the lifetime of ctx, with the latency of a real one (500-2000 ms).
-func startDemoProvider(ctx context.Context, ttft time.Duration, logger interface {
-	Info(string, ...any)
-}) (string, error) {
+// startDemoProvider serves the simulated provider on a loopback port, with
+// the latency of a real one (500-2000 ms), until stop is called.
+func startDemoProvider(ttft time.Duration) (base string, stop func(), err error) {
 	ln, err := app.ListenLoopback()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	sim := simulated.New(simulated.Options{TTFT: ttft, Jitter: ttft * 6 / 10, ChunkDelay: 15 * time.Millisecond})
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	done := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
+		defer close(done)
+		_ = srv.Serve(ln)
 	}()
-	return "http://" + ln.Addr().String(), nil
+	return "http://" + ln.Addr().String(), func() {
+		_ = srv.Close()
+		<-done
+	}, nil
 }
 
 func simulate(ctx context.Context, args []string, stderr io.Writer) error {

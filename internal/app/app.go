@@ -375,8 +375,9 @@ func (a *App) health(ctx context.Context) map[string]server.Component {
 func (a *App) Handler() http.Handler { return a.server }
 
 // Run listens on HOST:PORT (and METRICS_PORT) until ctx ends, then shuts
-// down gracefully: readiness turns 503, new connections are refused, and
-// in-flight requests and streams finish up to the shutdown timeout.
+// down gracefully: readiness turns 503 while requests are still accepted
+// for the drain delay, then new connections are refused and in-flight
+// requests and streams finish up to the shutdown timeout.
 func (a *App) Run(ctx context.Context) error {
 	defer a.Close()
 	addr := net.JoinHostPort(a.cfg.Host, strconv.Itoa(a.cfg.Port))
@@ -431,6 +432,19 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	a.server.SetDraining()
+	if d := a.cfg.ShutdownDrainDelay.D(); d > 0 {
+		// Readiness answers 503 while the listener still accepts and
+		// serves, so endpoints controllers and load balancers stop sending
+		// before connections are refused.
+		a.logger.Info("draining: readiness answers 503, still serving", "drain_delay", d.String())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
 	a.logger.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.D().String())
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.D())
 	defer cancel()
