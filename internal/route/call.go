@@ -289,6 +289,7 @@ func (c *call) acquire(g *group, tried, banned uint64) (d *deployment, idx int, 
 
 func (c *call) noteUnavailable(g *group, t Target) {
 	now := c.r.cfg.Now()
+	c.countBreakerOpen(g, now)
 	wait := time.Duration(-1)
 	for _, d := range g.deps {
 		if w := d.retryIn(now); wait < 0 || w < wait {
@@ -345,9 +346,11 @@ func (c *call) attempt(d *deployment, probe bool, t Target) (*provider.Response,
 	if err != nil {
 		e := c.normalize(err, d, timedOut)
 		d.record(end, c.outcomeOf(e), probe, 0, c.r.cfg.OnBreakerChange)
+		c.r.onAttempt(d, classify(e, c.ctx.Err() != nil))
 		return nil, e
 	}
 	d.record(end, outcomeSuccess, probe, end.Sub(start), c.r.cfg.OnBreakerChange)
+	c.r.onAttempt(d, AttemptOK)
 	if d.tpm.enabled() {
 		d.chargeTokens(end, gjson.GetBytes(resp.Body, "usage.total_tokens").Int())
 	}

@@ -166,6 +166,11 @@ type Config struct {
 	OnRetry         func(model, deployment string)
 	OnFallback      func(fromModel, toModel string)
 	OnBreakerChange func(deployment string, state State)
+	// OnAttempt is called once per upstream attempt with how it ended
+	// (retries and fallbacks each count); a stream's when it ends. A
+	// request that found every deployment's breaker open counts one
+	// breaker_open attempt per such deployment.
+	OnAttempt func(deployment, provider string, outcome AttemptOutcome)
 }
 
 // Target is a resolved model: what the cache key is computed from.
