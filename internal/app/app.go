@@ -127,16 +127,22 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 				return nil, fmt.Errorf("L2 cache: %w", err)
 			}
 			l2Up = a.l2.Healthy
+			l2Stats = a.l2Entries
 		}
 	}
 
 	// Telemetry.
+	var outcomes []string
+	for _, o := range route.AttemptOutcomes() {
+		outcomes = append(outcomes, o.String())
+	}
 	a.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{Providers: providerNames, Models: modelNames, Prices: prices,
-		L1Stats: l1Stats, L2Stats: l2Stats, L2Up: l2Up})
+		L1Stats: l1Stats, L2Stats: l2Stats, L2Up: l2Up, AttemptOutcomes: outcomes, Version: Version})
 	a.stats = telemetry.NewStats()
 	rm := newRouteMetrics(a.metrics.Registry())
 	rcfg.OnRetry = func(_, deployment string) { rm.retries.WithLabelValues(label(deployment, providerNames)).Inc() }
 	rcfg.OnFallback = func(_, _ string) { rm.fallbacks.Inc() }
+	rcfg.OnAttempt = func(_, provider string, o route.AttemptOutcome) { a.metrics.UpstreamAttempt(provider, o.String()) }
 	rcfg.OnBreakerChange = func(deployment string, s route.State) {
 		rm.breaker.WithLabelValues(label(deployment, providerNames)).Set(float64(s))
 	}
@@ -369,6 +375,19 @@ func (a *App) health(ctx context.Context) map[string]server.Component {
 		}
 	}
 	return comps
+}
+
+// l2Entries feeds llm_edge_cache_entries{tier="l2"}: the keys under the
+// cache's prefix, counted with SCAN at most once a minute, within a second
+// (the scrape goes on without it otherwise). The bytes are unknown.
+func (a *App) l2Entries() (entries, bytes int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := a.l2.Entries(ctx, time.Minute)
+	if err != nil {
+		return -1, -1
+	}
+	return n, -1
 }
 
 // Handler is the gateway's HTTP handler, for tests and embedding.

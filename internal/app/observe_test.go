@@ -90,6 +90,29 @@ func (f metricFamilies) find(name string, labels ...string) *dto.Metric {
 	return nil
 }
 
+// sum adds the counters of every series of name whose labels include
+// labels (what PromQL's sum() of a selector gives); 0 when none does.
+func (f metricFamilies) sum(name string, labels ...string) float64 {
+	total := 0.0
+	for _, m := range f[name].GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		match := true
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			if have[k] != v {
+				match = false
+			}
+		}
+		if match {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
 // value is the counter, gauge or untyped value of a series, NaN if absent.
 func (f metricFamilies) value(name string, labels ...string) float64 {
 	m := f.find(name, labels...)
@@ -208,9 +231,9 @@ func TestMetricsAfterKnownTrafficHaveExactValues(t *testing.T) {
 		f := scrapeFamilies(t, g.URL)
 		n := float64(i + 1)
 		for series, want := range map[string]float64{
-			"l1 hits": f.value("llm_edge_cache_hits_total", "tier=l1"),
-			"l2 hits": f.value("llm_edge_cache_hits_total", "tier=l2"),
-			"misses":  f.value("llm_edge_cache_misses_total"),
+			"l1 hits": f.sum("llm_edge_cache_hits_total", "tier=l1"),
+			"l2 hits": f.sum("llm_edge_cache_hits_total", "tier=l2"),
+			"misses":  f.sum("llm_edge_cache_misses_total"),
 		} {
 			exp := n
 			if series == "l2 hits" {
@@ -282,7 +305,7 @@ func TestMetricsAfterKnownTrafficHaveExactValues(t *testing.T) {
 		totalCompletion += s.completion
 	}
 	// It never reached the cache: not a miss. Its model was never parsed.
-	if got := f.value("llm_edge_cache_misses_total"); got != 2 {
+	if got := f.sum("llm_edge_cache_misses_total"); got != 2 {
 		t.Errorf("misses = %v after a rejected request, want 2", got)
 	}
 	if got := f.value("llm_edge_requests_total", "provider=none", "model=none", "status=4xx"); got != 1 {
