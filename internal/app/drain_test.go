@@ -116,4 +116,3 @@ func TestShutdownDrainsReadinessFirstThenFinishesEveryStream(t *testing.T) {
 		t.Errorf("after shutdown a new connection got %v, want refused", err)
 	}
 }
-
