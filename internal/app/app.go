@@ -139,13 +139,10 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	a.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{Providers: providerNames, Models: modelNames, Prices: prices,
 		L1Stats: l1Stats, L2Stats: l2Stats, L2Up: l2Up, AttemptOutcomes: outcomes, Version: Version})
 	a.stats = telemetry.NewStats()
-	rm := newRouteMetrics(a.metrics.Registry())
-	rcfg.OnRetry = func(_, deployment string) { rm.retries.WithLabelValues(label(deployment, providerNames)).Inc() }
-	rcfg.OnFallback = func(_, _ string) { rm.fallbacks.Inc() }
+	rcfg.OnRetry = func(_, deployment string) { a.metrics.Retry(deployment) }
+	rcfg.OnFallback = func(_, _ string) { a.metrics.Fallback() }
 	rcfg.OnAttempt = func(_, provider string, o route.AttemptOutcome) { a.metrics.UpstreamAttempt(provider, o.String()) }
-	rcfg.OnBreakerChange = func(deployment string, s route.State) {
-		rm.breaker.WithLabelValues(label(deployment, providerNames)).Set(float64(s))
-	}
+	rcfg.OnBreakerChange = func(deployment string, s route.State) { a.metrics.BreakerState(deployment, float64(s)) }
 	var err error
 	a.router, err = route.New(rcfg)
 	if err != nil {
@@ -155,8 +152,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	for _, h := range a.router.Health() {
 		// Export every series from the start, so dashboards and alerts see
 		// zeros rather than nothing.
-		rm.breaker.WithLabelValues(label(h.Name, providerNames)).Set(float64(h.State))
-		rm.retries.WithLabelValues(label(h.Name, providerNames))
+		a.metrics.BreakerState(h.Name, float64(h.State))
 	}
 	if a.tracer == nil {
 		a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
@@ -274,35 +270,6 @@ func routeConfig(cfg config.Config, providers map[string]provider.Provider, pric
 		rc.Groups = append(rc.Groups, g)
 	}
 	return rc
-}
-
-// label keeps a deployment label bounded to configured names.
-func label(name string, known []string) string {
-	for _, k := range known {
-		if k == name {
-			return name
-		}
-	}
-	return "other"
-}
-
-type routeMetrics struct {
-	retries   *prometheus.CounterVec
-	fallbacks prometheus.Counter
-	breaker   *prometheus.GaugeVec
-}
-
-func newRouteMetrics(reg *prometheus.Registry) *routeMetrics {
-	m := &routeMetrics{
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llm_edge_retries_total",
-			Help: "Upstream calls retried, by the deployment that failed."}, []string{"deployment"}),
-		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "llm_edge_fallbacks_total",
-			Help: "Requests that moved to a fallback model."}),
-		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "llm_edge_circuit_breaker_state",
-			Help: "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open."}, []string{"deployment"}),
-	}
-	reg.MustRegister(m.retries, m.fallbacks, m.breaker)
-	return m
 }
 
 // registerInflightMetrics exports the router's concurrency cap and counts

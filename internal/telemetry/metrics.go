@@ -94,6 +94,9 @@ type Metrics struct {
 	reqs     map[reqKey]*reqSeries
 	pairs    map[pairKey]*pairSeries
 	upstream map[pairKey]prometheus.Counter // provider, code
+	retries   *prometheus.CounterVec
+	fallbacks prometheus.Counter
+	breaker   *prometheus.GaugeVec
 	// attempts is built in NewMetrics and only read after: no lock.
 	attempts map[pairKey]prometheus.Counter // provider, outcome
 }
@@ -226,13 +229,19 @@ func NewMetrics(o MetricsOptions) *Metrics {
 			m.attempts[pairKey{p, name}] = attempts.WithLabelValues(p, name)
 		}
 	}
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llm_edge_retries_total",
+		Help: "Upstream calls retried, by the deployment that failed."}, []string{"deployment"})
+	m.fallbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "llm_edge_fallbacks_total",
+		Help: "Requests that moved to a fallback model."})
+	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "llm_edge_circuit_breaker_state",
+		Help: "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open."}, []string{"deployment"})
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "llm_edge_build_info",
 		Help: "Always 1; the labels say which build runs.",
 	}, []string{"version", "goversion", "revision"})
 	buildInfo.WithLabelValues(cmp.Or(o.Version, "unknown"), runtime.Version(), vcsRevision()).Set(1)
 
-	m.reg.MustRegister(m.cacheHits, m.cacheMisses, attempts, buildInfo, m.cacheCoalesced, m.inflight, m.requests, m.duration, m.tokens,
+	m.reg.MustRegister(m.cacheHits, m.cacheMisses, attempts, buildInfo, m.retries, m.fallbacks, m.breaker, m.cacheCoalesced, m.inflight, m.requests, m.duration, m.tokens,
 		m.costUSD, m.savedUSD, m.providerDur, m.ttft, cacheErrs, m.upstreamErrs)
 	if o.L1Stats != nil || o.L2Stats != nil {
 		m.reg.MustRegister(newCacheSizeCollector(o.L1Stats, o.L2Stats))
@@ -300,6 +309,23 @@ func (m *Metrics) UpstreamAttempt(provider, outcome string) {
 		c = m.attempts[pairKey{p, labelOther}]
 	}
 	c.Inc()
+}
+
+// Retry counts a retry after deployment failed; Fallback a request moved to
+// a fallback model; BreakerState exports a deployment's breaker (0 closed,
+// 1 half-open, 2 open). Deployment names are labelled as configured
+// (MetricsOptions.Providers lists them), others "other".
+func (m *Metrics) Retry(deployment string) { m.retries.WithLabelValues(m.providerLabel(deployment)).Inc() }
+
+// Fallback: see Retry.
+func (m *Metrics) Fallback() { m.fallbacks.Inc() }
+
+// BreakerState: see Retry. Calling it for every deployment at start
+// exports the retry series too, so dashboards see zeros.
+func (m *Metrics) BreakerState(deployment string, state float64) {
+	d := m.providerLabel(deployment)
+	m.breaker.WithLabelValues(d).Set(state)
+	m.retries.WithLabelValues(d)
 }
 
 // vcsRevision is the commit the binary was built from, when the build
