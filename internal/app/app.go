@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -379,6 +381,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.auth != nil && a.auth.Open() {
 		a.logger.Warn("no API keys configured: the gateway is open to anyone who can reach it")
 	}
+	a.reportStartup(ctx)
 	// Every request's context derives from hard: at the shutdown deadline
 	// it is cancelled with api.ShuttingDown as the cause, so the requests
 	// and streams still running end with an error their clients can read
@@ -447,6 +450,44 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", a.cfg.ShutdownTimeout.D())
 	}
 	return nil
+}
+
+// reportStartup says what the gateway runs with where an operator would
+// otherwise find out from failing requests: no provider, Redis not
+// answering, and where traces go.
+func (a *App) reportStartup(ctx context.Context) {
+	if len(a.cfg.Providers) == 0 {
+		a.logger.Warn("no provider configured: every model request will fail and /health/ready answers 503; " +
+			"set OPENAI_API_KEY or ANTHROPIC_API_KEY, or providers in the --config file")
+	}
+	if a.l2 != nil {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := a.l2.Ping(pctx)
+		cancel()
+		if err != nil {
+			a.logger.Warn("Redis unreachable at start: serving from L1 and providers, rate limits and budgets per instance, until it answers",
+				"redis", redactURL(a.cfg.Cache.RedisURL), "error", err)
+		}
+	}
+	if dest := telemetry.TracesDestination(); a.tracer.Enabled() && dest != "" {
+		a.logger.Info("tracing on: spans exported over OTLP/HTTP", "endpoint", dest)
+	} else if a.tracer.Enabled() {
+		a.logger.Info("tracing on: spans go to the tracer provider the embedding program set")
+	} else {
+		a.logger.Info("tracing off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)")
+	}
+}
+
+// redactURL drops the password of a Redis URL (there may be several,
+// comma-separated) for a log line.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // metricsListenerHandler is /metrics on the METRICS_PORT listener. It asks

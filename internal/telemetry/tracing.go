@@ -49,6 +49,19 @@ func TracingEnabledByEnv() bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 }
 
+// TracesDestination is where spans are sent when TracingEnabledByEnv:
+// the traces endpoint, else the OTLP endpoint with the exporter's
+// /v1/traces; "" when tracing is off.
+func TracesDestination() string {
+	if !TracingEnabledByEnv() {
+		return ""
+	}
+	if e := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); e != "" {
+		return e
+	}
+	return strings.TrimSuffix(os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "/") + "/v1/traces"
+}
+
 // EnvVars are the environment variables the telemetry setup reads: the
 // ones above, and those the OTLP exporter and the SDK's resource and
 // sampler read themselves. The Helm chart's check keeps to these.
