@@ -146,6 +146,18 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	rcfg.OnAttempt = func(_, provider string, o route.AttemptOutcome) { a.metrics.UpstreamAttempt(provider, o.String()) }
 	rcfg.OnBreakerChange = func(deployment string, s route.State) { a.metrics.BreakerState(deployment, float64(s)) }
 	var err error
+	if a.tracer == nil {
+		a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+	}
+	if a.tracer.Enabled() {
+		rcfg.TraceAttempt = func(ctx context.Context, h http.Header, deployment, typ, model string) (context.Context, func(route.AttemptOutcome)) {
+			ctx, end := a.tracer.StartAttempt(ctx, h, deployment, typ, model)
+			return ctx, func(o route.AttemptOutcome) { end(o.String(), o != route.AttemptOK) }
+		}
+	}
 	a.router, err = route.New(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
@@ -155,12 +167,6 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		// Export every series from the start, so dashboards and alerts see
 		// zeros rather than nothing.
 		a.metrics.BreakerState(h.Name, float64(h.State))
-	}
-	if a.tracer == nil {
-		a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: %w", err)
-		}
 	}
 
 	if cfg.Cache.Enabled {

@@ -89,6 +89,8 @@ func classify(e *api.Error, canceled bool) AttemptOutcome {
 	return AttemptOther
 }
 
+func endNoSpan(AttemptOutcome) {}
+
 func (r *Router) onAttempt(d *deployment, o AttemptOutcome) {
 	if f := r.cfg.OnAttempt; f != nil {
 		f(d.name, d.provName, o)

@@ -329,12 +329,20 @@ func (c *call) attempt(d *deployment, probe bool, t Target) (*provider.Response,
 	if d.timeout > 0 {
 		timeout = d.timeout
 	}
+	ctx, endSpan := c.ctx, endNoSpan
+	if f := c.r.cfg.TraceAttempt; f != nil {
+		c.preq.Header = c.req.Header.Clone()
+		if c.preq.Header == nil {
+			c.preq.Header = http.Header{}
+		}
+		ctx, endSpan = f(c.ctx, c.preq.Header, d.name, d.prov.Type(), model)
+	}
 	start := c.r.cfg.Now()
 	if c.req.Stream {
-		return c.attemptStream(d, probe, start, timeout)
+		return c.attemptStream(ctx, d, probe, start, timeout, endSpan)
 	}
 	timeout = min(timeout, c.deadline.Sub(start))
-	actx, cancel := context.WithTimeout(c.ctx, timeout)
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	resp, err := d.prov.ChatCompletion(actx, &c.preq)
 	timedOut := actx.Err() == context.DeadlineExceeded
 	cancel()
@@ -346,11 +354,14 @@ func (c *call) attempt(d *deployment, probe bool, t Target) (*provider.Response,
 	if err != nil {
 		e := c.normalize(err, d, timedOut)
 		d.record(end, c.outcomeOf(e), probe, 0, c.r.cfg.OnBreakerChange)
-		c.r.onAttempt(d, classify(e, c.ctx.Err() != nil))
+		o := classify(e, c.ctx.Err() != nil)
+		c.r.onAttempt(d, o)
+		endSpan(o)
 		return nil, e
 	}
 	d.record(end, outcomeSuccess, probe, end.Sub(start), c.r.cfg.OnBreakerChange)
 	c.r.onAttempt(d, AttemptOK)
+	endSpan(AttemptOK)
 	if d.tpm.enabled() {
 		d.chargeTokens(end, gjson.GetBytes(resp.Body, "usage.total_tokens").Int())
 	}

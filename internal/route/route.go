@@ -171,6 +171,12 @@ type Config struct {
 	// request that found every deployment's breaker open counts one
 	// breaker_open attempt per such deployment.
 	OnAttempt func(deployment, provider string, outcome AttemptOutcome)
+	// TraceAttempt, if set, starts the span of one upstream attempt: ctx
+	// is the call's, header the attempt's own copy of the request headers
+	// (to write the attempt's trace context into), providerType the
+	// provider's Type(). The returned context is the attempt's; end is
+	// called once, when the attempt (a stream: the whole stream) ends.
+	TraceAttempt func(ctx context.Context, header http.Header, deployment, providerType, model string) (context.Context, func(AttemptOutcome))
 }
 
 // Target is a resolved model: what the cache key is computed from.

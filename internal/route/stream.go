@@ -18,9 +18,10 @@ import (
 
 // attemptStream starts a stream on d and reads its first chunk, so that a
 // failure before anything reached the client can still be retried.
-func (c *call) attemptStream(d *deployment, probe bool, start time.Time, firstByte time.Duration) (*provider.Response, *api.Error) {
-	sctx, cancel := context.WithDeadline(c.ctx, c.deadline)
-	s := &stream{r: c.r, d: d, parent: c.ctx, ctx: sctx, cancel: cancel, idle: c.r.cfg.Timeouts.StreamIdle}
+func (c *call) attemptStream(ctx context.Context, d *deployment, probe bool, start time.Time, firstByte time.Duration,
+	endSpan func(AttemptOutcome)) (*provider.Response, *api.Error) {
+	sctx, cancel := context.WithDeadline(ctx, c.deadline)
+	s := &stream{r: c.r, d: d, parent: c.ctx, ctx: sctx, cancel: cancel, idle: c.r.cfg.Timeouts.StreamIdle, endSpan: endSpan}
 	// One timer serves the first-byte bound and then the idle bound; it
 	// cancels the upstream call so a stalled read returns.
 	s.timer = time.AfterFunc(firstByte, cancel)
@@ -46,7 +47,9 @@ func (c *call) attemptStream(d *deployment, probe bool, start time.Time, firstBy
 		d.sem.release()
 		e := c.normalize(err, d, fired || sctx.Err() == context.DeadlineExceeded)
 		d.record(end, c.outcomeOf(e), probe, 0, c.r.cfg.OnBreakerChange)
-		c.r.onAttempt(d, classify(e, c.ctx.Err() != nil))
+		o := classify(e, c.ctx.Err() != nil)
+		c.r.onAttempt(d, o)
+		endSpan(o)
 		return nil, e
 	}
 	d.record(end, outcomeSuccess, probe, end.Sub(start), c.r.cfg.OnBreakerChange)
@@ -84,6 +87,7 @@ type stream struct {
 	// outcome is reported by finish: set where the stream ends; a stream
 	// closed before its end was left by the client (canceled).
 	outcome AttemptOutcome
+	endSpan func(AttemptOutcome) // the attempt's span covers the whole stream
 }
 
 // Usage passes on the upstream stream's usage by token kind, when it
@@ -181,4 +185,5 @@ func (s *stream) finish() {
 	s.d.sem.release()
 	s.r.global.release()
 	s.r.onAttempt(s.d, s.outcome)
+	s.endSpan(s.outcome)
 }

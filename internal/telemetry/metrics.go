@@ -90,10 +90,10 @@ type Metrics struct {
 	cacheErrors  map[cacheErrKey]prometheus.Counter
 	upstreamErrs *prometheus.CounterVec
 
-	mu       sync.RWMutex
-	reqs     map[reqKey]*reqSeries
-	pairs    map[pairKey]*pairSeries
-	upstream map[pairKey]prometheus.Counter // provider, code
+	mu        sync.RWMutex
+	reqs      map[reqKey]*reqSeries
+	pairs     map[pairKey]*pairSeries
+	upstream  map[pairKey]prometheus.Counter // provider, code
 	retries   *prometheus.CounterVec
 	fallbacks prometheus.Counter
 	breaker   *prometheus.GaugeVec
@@ -315,7 +315,9 @@ func (m *Metrics) UpstreamAttempt(provider, outcome string) {
 // a fallback model; BreakerState exports a deployment's breaker (0 closed,
 // 1 half-open, 2 open). Deployment names are labelled as configured
 // (MetricsOptions.Providers lists them), others "other".
-func (m *Metrics) Retry(deployment string) { m.retries.WithLabelValues(m.providerLabel(deployment)).Inc() }
+func (m *Metrics) Retry(deployment string) {
+	m.retries.WithLabelValues(m.providerLabel(deployment)).Inc()
+}
 
 // Fallback: see Retry.
 func (m *Metrics) Fallback() { m.fallbacks.Inc() }

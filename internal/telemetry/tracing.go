@@ -1,10 +1,12 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -118,11 +120,13 @@ func (t *Tracer) StartRequest(ctx context.Context, r *http.Request) (context.Con
 		return ctx, trace.SpanFromContext(ctx)
 	}
 	ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	// The gateway's routes are fixed paths: the path is the route.
 	return t.tracer.Start(ctx, r.Method+" "+r.URL.Path,
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
 			semconv.HTTPRequestMethodKey.String(r.Method),
 			semconv.URLPath(r.URL.Path),
+			semconv.HTTPRoute(r.URL.Path),
 		))
 }
 
@@ -134,18 +138,78 @@ func (t *Tracer) StartSpan(ctx context.Context, name string, attrs ...attribute.
 	return t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
-// StartProviderCall starts the client span of a provider call; Inject its
-// context into the outgoing request.
-func (t *Tracer) StartProviderCall(ctx context.Context, provider, model string) (context.Context, trace.Span) {
+// The OpenTelemetry GenAI semantic conventions' attribute names.
+const (
+	attrGenAIOperation     = attribute.Key("gen_ai.operation.name")
+	attrGenAIProvider      = attribute.Key("gen_ai.provider.name")
+	attrGenAIRequestModel  = attribute.Key("gen_ai.request.model")
+	attrGenAIResponseModel = attribute.Key("gen_ai.response.model")
+	attrGenAIInputTokens   = attribute.Key("gen_ai.usage.input_tokens")
+	attrGenAIOutputTokens  = attribute.Key("gen_ai.usage.output_tokens")
+	attrErrorType          = attribute.Key("error.type")
+	attrAttemptOutcome     = attribute.Key("edge_agent.attempt.outcome")
+	attrDeployment         = attribute.Key("edge_agent.deployment")
+)
+
+// genAIProvider maps an adapter type to the conventions' provider names.
+func genAIProvider(typ string) string {
+	switch typ {
+	case "gemini":
+		return "gcp.gemini"
+	case "vertex", "vertexai":
+		return "gcp.vertex_ai"
+	case "bedrock":
+		return "aws.bedrock"
+	case "azure":
+		return "azure.ai.openai"
+	}
+	return typ
+}
+
+// StartProviderCall starts the GenAI operation span of a provider call,
+// "chat {model}" (route is the route name: "provider/model" or a model
+// table entry); each upstream attempt is a child of it (StartAttempt).
+// Inject its context into the outgoing request.
+func (t *Tracer) StartProviderCall(ctx context.Context, route, model string) (context.Context, trace.Span) {
 	if !t.Enabled() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	return t.tracer.Start(ctx, "provider "+provider,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("llm.provider", provider),
-			attribute.String("llm.model", model),
-		))
+	attrs := []attribute.KeyValue{
+		attrGenAIOperation.String("chat"),
+		attrGenAIRequestModel.String(model),
+		attribute.String("llm.provider", route),
+		attribute.String("llm.model", model),
+	}
+	if p, _, ok := strings.Cut(route, "/"); ok {
+		attrs = append(attrs, attrGenAIProvider.String(genAIProvider(p)))
+	}
+	return t.tracer.Start(ctx, "chat "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+}
+
+// StartAttempt starts the span of one upstream attempt, a child of the
+// provider call's, and writes its trace context into header (the
+// attempt's copy of the request's). end records how the attempt ended
+// (failed: the span's status is an error) and ends the span; for a stream
+// that is when the stream ends.
+func (t *Tracer) StartAttempt(ctx context.Context, header http.Header, deployment, providerType, model string) (context.Context, func(outcome string, failed bool)) {
+	if !t.Enabled() {
+		return ctx, func(string, bool) {}
+	}
+	ctx, span := t.tracer.Start(ctx, "chat "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attrGenAIOperation.String("chat"),
+		attrGenAIProvider.String(genAIProvider(providerType)),
+		attrGenAIRequestModel.String(model),
+		attrDeployment.String(deployment),
+	))
+	t.prop.Inject(ctx, propagation.HeaderCarrier(header))
+	return ctx, func(outcome string, failed bool) {
+		span.SetAttributes(attrAttemptOutcome.String(outcome))
+		if failed {
+			span.SetAttributes(attrErrorType.String(outcome))
+			span.SetStatus(codes.Error, outcome)
+		}
+		span.End()
+	}
 }
 
 // Inject writes the W3C traceparent (and tracestate) of ctx's span into h.
@@ -173,8 +237,15 @@ func (t *Tracer) EndSpan(span trace.Span, r *Record) {
 		attribute.String("llm.provider", r.Provider),
 		attribute.Int("llm.usage.prompt_tokens", r.PromptTokens),
 		attribute.Int("llm.usage.completion_tokens", r.CompletionTokens),
+		attrGenAIOperation.String("chat"),
+		attrGenAIResponseModel.String(r.Model),
+		attrGenAIInputTokens.Int(r.PromptTokens),
+		attrGenAIOutputTokens.Int(r.CompletionTokens),
 	)
-	if r.Status >= 500 {
+	// A 5xx, or a stream that failed after its 200 (the record keeps the
+	// error code of its last event), is an error; a client's 4xx is not.
+	if r.Status >= 500 || r.Status < 400 && r.ErrorCode != "" {
+		span.SetAttributes(attrErrorType.String(cmp.Or(r.ErrorCode, strconv.Itoa(r.Status))))
 		span.SetStatus(codes.Error, r.ErrorCode)
 	}
 	span.End()

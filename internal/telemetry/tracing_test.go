@@ -59,7 +59,7 @@ func TestSpansNestUnderTheRequestAndTraceparentReachesTheProvider(t *testing.T) 
 	for _, s := range spans {
 		byName[s.Name()] = s
 	}
-	root, l1, prov := byName["POST /v1/chat/completions"], byName["cache.l1.get"], byName["provider openai"]
+	root, l1, prov := byName["POST /v1/chat/completions"], byName["cache.l1.get"], byName["chat gpt-4o"]
 	if root == nil || l1 == nil || prov == nil {
 		t.Fatalf("span names: %v", byName)
 	}
