@@ -191,6 +191,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		logger.Info("Go memory limit set to 90% of the cgroup's", "bytes", l)
 	}
 	defer gctune.Start(cfg.GCMinHeap).Stop()
+	demoBase := ""
 	if *demo {
 		base, stopDemo, err := startDemoProvider(*demoLatency)
 		if err != nil {
@@ -199,6 +200,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		// Stopped once the gateway has returned: streams still being
 		// served during the drain keep their upstream.
 		defer stopDemo()
+		demoBase = base
 		config.UseDemoProvider(&cfg, base)
 		logger.Info("demo mode: OpenAI and Anthropic models are served by the built-in simulated provider", "upstream", base)
 	}
@@ -206,7 +208,28 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	// SIGHUP, or a change of the --config file, reloads providers, models,
+	// keys and limits; an invalid file keeps the running configuration.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	load := func() (config.Config, error) {
+		c, err := config.Load(*cfgPath, os.Getenv)
+		if err == nil && demoBase != "" {
+			config.UseDemoProvider(&c, demoBase)
+		}
+		return c, err
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		a.WatchConfig(wctx, *cfgPath, 2*time.Second, hup, load)
+	}()
+	err = a.Run(ctx)
+	stopWatch()
+	<-watched
+	return err
 }
 
 // startDemoProvider serves the simulated provider on a loopback port, with

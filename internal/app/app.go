@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +61,22 @@ type App struct {
 	// upstream are the providers' transports; Close drops their idle
 	// keep-alive connections (and the goroutines serving them).
 	upstream []*provider.Transport
+
+	// Reload (reload.go): root is the App Run was called on; it serves
+	// whichever generation live holds. A generation borrows the caches
+	// and the tracer of the one before it; owns* say who closes them.
+	root        *App
+	live        atomic.Pointer[App]
+	inflight    atomic.Int64 // requests this generation is serving
+	retired     atomic.Bool  // replaced by a reload: no new requests
+	ownsCache   bool
+	ownsTracer  bool
+	reloads     atomic.Int64 // on root
+	reloadFails atomic.Int64 // on root
+	reloadMu    sync.Mutex   // on root: one reload at a time
+	draining    bool         // on root, under reloadMu: shutdown began
+	retiring    sync.WaitGroup
+	closeOnce   sync.Once
 }
 
 // Option changes how New builds the App.
@@ -76,6 +94,10 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	a := &App{cfg: cfg, logger: logger}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.root == nil {
+		a.root = a
+		a.live.Store(a)
 	}
 	ok := false
 	defer func() {
@@ -115,7 +137,13 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	// Cache tiers.
 	var l1Stats, l2Stats telemetry.TierStats
 	var l2Up func() bool
-	if cfg.Cache.Enabled {
+	if a.l1 != nil { // borrowed from the generation before a reload
+		l1Stats = func() (int64, int64) { return int64(a.l1.Len()), a.l1.Bytes() }
+		if a.l2 != nil {
+			l2Up, l2Stats = a.l2.Healthy, a.l2Entries
+		}
+	} else if cfg.Cache.Enabled {
+		a.ownsCache = true
 		var err error
 		a.l1, err = memory.New(memory.Options{MaxBytes: cfg.Cache.L1MaxBytes, MaxEntries: cfg.Cache.L1MaxEntries, TTL: cfg.Cache.L1TTL.D()})
 		if err != nil {
@@ -147,6 +175,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	rcfg.OnBreakerChange = func(deployment string, s route.State) { a.metrics.BreakerState(deployment, float64(s)) }
 	var err error
 	if a.tracer == nil {
+		a.ownsTracer = true
 		a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
 		if err != nil {
 			return nil, fmt.Errorf("tracing: %w", err)
@@ -169,9 +198,11 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		a.metrics.BreakerState(h.Name, float64(h.State))
 	}
 
-	if cfg.Cache.Enabled {
+	if cfg.Cache.Enabled && a.tiered == nil {
+		root := a.root
 		t := cache.Options{L1: a.l1, L1TTL: cfg.Cache.L1TTL.D(), L2TTL: cfg.Cache.L2TTL.D(),
-			OnError: func(tier cache.Tier, op string, _ error) { a.metrics.CacheError(tier.String(), op) }}
+			// The live generation's metrics: the tiers outlive reloads.
+			OnError: func(tier cache.Tier, op string, _ error) { root.live.Load().metrics.CacheError(tier.String(), op) }}
 		if a.tracer.Enabled() {
 			t.Trace = func(ctx context.Context, tier cache.Tier) (context.Context, func(bool)) {
 				ctx, span := a.tracer.StartSpan(ctx, "cache."+tier.String())
@@ -195,6 +226,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 
 	bodies := gateway.NewBodyBudget(cfg.MaxBodyMemoryBytes)
 	registerBodyMetrics(a.metrics.Registry(), bodies)
+	registerReloadMetrics(a.metrics.Registry(), a.root)
 	gw := gateway.New(gateway.Options{
 		Router: a.router, Cache: a.tiered, CoalesceWait: cfg.Cache.CoalesceWait.D(), Prices: prices,
 		Observer: &telemetry.Observer{Metrics: a.metrics, Stats: a.stats, Logger: logger},
@@ -366,7 +398,7 @@ func (a *App) l2Entries() (entries, bytes int64) {
 }
 
 // Handler is the gateway's HTTP handler, for tests and embedding.
-func (a *App) Handler() http.Handler { return a.server }
+func (a *App) Handler() http.Handler { return http.HandlerFunc(a.serveLive) }
 
 // Run listens on HOST:PORT (and METRICS_PORT) until ctx ends, then shuts
 // down gracefully: readiness turns 503 while requests are still accepted
@@ -394,7 +426,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	// rather than a cut connection.
 	hard, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
-	srv := newHTTPServer(a.server)
+	srv := newHTTPServer(http.HandlerFunc(a.serveLive))
 	srv.BaseContext = func(net.Listener) context.Context { return hard }
 	errc := make(chan error, 2)
 	tls := a.cfg.TLS.CertPath != ""
@@ -426,7 +458,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	a.server.SetDraining()
+	a.setDraining()
 	if d := a.cfg.ShutdownDrainDelay.D(); d > 0 {
 		// Readiness answers 503 while the listener still accepts and
 		// serves, so endpoints controllers and load balancers stop sending
@@ -500,16 +532,15 @@ func redactURL(raw string) string {
 // for the admin key exactly as /metrics on the main port does (once keys
 // are configured), so binding the listener wider never opens it.
 func (a *App) metricsListenerHandler() http.Handler {
-	h := a.metrics.Handler()
-	if a.auth == nil {
-		return h
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.auth.AuthenticateAdmin(r); err != nil {
-			api.WriteError(w, err)
-			return
+		g := a.live.Load() // the live generation's registry and keys
+		if g.auth != nil {
+			if err := g.auth.AuthenticateAdmin(r); err != nil {
+				api.WriteError(w, err)
+				return
+			}
 		}
-		h.ServeHTTP(w, r)
+		g.metrics.Handler().ServeHTTP(w, r)
 	})
 }
 
@@ -527,16 +558,35 @@ func newHTTPServer(h http.Handler) *http.Server {
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
 }
 
-// Close releases every component; safe on a partly built App.
+// Close releases every component; safe on a partly built App. On the App
+// Run was called on it closes the live generation too, after the ones a
+// reload retired have finished their requests.
 func (a *App) Close() {
-	if a.tiered != nil {
-		a.tiered.Close()
+	if a.root == a {
+		a.retiring.Wait()
+		if g := a.live.Load(); g != nil && g != a {
+			g.closeGeneration()
+		}
 	}
-	if a.l1 != nil {
-		a.l1.Close()
-	}
-	if a.l2 != nil {
-		a.l2.Close()
+	a.closeGeneration()
+}
+
+// closeGeneration releases what this generation owns, once.
+func (a *App) closeGeneration() {
+	a.closeOnce.Do(a.release)
+}
+
+func (a *App) release() {
+	if a.ownsCache {
+		if a.tiered != nil {
+			a.tiered.Close()
+		}
+		if a.l1 != nil {
+			a.l1.Close()
+		}
+		if a.l2 != nil {
+			a.l2.Close()
+		}
 	}
 	if a.rdb != nil {
 		a.rdb.Close()
@@ -547,7 +597,7 @@ func (a *App) Close() {
 	for _, tr := range a.upstream {
 		tr.CloseIdleConnections()
 	}
-	if a.traceFn != nil {
+	if a.traceFn != nil && a.ownsTracer {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.traceFn(ctx)
 		cancel()
