@@ -257,7 +257,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 
 func newProvider(p config.Provider, httpClient string) (provider.Provider, *provider.Transport) {
 	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
-		StdOnly: httpClient == "std"})
+		StdOnly: httpClient == "std", UserAgent: "edge-agent/" + Version})
 	client := &http.Client{Transport: tr}
 	if p.Type == "anthropic" {
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
