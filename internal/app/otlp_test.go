@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -10,7 +11,10 @@ import (
 	"sync"
 	"testing"
 
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -23,13 +27,40 @@ import (
 // otlpReceiver is an in-process OTLP/HTTP trace receiver: what a collector
 // would get from the gateway.
 type otlpReceiver struct {
-	mu    sync.Mutex
-	spans []*tracepb.Span
+	mu      sync.Mutex
+	spans   []*tracepb.Span
+	metrics []*metricpb.Metric
 }
 
 func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
-		http.Error(w, "want protobuf on /v1/traces", http.StatusBadRequest)
+	if r.Header.Get("Content-Type") != "application/x-protobuf" {
+		http.Error(w, "want protobuf", http.StatusBadRequest)
+		return
+	}
+	if r.URL.Path == "/v1/metrics" {
+		b, err := io.ReadAll(r.Body)
+		var req colmetrics.ExportMetricsServiceRequest
+		if err == nil {
+			err = proto.Unmarshal(b, &req)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		o.mu.Lock()
+		for _, rm := range req.GetResourceMetrics() {
+			for _, sm := range rm.GetScopeMetrics() {
+				o.metrics = append(o.metrics, sm.GetMetrics()...)
+			}
+		}
+		o.mu.Unlock()
+		out, _ := proto.Marshal(&colmetrics.ExportMetricsServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(out)
+		return
+	}
+	if r.URL.Path != "/v1/traces" {
+		http.Error(w, "unknown path", http.StatusNotFound)
 		return
 	}
 	b, err := io.ReadAll(r.Body)
@@ -185,6 +216,65 @@ func TestSpansFollowTheGenAIConventionsAtAnOTLPReceiver(t *testing.T) {
 		stream.tries[0].GetEndTimeUnixNano() > stream.root.GetEndTimeUnixNano() {
 		t.Errorf("stream attempt span [%d, %d] not within its request [%d, %d]", stream.tries[0].GetStartTimeUnixNano(),
 			stream.tries[0].GetEndTimeUnixNano(), stream.root.GetStartTimeUnixNano(), stream.root.GetEndTimeUnixNano())
+	}
+}
+
+// TestGenAIClientMetricsReachTheOTLPReceiver: gen_ai.client.operation.duration
+// and gen_ai.client.token.usage (input and output) with the conventions'
+// attributes, exported over OTLP beside the Prometheus names.
+func TestGenAIClientMetricsReachTheOTLPReceiver(t *testing.T) {
+	recv := &otlpReceiver{}
+	collector := httptest.NewServer(recv)
+	defer collector.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	s := startSim(t, simulated.Options{})
+	cfg := simConfig(s)
+	cfg.Cache.Enabled = false
+	logger, err := telemetry.NewLogger(io.Discard, "json", "error")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	if resp, body := post(t, srv.URL, chat("gpt-4o-mini", "count my tokens")); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	srv.Close()
+	a.Close() // the meter provider's shutdown exports what it holds
+
+	recv.mu.Lock()
+	defer recv.mu.Unlock()
+	got := map[string]*metricpb.Metric{}
+	for _, m := range recv.metrics {
+		got[m.GetName()] = m
+	}
+	dur, tok := got["gen_ai.client.operation.duration"], got["gen_ai.client.token.usage"]
+	if dur == nil || tok == nil {
+		t.Fatalf("metrics received: %v", slices.Collect(maps.Keys(got)))
+	}
+	if dur.GetUnit() != "s" || len(dur.GetHistogram().GetDataPoints()) != 1 || dur.GetHistogram().GetDataPoints()[0].GetCount() != 1 {
+		t.Errorf("operation duration: %v", dur)
+	}
+	kv := func(attrs []*commonpb.KeyValue) map[string]string {
+		m := map[string]string{}
+		for _, a := range attrs {
+			m[a.GetKey()] = a.GetValue().GetStringValue()
+		}
+		return m
+	}
+	if a := kv(dur.GetHistogram().GetDataPoints()[0].GetAttributes()); a["gen_ai.operation.name"] != "chat" || a["gen_ai.request.model"] != "gpt-4o-mini" || a["gen_ai.provider.name"] != "openai" {
+		t.Errorf("operation duration attributes %v", a)
+	}
+	types := map[string]float64{}
+	for _, dp := range tok.GetHistogram().GetDataPoints() {
+		types[kv(dp.GetAttributes())["gen_ai.token.type"]] = dp.GetSum()
+	}
+	if types["input"] <= 0 || types["output"] <= 0 {
+		t.Errorf("token usage by type %v, want input and output", types)
 	}
 }
 

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ const tracerName = "github.com/edge-agent/edge-agent"
 type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	genai  *genAIMetrics // nil: no GenAI metrics
 }
 
 // NewTracer traces through tp; a nil tp gives a disabled Tracer.
@@ -78,6 +80,8 @@ func EnvVars() []string {
 		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_KEY",
 		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
 		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+		"OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+		"OTEL_METRIC_EXPORT_INTERVAL", "OTEL_METRIC_EXPORT_TIMEOUT",
 		"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT",
 	}
 }
@@ -106,7 +110,17 @@ func SetupTracing(ctx context.Context, version string) (t *Tracer, shutdown func
 		return nil, noop, fmt.Errorf("trace resource: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return NewTracer(tp), tp.Shutdown, nil
+	t = NewTracer(tp)
+	if !metricsEnabledByEnv() {
+		return t, tp.Shutdown, nil
+	}
+	g, mshutdown, err := setupGenAIMetrics(ctx, res)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, noop, err
+	}
+	t.genai = g
+	return t, func(ctx context.Context) error { return errors.Join(tp.Shutdown(ctx), mshutdown(ctx)) }, nil
 }
 
 // Enabled reports whether spans are recorded. Callers building span
@@ -249,4 +263,5 @@ func (t *Tracer) EndSpan(span trace.Span, r *Record) {
 		span.SetStatus(codes.Error, r.ErrorCode)
 	}
 	span.End()
+	t.genai.record(r)
 }
