@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/edge-agent/edge-agent/internal/app"
 	"github.com/edge-agent/edge-agent/internal/bench"
 	"github.com/edge-agent/edge-agent/internal/config"
@@ -180,6 +182,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer logger.Close() // writes the lines still batched in memory
+	// The OpenTelemetry SDK reports exporter errors through a process-wide
+	// handler; without this one they are plain text in the JSON stream.
+	otel.SetErrorHandler(telemetry.ExportErrorHandler(logger.Logger))
 	if before, after, err := app.RaiseFileLimit(); err != nil {
 		logger.Warn("file-descriptor limit not raised; unset concurrency caps follow the current one", "error", err)
 	} else {

@@ -3,9 +3,11 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
@@ -94,4 +96,14 @@ func setupGenAIMetrics(ctx context.Context, res *resource.Resource) (*genAIMetri
 		return nil, nil, err
 	}
 	return g, mp.Shutdown, nil
+}
+
+// ExportErrorHandler routes the OpenTelemetry SDK's errors (an exporter
+// that cannot reach its collector, say) through the structured logger, as
+// warnings, instead of the SDK's default plain-text line into the JSON log
+// stream. main installs it with otel.SetErrorHandler.
+func ExportErrorHandler(l *slog.Logger) otel.ErrorHandler {
+	return otel.ErrorHandlerFunc(func(err error) {
+		l.Warn("opentelemetry export failed", "error", err)
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -178,4 +179,17 @@ func TestSetupTracingExportsSpansOverOTLPWhenTheEndpointIsSet(t *testing.T) {
 		t.Fatal("no export reached the collector by shutdown")
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestExportErrorsAreStructuredLogLines(t *testing.T) {
+	var buf strings.Builder
+	l, err := NewLogger(&buf, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ExportErrorHandler(l.Logger).Handle(errors.New("connection refused"))
+	line := strings.TrimSpace(buf.String())
+	if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"level":"WARN"`) || !strings.Contains(line, `"error":"connection refused"`) {
+		t.Fatalf("log line %q: want one JSON warning carrying the error", line)
+	}
 }
