@@ -2,10 +2,10 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
