@@ -244,6 +244,8 @@ func (t *Tracer) EndSpan(span trace.Span, r *Record) {
 	if cache == "" {
 		cache = CacheBypass
 	}
+	sc := span.SpanContext()
+	r.TraceID, r.SpanID = sc.TraceID(), sc.SpanID()
 	span.SetAttributes(
 		semconv.HTTPResponseStatusCode(r.Status),
 		attribute.String("llm.cache", cache),

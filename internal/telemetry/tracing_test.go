@@ -193,3 +193,31 @@ func TestExportErrorsAreStructuredLogLines(t *testing.T) {
 		t.Fatalf("log line %q: want one JSON warning carrying the error", line)
 	}
 }
+
+// TestRequestLogLineCarriesTheTraceAndSpanIDs: a traced request's log line
+// names its trace and span, in both formats; an untraced one neither.
+func TestRequestLogLineCarriesTheTraceAndSpanIDs(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	defer tp.Shutdown(context.Background())
+	tr := NewTracer(tp)
+	_, span := tr.StartRequest(context.Background(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil))
+	r := &Record{Status: 200, Model: "gpt-4o"}
+	tr.EndSpan(span, r)
+	sc := span.SpanContext()
+	for _, json := range []bool{true, false} {
+		line := string(appendRequestLine(nil, json, time.Now(), r))
+		q := ""
+		if json {
+			q = `"`
+		}
+		for _, want := range []string{"trace_id" + map[bool]string{true: `":`, false: "="}[json] + q + sc.TraceID().String() + q,
+			"span_id" + map[bool]string{true: `":`, false: "="}[json] + q + sc.SpanID().String() + q} {
+			if !strings.Contains(line, want) {
+				t.Errorf("log line %q lacks %s", line, want)
+			}
+		}
+	}
+	if line := string(appendRequestLine(nil, true, time.Now(), &Record{Status: 200})); strings.Contains(line, "trace_id") {
+		t.Errorf("untraced line %q names a trace", line)
+	}
+}
