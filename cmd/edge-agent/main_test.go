@@ -254,3 +254,67 @@ func TestHealthCommandExitsZeroOnlyWhenTheGatewayIsReady(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoStreamsInFlightAtShutdownFinish: on SIGTERM in --demo, a stream
+// already running still gets every chunk and [DONE]: the built-in provider
+// stays up until the gateway has finished, and readiness is 503 meanwhile.
+func TestDemoStreamsInFlightAtShutdownFinish(t *testing.T) {
+	port := redistest.FreePort(t)
+	t.Setenv("PORT", strconv.Itoa(port))
+	t.Setenv("HOST", "127.0.0.1")
+	t.Setenv("METRICS_PORT", "0")
+	t.Setenv("OPENAI_API_KEY", "")
+	t.Setenv("REDIS_URL", "")
+	t.Setenv("SHUTDOWN_DRAIN_DELAY_SECONDS", "0.3")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--demo", "--demo-latency", "20ms"}, &bytes.Buffer{}, &bytes.Buffer{})
+	}()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	body := `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"SIM_WORDS_60 tell me a long story"}]}`
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 64)
+	if _, err := io.ReadAtLeast(resp.Body, first, 1); err != nil {
+		t.Fatalf("first bytes: %v", err)
+	}
+	cancel() // SIGTERM with the stream half way (60 words at 15 ms a chunk)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.Contains(string(rest), "data: [DONE]") {
+		t.Fatalf("the in-flight stream did not finish: %v; tail %q", err, tail(string(rest), 200))
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gateway did not shut down")
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
