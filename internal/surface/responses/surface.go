@@ -1,0 +1,469 @@
+package responses
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cost"
+	"github.com/edge-agent/edge-agent/internal/provider"
+	"github.com/edge-agent/edge-agent/internal/surface"
+)
+
+// Surface is POST /v1/responses. Store keeps the answers for
+// previous_response_id and GET; nil turns the store off.
+type Surface struct {
+	Store Store
+	// Now stamps translated answers that carry no creation time (nil:
+	// time.Now).
+	Now func() time.Time
+}
+
+var _ surface.Surface = (*Surface)(nil)
+
+// ID is provider.SurfaceResponses.
+func (s *Surface) ID() provider.Surface { return provider.SurfaceResponses }
+
+// WriteError writes e in OpenAI's error envelope.
+func (s *Surface) WriteError(w http.ResponseWriter, e *api.Error) { api.WriteError(w, e) }
+
+// Parse validates body as a Responses request.
+func (s *Surface) Parse(body []byte, lim api.Limits) (surface.Request, error) {
+	f, err := parseFields(body, lim)
+	if err != nil {
+		return nil, err
+	}
+	return &Request{s: s, body: body, f: f}, nil
+}
+
+// Request is one parsed Responses request.
+type Request struct {
+	s    *Surface
+	body []byte
+	f    fields
+
+	// resolved is the body with previous_response_id replaced by the
+	// conversation it names (Prepare); nil when there is none to resolve.
+	resolved []byte
+	// history is the conversation inherited through previous_response_id,
+	// the items its input_items start with.
+	history []byte
+	id      string // the id of every answer this request sends
+	e       *echo
+}
+
+var (
+	_ surface.Preparer = (*Request)(nil)
+	_ surface.Recorder = (*Request)(nil)
+)
+
+// Info is the model, stream and max_output_tokens.
+func (r *Request) Info() surface.Info {
+	return surface.Info{Model: r.f.model, Stream: r.f.stream, MaxTokens: r.f.maxOutputTokens}
+}
+
+// Raw is the client's request.
+func (r *Request) Raw() []byte { return r.body }
+
+// SetRaw replaces the body after redaction.
+func (r *Request) SetRaw(b []byte) { r.body, r.e = b, nil }
+
+// EstimateTokens is the prompt at four bytes a token plus the answer budget.
+func (r *Request) EstimateTokens() int { return r.f.estimate() }
+
+// Fallbacks: the Responses API has no fallbacks member; the
+// X-Fallback-Models header still applies.
+func (r *Request) Fallbacks() ([]string, error) { return nil, nil }
+
+// keyIgnore are the members that never change the answer: where it is
+// kept, how it is delivered, what the client tags it with.
+var keyIgnore = []string{"store", "stream", "stream_options", "metadata", "user", "safety_identifier", "prompt_cache_key", "background", "include"}
+
+// KeyBody is the request with previous_response_id resolved into the
+// conversation it names, so a continuation is keyed by what it asks.
+func (r *Request) KeyBody() ([]byte, []string) { return r.upstreamBody(), keyIgnore }
+
+func (r *Request) upstreamBody() []byte {
+	if r.resolved != nil {
+		return r.resolved
+	}
+	return r.body
+}
+
+// Upstream is the client's request for a provider that speaks Responses
+// (previous_response_id resolved when the store knew it), a chat request
+// otherwise.
+func (r *Request) Upstream(native bool, _ http.Header) ([]byte, http.Header, error) {
+	if native {
+		return r.upstreamBody(), nil, nil
+	}
+	b, err := ToChat(r.upstreamBody())
+	return b, nil, err
+}
+
+// ID is the id the request's answers get: fresh for every request, cached
+// answers included.
+func (r *Request) ID() string {
+	if r.id == "" {
+		r.id = NewID()
+	}
+	return r.id
+}
+
+func (r *Request) echo() *echo {
+	if r.e == nil {
+		r.e = readEcho(r.body)
+	}
+	return r.e
+}
+
+func (r *Request) now() int64 {
+	if r.s.Now != nil {
+		return r.s.Now().Unix()
+	}
+	return time.Now().Unix()
+}
+
+// Answer reads a provider's answer: a Response from a native upstream,
+// taken as is, or a chat completion translated into one.
+func (r *Request) Answer(body []byte, native bool) (surface.Answer, error) {
+	if native {
+		if !gjson.ValidBytes(body) {
+			return surface.Answer{}, badAnswer("not valid JSON")
+		}
+		root := gjson.ParseBytes(body)
+		if root.Get("object").Str != "response" {
+			return surface.Answer{}, badAnswer("not a response object")
+		}
+		return surface.Answer{Body: body, Model: root.Get("model").Str, Usage: Usage(body),
+			Estimated: !root.Get("usage").IsObject(), Finish: []string{finishOf(root)}}, nil
+	}
+	fc, err := translateChat(body, r.echo(), r.ID(), r.now())
+	if err != nil {
+		return surface.Answer{}, err
+	}
+	a := surface.Answer{Body: fc.body, Model: fc.model, Usage: fc.usage.cost(), Estimated: !fc.hasUsage, Finish: []string{fc.finish}}
+	if !fc.hasUsage {
+		a.Usage = cost.Usage{PromptTokens: cost.EstimateTokensOfLen(r.f.promptBytes), CompletionTokens: cost.EstimateTokensOfLen(len(fc.body))}
+	}
+	return a, nil
+}
+
+// AppendJSON appends a fresh answer as it is, and a stored one under this
+// request's own id, time and request members (see rebrand).
+func (r *Request) AppendJSON(dst, answer []byte, m surface.Meta) []byte {
+	if m.Tier == "" {
+		return append(dst, answer...)
+	}
+	return append(dst, r.rebrand(answer)...)
+}
+
+// AppendReplay appends a stored answer as an event stream, under this
+// request's own id.
+func (r *Request) AppendReplay(dst, answer []byte) ([]byte, error) {
+	return AppendReplay(dst, r.rebrand(answer))
+}
+
+// rebrand gives a cached answer what is this request's: a fresh id (a
+// client expects one per answer, and stores it under it), the time, and
+// the members the cache key leaves out (store, metadata, user) or
+// resolves (previous_response_id). Output item ids stay: they name the
+// cached items.
+func (r *Request) rebrand(answer []byte) []byte {
+	e := r.echo()
+	out := append([]byte(nil), answer...)
+	set := func(path, raw string) {
+		if b, err := sjson.SetRawBytes(out, path, []byte(raw)); err == nil {
+			out = b
+		}
+	}
+	set("id", string(api.AppendString(nil, r.ID())))
+	set("created_at", itoa(int(r.now())))
+	set("previous_response_id", or(e.previousResponseID, "null"))
+	set("store", or(e.store, "true"))
+	set("metadata", or(e.metadata, "{}"))
+	if e.user != "" {
+		set("user", e.user)
+	}
+	return out
+}
+
+// NewStream returns the copier of a streamed answer: native events framed
+// as they came, or chat chunks translated.
+func (r *Request) NewStream(native bool, maxCapture int) surface.Stream {
+	st := &stream{native: native, max: maxCapture, prompt: cost.EstimateTokensOfLen(r.f.promptBytes)}
+	if !native {
+		st.tr = newStreamTranslator(r.echo(), r.ID())
+	}
+	return st
+}
+
+type stream struct {
+	native bool
+	max    int
+	prompt int
+	acc    Accumulator
+	tr     *StreamTranslator
+	ev     events // error events of a native stream
+}
+
+func (s *stream) Add(dst, payload []byte) ([]byte, error) {
+	if s.native {
+		typ, err := s.acc.Add(payload)
+		if err != nil {
+			return dst, err
+		}
+		return appendEvent(dst, typ, payload), nil
+	}
+	return s.tr.Add(dst, payload)
+}
+
+func (s *stream) End(dst []byte) ([]byte, *surface.Answer, error) {
+	var resp []byte
+	if s.native {
+		resp = s.acc.Response()
+		if resp == nil {
+			return dst, nil, badStream("the stream ended before its response.completed event")
+		}
+	} else {
+		var err error
+		if dst, resp, err = s.tr.Finish(dst); err != nil {
+			return dst, nil, err
+		}
+	}
+	if s.Overflowed() {
+		return dst, nil, nil
+	}
+	root := gjson.ParseBytes(resp)
+	a := &surface.Answer{Body: resp, Model: root.Get("model").Str, Usage: Usage(resp), Finish: []string{finishOf(root)}}
+	if !s.native {
+		a.Estimated = !s.tr.hasUse
+	} else {
+		a.Estimated = !root.Get("usage").IsObject()
+	}
+	if a.Estimated {
+		a.Usage, _ = s.Partial()
+	}
+	return dst, a, nil
+}
+
+func (s *stream) AppendError(dst []byte, e *api.Error) []byte {
+	if s.native {
+		return s.ev.errorEvent(dst, e)
+	}
+	return s.tr.AppendError(dst, e)
+}
+
+func (s *stream) Partial() (cost.Usage, bool) {
+	if s.native {
+		return s.acc.partialUsage(s.prompt)
+	}
+	if s.tr.hasUse {
+		return s.tr.usage.cost(), false
+	}
+	return cost.Usage{PromptTokens: s.prompt, CompletionTokens: cost.EstimateTokensOfLen(s.tr.text)}, true
+}
+
+func (s *stream) Overflowed() bool {
+	if s.max <= 0 {
+		return false
+	}
+	if s.native {
+		return s.acc.TextBytes() > s.max
+	}
+	return s.tr.text > s.max
+}
+
+// errStoreOff is previous_response_id on a translated route with the store
+// off: nothing can resolve it.
+func errStoreOff() *api.Error {
+	return api.InvalidRequest("previous_response_id",
+		"previous_response_id: the gateway's response store is off (responses.store: false), and this model's provider does not speak the Responses API, so nothing can continue that response; send the whole conversation in input")
+}
+
+func errPreviousNotFound(id string) *api.Error {
+	e := api.InvalidRequest("previous_response_id", "Previous response with id '%s' not found.", id)
+	e.Code = "previous_response_not_found"
+	return e
+}
+
+func errStoreDown(err error) *api.Error {
+	return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeServer, Code: "response_store_unavailable",
+		Message: "the gateway's response store could not be read; retry the request", Err: err}
+}
+
+// Prepare resolves previous_response_id from the store: the response's
+// input items and its output become the start of this request's input,
+// and previous_response_id goes, so any provider reads the whole
+// conversation. An id the store does not hold for this principal (never
+// answered, expired, deleted, another key's) is a 400
+// previous_response_not_found. With the store off, a native upstream gets
+// the id as sent (its own store may know it) and a translated route a 400.
+func (r *Request) Prepare(ctx context.Context, sc surface.Scope, native bool) error {
+	prev := r.f.previousResponseID
+	if prev == "" {
+		return nil
+	}
+	if r.s.Store == nil {
+		if native {
+			return nil
+		}
+		return errStoreOff()
+	}
+	rec, ok, err := r.s.Store.Get(ctx, sc.Principal, prev)
+	if err != nil {
+		return errStoreDown(err)
+	}
+	if !ok {
+		return errPreviousNotFound(prev)
+	}
+	response, inputs, ok := decodeRecord(rec)
+	if !ok {
+		return errPreviousNotFound(prev)
+	}
+	hist := make([]byte, 0, len(inputs.Raw)+len(response.Raw))
+	hist = append(hist, '[')
+	n := 0
+	add := func(items gjson.Result) {
+		items.ForEach(func(_, it gjson.Result) bool {
+			if n > 0 {
+				hist = append(hist, ',')
+			}
+			n++
+			hist = append(hist, it.Raw...)
+			return true
+		})
+	}
+	add(inputs)
+	add(response.Get("output"))
+	hist = append(hist, ']')
+	r.history = hist
+
+	conv := append([]byte{'['}, stripItems(hist)...)
+	own := ownItems(r.body, "")
+	if len(own) > 2 {
+		if len(conv) > 1 {
+			conv = append(conv, ',')
+		}
+		conv = append(conv, own[1:len(own)-1]...)
+	}
+	conv = append(conv, ']')
+	b, err := sjson.SetRawBytes(append([]byte(nil), r.body...), "input", conv)
+	if err == nil {
+		b, err = sjson.DeleteBytes(b, "previous_response_id")
+	}
+	if err != nil {
+		return api.InvalidRequest("previous_response_id", "previous_response_id: the conversation could not be rebuilt: %v", err)
+	}
+	r.resolved = b
+	return nil
+}
+
+// stripItems writes the items of an array without their ids and statuses
+// (the members of an output item that an upstream's own store would try to
+// resolve), without the brackets.
+func stripItems(arr []byte) []byte {
+	var out []byte
+	n := 0
+	gjson.ParseBytes(arr).ForEach(func(_, it gjson.Result) bool {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		n++
+		b := []byte(it.Raw)
+		switch it.Get("type").Str {
+		case "message", "function_call", "function_call_output":
+			b, _ = sjson.DeleteBytes(b, "id")
+			b, _ = sjson.DeleteBytes(b, "status")
+		}
+		out = append(out, b...)
+		return true
+	})
+	return out
+}
+
+// ownItems is the request's own input as items (a string input a user
+// message), each message with an id (prefix msg_ and the response's, when
+// respID is set) as input_items lists them. A JSON array.
+func ownItems(body []byte, respID string) []byte {
+	in := gjson.GetBytes(body, "input")
+	out := []byte{'['}
+	if in.Type == gjson.String {
+		out = append(out, `{`...)
+		if respID != "" {
+			out = append(out, `"id":`...)
+			out = api.AppendString(out, itemID("msg_", respID, 0)+"i")
+			out = append(out, ',')
+		}
+		out = append(out, `"type":"message","role":"user","content":[{"type":"input_text","text":`...)
+		out = append(out, in.Raw...)
+		out = append(out, "}]}]"...)
+		return out
+	}
+	i := 0
+	in.ForEach(func(_, it gjson.Result) bool {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		b := []byte(it.Raw)
+		if typ := it.Get("type").Str; typ == "" || typ == "message" {
+			if typ == "" {
+				b, _ = sjson.SetBytes(b, "type", "message")
+			}
+			if c := it.Get("content"); c.Type == gjson.String {
+				kind := "input_text"
+				if it.Get("role").Str == "assistant" {
+					kind = "output_text"
+				}
+				b, _ = sjson.SetRawBytes(b, "content", []byte(`[{"type":"`+kind+`","text":`+c.Raw+`}]`))
+			}
+			if respID != "" && !it.Get("id").Exists() {
+				b, _ = sjson.SetBytes(b, "id", itemID("msg_", respID, i)+"i")
+			}
+		}
+		out = append(out, b...)
+		i++
+		return true
+	})
+	return append(out, ']')
+}
+
+// Record keeps an answer the client received whole, fresh or cached, with
+// the items it was given, unless the request said store: false. A record
+// over the store's bound is not kept (GET then reads 404); a store that
+// cannot be written costs the record, not the answer.
+func (r *Request) Record(ctx context.Context, sc surface.Scope, answer []byte, _ bool) error {
+	if r.s.Store == nil || !r.f.store {
+		return nil
+	}
+	id := gjson.GetBytes(answer, "id").Str
+	if id == "" {
+		return nil
+	}
+	own := ownItems(r.body, id)
+	items := own
+	if len(r.history) > 2 {
+		items = append(append([]byte(nil), r.history[:len(r.history)-1]...), ',')
+		items = append(items, own[1:]...)
+		if len(own) == 2 { // no input of its own
+			items = append(r.history[:len(r.history)-1:len(r.history)-1], ']')
+		}
+	}
+	err := r.s.Store.Put(ctx, sc.Principal, id, encodeRecord(answer, items))
+	if errors.Is(err, ErrTooLarge) {
+		return nil
+	}
+	return err
+}
+
+// Valid reports whether id could be a response id, for the GET and DELETE
+// routes: the ids the gateway and OpenAI give.
+func validID(id string) bool {
+	return id != "" && len(id) <= 256 && !strings.ContainsAny(id, "/ \t\r\n")
+}
