@@ -112,7 +112,7 @@ func (u usage) appendJSON(dst []byte) []byte {
 	dst = strconv.AppendInt(dst, int64(u.input), 10)
 	dst = append(dst, `,"input_tokens_details":{"cached_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(u.cached), 10)
-	dst = append(dst, `},"output_tokens":`...)
+	dst = append(dst, `,"cache_write_tokens":0},"output_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(u.output), 10)
 	dst = append(dst, `,"output_tokens_details":{"reasoning_tokens":`...)
 	dst = strconv.AppendInt(dst, int64(u.reasoning), 10)
