@@ -389,8 +389,8 @@ func stripItems(arr []byte) []byte {
 }
 
 // ownItems is the request's own input as items (a string input a user
-// message), each message with an id (prefix msg_ and the response's, when
-// respID is set) as input_items lists them. A JSON array.
+// message), each with an id when respID is set, as input_items lists them
+// and pages by. A JSON array.
 func ownItems(body []byte, respID string) []byte {
 	in := gjson.GetBytes(body, "input")
 	out := []byte{'['}
@@ -398,7 +398,7 @@ func ownItems(body []byte, respID string) []byte {
 		out = append(out, `{`...)
 		if respID != "" {
 			out = append(out, `"id":`...)
-			out = api.AppendString(out, itemID("msg_", respID, 0)+"i")
+			out = api.AppendString(out, inputItemID("msg_", respID, 0))
 			out = append(out, ',')
 		}
 		out = append(out, `"type":"message","role":"user","content":[{"type":"input_text","text":`...)
@@ -412,7 +412,11 @@ func ownItems(body []byte, respID string) []byte {
 			out = append(out, ',')
 		}
 		b := []byte(it.Raw)
-		if typ := it.Get("type").Str; typ == "" || typ == "message" {
+		typ := it.Get("type").Str
+		prefix := "item_"
+		switch typ {
+		case "", "message":
+			prefix = "msg_"
 			if typ == "" {
 				b, _ = sjson.SetBytes(b, "type", "message")
 			}
@@ -423,9 +427,13 @@ func ownItems(body []byte, respID string) []byte {
 				}
 				b, _ = sjson.SetRawBytes(b, "content", []byte(`[{"type":"`+kind+`","text":`+c.Raw+`}]`))
 			}
-			if respID != "" && !it.Get("id").Exists() {
-				b, _ = sjson.SetBytes(b, "id", itemID("msg_", respID, i)+"i")
-			}
+		case "function_call":
+			prefix = "fc_"
+		case "function_call_output":
+			prefix = "fco_"
+		}
+		if respID != "" && !it.Get("id").Exists() {
+			b, _ = sjson.SetBytes(b, "id", inputItemID(prefix, respID, i))
 		}
 		out = append(out, b...)
 		i++
@@ -466,4 +474,10 @@ func (r *Request) Record(ctx context.Context, sc surface.Scope, answer []byte, _
 // routes: the ids the gateway and OpenAI give.
 func validID(id string) bool {
 	return id != "" && len(id) <= 256 && !strings.ContainsAny(id, "/ \t\r\n")
+}
+
+// inputItemID names input item i of response respID that came without an
+// id: its type's prefix, the response's hex and "in" with the index.
+func inputItemID(prefix, respID string, i int) string {
+	return prefix + strings.TrimPrefix(respID, "resp_") + "_in" + itoa(i)
 }
