@@ -29,9 +29,11 @@ import (
 	"github.com/edge-agent/edge-agent/internal/limit"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/provider/anthropic"
+	"github.com/edge-agent/edge-agent/internal/provider/azure"
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/server"
+	"github.com/edge-agent/edge-agent/internal/surface/messages"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -195,7 +197,10 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	})
 	so := server.Options{
 		Version: Version, Logger: logger.Logger, Chat: gw,
-		Messages: http.HandlerFunc(gw.ServeMessages), CountTokens: http.HandlerFunc(gw.ServeCountTokens),
+		Routes: []server.Route{
+			{Method: http.MethodPost, Path: "/v1/messages", Handler: gw.Handler(messages.Surface{})},
+			{Method: http.MethodPost, Path: "/v1/messages/count_tokens", Handler: http.HandlerFunc(gw.ServeCountTokens)},
+		},
 		Models:  a.router.Models,
 		Health:  a.health,
 		Ready:   func() bool { return len(cfg.Providers) > 0 },
@@ -217,9 +222,14 @@ func newProvider(p config.Provider, httpClient string) (provider.Provider, *prov
 	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
 		StdOnly: httpClient == "std"})
 	client := &http.Client{Transport: tr}
-	if p.Type == "anthropic" {
+	switch p.Type {
+	case "anthropic":
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
 			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr
+	case "azure":
+		// No api_key: Entra ID tokens from the DefaultAzureCredential chain.
+		return azure.New(azure.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, APIVersion: p.APIVersion,
+			Models: p.Models, Client: client}), tr
 	}
 	var surfaces []provider.Surface
 	for _, name := range p.Surfaces {

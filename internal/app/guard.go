@@ -133,7 +133,7 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 	if err != nil {
 		return gateway.Admission{}, err
 	}
-	adm := gateway.Admission{Namespace: p.CacheNamespace, MaxCacheTTL: g.maxCacheTTL,
+	adm := gateway.Admission{Principal: p.Name, Namespace: p.CacheNamespace, MaxCacheTTL: g.maxCacheTTL,
 		NoCacheBypass: !p.AllowCacheBypass, HideCacheKey: !p.ShowCacheKey}
 	redactOn := g.redactAll
 	if p.Redact != nil {

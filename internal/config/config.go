@@ -92,7 +92,7 @@ type TLS struct {
 // Provider is one upstream.
 type Provider struct {
 	Name             string   `yaml:"name"`
-	Type             string   `yaml:"type"` // openai | anthropic
+	Type             string   `yaml:"type"` // openai | anthropic | azure | a preset's name (Presets)
 	BaseURL          string   `yaml:"base_url"`
 	APIKey           string   `yaml:"api_key"`
 	Models           []string `yaml:"models"`
@@ -106,6 +106,10 @@ type Provider struct {
 	// all three for OpenAI's own API, embeddings and completions for any
 	// other server.
 	Surfaces []string `yaml:"surfaces"`
+	// APIVersion is Azure OpenAI's api-version: a date (default
+	// 2024-10-21) on the per-deployment paths, or "v1" / "preview" for the
+	// v1 endpoint. Type azure only.
+	APIVersion string `yaml:"api_version"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -443,6 +447,15 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 
 	envProvider(cfg, getenv, "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 	envProvider(cfg, getenv, "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+	envProvider(cfg, getenv, "azure", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
+	if v := getenv("AZURE_OPENAI_API_VERSION"); v != "" {
+		for i := range cfg.Providers {
+			if cfg.Providers[i].Name == "azure" {
+				cfg.Providers[i].APIVersion = v
+			}
+		}
+	}
+	applyPresetEnv(cfg, getenv)
 	return errors.Join(errs...)
 }
 
@@ -466,6 +479,10 @@ func envProvider(cfg *Config, getenv func(string) string, name, keyVar, urlVar s
 	}
 	cfg.Providers = append(cfg.Providers, Provider{Name: name, Type: name, APIKey: key, BaseURL: url})
 }
+
+// azureVersionRe is an Azure OpenAI api-version: a date, maybe a preview,
+// or the v1 endpoint's names.
+var azureVersionRe = regexp.MustCompile(`^(?:\d{4}-\d{2}-\d{2}(?:-preview)?|v1|preview)$`)
 
 var hostNameRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$`)
 
@@ -549,16 +566,23 @@ func (c *Config) Validate() error {
 			bad("providers[%d].name: %q is defined twice", i, p.Name)
 		}
 		names[p.Name] = true
+		if ps, ok := presetOf(p); ok {
+			resolvePreset(p, ps)
+		}
 		if p.Type == "" {
 			switch p.Name {
-			case "anthropic":
-				p.Type = "anthropic"
+			case "anthropic", "azure":
+				p.Type = p.Name
 			default:
 				p.Type = "openai"
 			}
 		}
-		switch p.Type {
-		case "openai":
+		if p.APIVersion != "" && p.Type != "azure" {
+			bad("providers[%d].api_version: only Azure OpenAI providers (type azure) take an api_version", i)
+		}
+		_, preset := PresetNamed(p.Type)
+		switch {
+		case p.Type == "openai" || preset:
 			if p.BaseURL == "" {
 				if p.Name != "openai" {
 					bad("providers[%d].base_url: required for OpenAI-compatible provider %q", i, p.Name)
@@ -578,7 +602,19 @@ func (c *Config) Validate() error {
 					bad("providers[%d].surfaces: %q is not one of chat, responses, embeddings, completions", i, s)
 				}
 			}
-		case "anthropic":
+		case p.Type == "azure":
+			if p.BaseURL == "" {
+				bad("providers[%d].base_url: required for Azure OpenAI provider %q: the resource root, https://RESOURCE.openai.azure.com (or AZURE_OPENAI_ENDPOINT)", i, p.Name)
+			}
+			if p.APIVersion == "" {
+				p.APIVersion = "2024-10-21"
+			} else if !azureVersionRe.MatchString(p.APIVersion) {
+				bad("providers[%d].api_version: %q is not a dated version (2024-10-21, 2025-04-01-preview), v1 or preview", i, p.APIVersion)
+			}
+			if p.Surfaces != nil {
+				bad("providers[%d].surfaces: Azure OpenAI serves chat, responses and embeddings itself; surfaces does not apply", i)
+			}
+		case p.Type == "anthropic":
 			if p.BaseURL == "" {
 				p.BaseURL = "https://api.anthropic.com"
 			}
@@ -589,7 +625,7 @@ func (c *Config) Validate() error {
 				p.DefaultMaxTokens = 4096
 			}
 		default:
-			bad("providers[%d].type: %q is not openai or anthropic", i, p.Type)
+			bad("providers[%d].type: %q is not openai, anthropic, azure or a preset (%s)", i, p.Type, presetNames())
 		}
 	}
 	for i, m := range c.Models {

@@ -167,8 +167,12 @@ func TestOperationsDocExampleIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("documented config does not validate: %v", err)
 	}
-	if len(cfg.Providers) != 4 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" {
+	if len(cfg.Providers) != 6 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" {
 		t.Fatalf("documented config read wrongly: %+v", cfg)
+	}
+	if az, groq := cfg.Providers[4], cfg.Providers[5]; az.Type != "azure" || az.APIVersion != "2024-10-21" ||
+		groq.Type != "groq" || groq.BaseURL != "https://api.groq.com/openai/v1" {
+		t.Fatalf("documented azure and preset providers read wrongly: %+v %+v", az, groq)
 	}
 }
 

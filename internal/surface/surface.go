@@ -90,7 +90,7 @@ type Answer struct {
 	Model string // as the answer names it; "": the request's
 	Usage cost.Usage
 	// Estimated: the answer carried no usage and Usage is an estimate
-	// (priced, marked estimated, not cached).
+	// (priced from it and marked estimated; never free).
 	Estimated bool
 	// Finish holds each choice's finish reason in chat's terms (stop,
 	// length, tool_calls, content_filter, ...); they decide caching.
@@ -106,8 +106,10 @@ type Stream interface {
 	// the closing bytes ([DONE], the translated stop events) and returns
 	// the complete answer; a nil Answer with a nil error means the stream
 	// was sent whole but cannot be stored (too large to hold: Overflowed).
-	// An error means the stream was not complete.
-	End(dst []byte) ([]byte, *Answer, error)
+	// An error means the stream was not complete. keep false says the
+	// answer will be neither stored nor recorded: Body may then be left
+	// nil (usage and finish reasons are still wanted), sparing its rebuild.
+	End(dst []byte, keep bool) ([]byte, *Answer, error)
 	// AppendError appends the surface's in-stream error event for e.
 	AppendError(dst []byte, e *api.Error) []byte
 	// Partial is the usage up to now, for a stream that ended early (client

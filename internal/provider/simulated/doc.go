@@ -1,6 +1,6 @@
 // Package simulated is a built-in fake LLM provider that speaks the OpenAI
-// Chat Completions and Anthropic Messages wire formats, for the demo, tests
-// and load benchmarks.
+// Chat Completions, Anthropic Messages and Azure OpenAI wire formats, for
+// the demo, tests and load benchmarks.
 //
 // # Routes
 //
@@ -8,6 +8,10 @@
 //	POST /v1/messages           Anthropic Messages, JSON or SSE (stream: true)
 //	GET  /v1/models             OpenAI model list; Anthropic's format when the
 //	                            request carries an anthropic-version header
+//	POST /openai/...            Azure OpenAI: chat, embeddings and Responses on the
+//	                            per-deployment and v1 paths, with Azure's api-version,
+//	                            deployment and api-key checks, errors and content
+//	                            filter (see azure.go)
 //
 // # Answers
 //

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,6 +171,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/v1/models":
 		s.models(w, r)
 	default:
+		if strings.HasPrefix(r.URL.Path, "/openai/") {
+			s.azure(w, r) // Azure OpenAI: azure.go
+			return
+		}
 		d := dialectOpenAI
 		if len(r.Header["Anthropic-Version"]) > 0 {
 			d = dialectAnthropic
