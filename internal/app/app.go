@@ -59,6 +59,8 @@ type App struct {
 	// upstream are the providers' transports; Close drops their idle
 	// keep-alive connections (and the goroutines serving them).
 	upstream []*provider.Transport
+	// closeResponses releases the Responses API's store.
+	closeResponses func()
 }
 
 // Option changes how New builds the App.
@@ -195,12 +197,17 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		Limits: api.Limits{MaxMessages: cfg.Limits.MaxMessages, MaxMaxTokens: cfg.Limits.MaxMaxTokens, MaxN: cfg.Limits.MaxN},
 		Guard:  g,
 	})
+	respStore, closeResponses, err := newResponsesStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closeResponses = closeResponses
 	so := server.Options{
 		Version: Version, Logger: logger.Logger, Chat: gw,
-		Routes: []server.Route{
+		Routes: append([]server.Route{
 			{Method: http.MethodPost, Path: "/v1/messages", Handler: gw.Handler(messages.Surface{})},
 			{Method: http.MethodPost, Path: "/v1/messages/count_tokens", Handler: http.HandlerFunc(gw.ServeCountTokens)},
-		},
+		}, responsesRoutes(gw, g, respStore)...),
 		Models:  a.router.Models,
 		Health:  a.health,
 		Ready:   func() bool { return len(cfg.Providers) > 0 },
@@ -492,6 +499,9 @@ func newHTTPServer(h http.Handler) *http.Server {
 
 // Close releases every component; safe on a partly built App.
 func (a *App) Close() {
+	if a.closeResponses != nil {
+		a.closeResponses()
+	}
 	if a.tiered != nil {
 		a.tiered.Close()
 	}

@@ -151,6 +151,9 @@ func (x *exchange) parseResponses(body []byte) (respEcho, *simError) {
 
 	lastIsUserText := input.Type == gjson.String
 	req.prompt = input.Str
+	if !input.IsArray() {
+		input = gjson.Result{}
+	}
 	input.ForEach(func(_, it gjson.Result) bool {
 		typ := it.Get("type").Str
 		isMsg := typ == "" || typ == "message"

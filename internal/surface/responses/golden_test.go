@@ -273,3 +273,16 @@ func conform(t *testing.T, schemas map[string]*jsonschema.Schema, name, what str
 		t.Errorf("%s is not a valid %s: %v\n%s", what, name, err, body)
 	}
 }
+
+func TestReplayOfAPrettyPrintedAnswerKeepsEachEventOnOneDataLine(t *testing.T) {
+	pretty, err := os.ReadFile("testdata/replay/native_reasoning_tool.stored.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	indented := golden.Indent(t, pretty)
+	out, err := AppendReplay(nil, indented)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, responseSchemas(t), out)
+}

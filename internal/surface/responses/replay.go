@@ -1,6 +1,9 @@
 package responses
 
 import (
+	"bytes"
+	"encoding/json"
+
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 )
@@ -14,6 +17,15 @@ import (
 // Items of other types (reasoning, built-in tool calls from a native
 // upstream) are replayed as added and done.
 func AppendReplay(dst, response []byte) ([]byte, error) {
+	// The response goes into one data line: an upstream's pretty-printed
+	// answer (OpenAI indents its JSON) is compacted first.
+	if bytes.ContainsAny(response, "\r\n") {
+		var b bytes.Buffer
+		if err := json.Compact(&b, response); err != nil {
+			return dst, badAnswer("the stored response is not valid JSON")
+		}
+		response = b.Bytes()
+	}
 	if !gjson.ValidBytes(response) {
 		return dst, badAnswer("the stored response is not valid JSON")
 	}

@@ -1,6 +1,7 @@
 package responses
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -55,6 +56,7 @@ type Request struct {
 	// the items its input_items start with.
 	history []byte
 	id      string // the id of every answer this request sends
+	created int64  // its created_at, 0 until read
 	e       *echo
 }
 
@@ -123,11 +125,17 @@ func (r *Request) echo() *echo {
 	return r.e
 }
 
+// now is the request's time, read once: every copy of its answer says
+// the same created_at.
 func (r *Request) now() int64 {
-	if r.s.Now != nil {
-		return r.s.Now().Unix()
+	if r.created == 0 {
+		if r.s.Now != nil {
+			r.created = r.s.Now().Unix()
+		} else {
+			r.created = time.Now().Unix()
+		}
 	}
-	return time.Now().Unix()
+	return r.created
 }
 
 // Answer reads a provider's answer: a Response from a native upstream,
@@ -137,6 +145,7 @@ func (r *Request) Answer(body []byte, native bool) (surface.Answer, error) {
 		if !gjson.ValidBytes(body) {
 			return surface.Answer{}, badAnswer("not valid JSON")
 		}
+		body = r.restorePrevious(body, "previous_response_id")
 		root := gjson.ParseBytes(body)
 		if root.Get("object").Str != "response" {
 			return surface.Answer{}, badAnswer("not a response object")
@@ -197,7 +206,7 @@ func (r *Request) rebrand(answer []byte) []byte {
 // NewStream returns the copier of a streamed answer: native events framed
 // as they came, or chat chunks translated.
 func (r *Request) NewStream(native bool, maxCapture int) surface.Stream {
-	st := &stream{native: native, max: maxCapture, prompt: cost.EstimateTokensOfLen(r.f.promptBytes)}
+	st := &stream{r: r, native: native, max: maxCapture, prompt: cost.EstimateTokensOfLen(r.f.promptBytes)}
 	if !native {
 		st.tr = newStreamTranslator(r.echo(), r.ID())
 	}
@@ -205,6 +214,7 @@ func (r *Request) NewStream(native bool, maxCapture int) surface.Stream {
 }
 
 type stream struct {
+	r      *Request
 	native bool
 	max    int
 	prompt int
@@ -215,6 +225,9 @@ type stream struct {
 
 func (s *stream) Add(dst, payload []byte) ([]byte, error) {
 	if s.native {
+		if s.r.resolved != nil && bytes.Contains(payload, []byte(`"response":`)) {
+			payload = s.r.restorePrevious(payload, "response.previous_response_id")
+		}
 		typ, err := s.acc.Add(payload)
 		if err != nil {
 			return dst, err
@@ -224,7 +237,7 @@ func (s *stream) Add(dst, payload []byte) ([]byte, error) {
 	return s.tr.Add(dst, payload)
 }
 
-func (s *stream) End(dst []byte) ([]byte, *surface.Answer, error) {
+func (s *stream) End(dst []byte, _ bool) ([]byte, *surface.Answer, error) {
 	var resp []byte
 	if s.native {
 		resp = s.acc.Response()
@@ -446,9 +459,12 @@ func ownItems(body []byte, respID string) []byte {
 // the items it was given, unless the request said store: false. A record
 // over the store's bound is not kept (GET then reads 404); a store that
 // cannot be written costs the record, not the answer.
-func (r *Request) Record(ctx context.Context, sc surface.Scope, answer []byte, _ bool) error {
+func (r *Request) Record(ctx context.Context, sc surface.Scope, answer []byte, fresh bool) error {
 	if r.s.Store == nil || !r.f.store {
 		return nil
+	}
+	if !fresh {
+		answer = r.sentAnswer(answer)
 	}
 	id := gjson.GetBytes(answer, "id").Str
 	if id == "" {
@@ -468,6 +484,38 @@ func (r *Request) Record(ctx context.Context, sc surface.Scope, answer []byte, _
 		return nil
 	}
 	return err
+}
+
+// restorePrevious puts the client's previous_response_id back at path of
+// a native upstream's answer or event when Prepare resolved it (the
+// upstream never saw it, and says null).
+func (r *Request) restorePrevious(b []byte, path string) []byte {
+	if r.resolved == nil || r.f.previousResponseID == "" || !gjson.GetBytes(b, path).Exists() {
+		return b
+	}
+	if out, err := sjson.SetBytes(b, path, r.f.previousResponseID); err == nil {
+		return out
+	}
+	return b
+}
+
+// sentAnswer is the Response a client got for a stored answer: the
+// pipeline may hand Record the stored answer itself (as cached), the one
+// AppendJSON rewrote, or the event stream AppendReplay wrote, whose
+// terminal event carries the Response. Whichever it is, what is kept is
+// what was sent: under this request's id.
+func (r *Request) sentAnswer(answer []byte) []byte {
+	if bytes.HasPrefix(answer, []byte("event: ")) {
+		i := bytes.LastIndex(answer, []byte("\ndata: "))
+		if i < 0 {
+			return nil
+		}
+		return []byte(gjson.GetBytes(bytes.TrimSpace(answer[i+len("\ndata: "):]), "response").Raw)
+	}
+	if gjson.GetBytes(answer, "id").Str != r.ID() {
+		return r.rebrand(answer)
+	}
+	return answer
 }
 
 // Valid reports whether id could be a response id, for the GET and DELETE

@@ -248,7 +248,7 @@ func TestNativeStreamIsFramedAndRebuiltFromItsCompletedEvent(t *testing.T) {
 	if !strings.HasPrefix(string(out), "event: response.created\ndata: {\"type\":\"response.created\"") || strings.Count(string(out), "\n\n") != 3 {
 		t.Errorf("framing:\n%s", out)
 	}
-	out, a, err := st.End(out)
+	out, a, err := st.End(out, true)
 	if err != nil || a == nil {
 		t.Fatalf("End: %v %v", a, err)
 	}
@@ -264,7 +264,7 @@ func TestNativeStreamWithoutItsCompletedEventIsIncomplete(t *testing.T) {
 	r := parse(t, &Surface{}, `{"model":"m","input":"hi","stream":true}`)
 	st := r.NewStream(true, 0)
 	out, _ := st.Add(nil, []byte(`{"type":"response.output_text.delta","delta":"Hello world"}`))
-	if _, _, err := st.End(out); err == nil {
+	if _, _, err := st.End(out, true); err == nil {
 		t.Error("a stream cut before response.completed ended cleanly")
 	}
 	u, estimated := st.Partial()
@@ -280,11 +280,38 @@ func TestTranslatedStreamPastItsCaptureIsSentButNotKept(t *testing.T) {
 	r := parse(t, &Surface{}, `{"model":"m","input":"hi","stream":true}`)
 	st := r.NewStream(false, 4)
 	out, _ := st.Add(nil, []byte(`{"id":"c","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"more than four"},"finish_reason":"stop"}]}`))
-	out, a, err := st.End(out)
+	out, a, err := st.End(out, true)
 	if err != nil || a != nil || !st.Overflowed() {
 		t.Errorf("End = %v %v, overflowed %v", a, err, st.Overflowed())
 	}
 	if !strings.Contains(string(out), "response.completed") {
 		t.Error("the stream was not sent whole")
+	}
+}
+
+func TestRecordKeepsAStoredAnswerAsItWasSentWhateverThePipelineHandsIt(t *testing.T) {
+	s := &Surface{Store: NewMemoryStore(time.Hour, 1<<20, 0)}
+	stored := answerTranslated(t, s, alice, `{"model":"m","input":"hi"}`, toolCallCompletion)
+	r := parse(t, s, `{"model":"m","input":"hi"}`)
+	sent := r.AppendJSON(nil, stored, surface.Meta{Tier: "L1"})
+	replay, err := r.AppendReplay(nil, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, handed := range map[string][]byte{"the stored answer": stored, "the rewritten answer": sent, "the replayed events": replay} {
+		if _, err := s.Store.Delete(context.Background(), "alice", r.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Record(context.Background(), alice, handed, false); err != nil {
+			t.Fatal(err)
+		}
+		rec, ok, _ := s.Store.Get(context.Background(), "alice", r.ID())
+		if !ok {
+			t.Errorf("%s: not kept under the request's id", name)
+			continue
+		}
+		if resp, _, _ := decodeRecord(rec); resp.Raw != string(sent) {
+			t.Errorf("%s: kept\n%s\nwant what was sent\n%s", name, resp.Raw, sent)
+		}
 	}
 }
