@@ -139,6 +139,11 @@ func Usage(response []byte) cost.Usage {
 	if u := v.Get("usage"); u.IsObject() {
 		v = u
 	}
+	return usageOf(v)
+}
+
+// usageOf reads a Response's usage object.
+func usageOf(v gjson.Result) cost.Usage {
 	return usage{
 		input:     nonNeg(v.Get("input_tokens")),
 		cached:    nonNeg(v.Get("input_tokens_details.cached_tokens")),
@@ -180,20 +185,23 @@ func statusOf(finish string) (status, reason string) {
 // finishOf is the chat finish reason of a Response, for the cache's
 // decision: what statusOf would have made of it.
 func finishOf(response gjson.Result) string {
-	switch response.Get("status").Str {
+	calls := false
+	response.Get("output").ForEach(func(_, it gjson.Result) bool {
+		calls = it.Get("type").Str == "function_call"
+		return !calls
+	})
+	return finishFrom(response.Get("status").Str, response.Get("incomplete_details.reason").Str, calls)
+}
+
+func finishFrom(status, reason string, calls bool) string {
+	switch status {
 	case statusCompleted:
-		out := response.Get("output")
-		calls := false
-		out.ForEach(func(_, it gjson.Result) bool {
-			calls = it.Get("type").Str == "function_call"
-			return !calls
-		})
 		if calls {
 			return "tool_calls"
 		}
 		return "stop"
 	case statusIncomplete:
-		if response.Get("incomplete_details.reason").Str == reasonContentFilter {
+		if reason == reasonContentFilter {
 			return "content_filter"
 		}
 		return "length"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,12 +147,11 @@ func (r *Request) Answer(body []byte, native bool) (surface.Answer, error) {
 			return surface.Answer{}, badAnswer("not valid JSON")
 		}
 		body = r.restorePrevious(body, "previous_response_id")
-		root := gjson.ParseBytes(body)
-		if root.Get("object").Str != "response" {
+		a, ok := readResponse(body)
+		if !ok {
 			return surface.Answer{}, badAnswer("not a response object")
 		}
-		return surface.Answer{Body: body, Model: root.Get("model").Str, Usage: Usage(body),
-			Estimated: !root.Get("usage").IsObject(), Finish: []string{finishOf(root)}}, nil
+		return a, nil
 	}
 	fc, err := translateChat(body, r.echo(), r.ID(), r.now())
 	if err != nil {
@@ -162,6 +162,42 @@ func (r *Request) Answer(body []byte, native bool) (surface.Answer, error) {
 		a.Usage = cost.Usage{PromptTokens: cost.EstimateTokensOfLen(r.f.promptBytes), CompletionTokens: cost.EstimateTokensOfLen(len(fc.body))}
 	}
 	return a, nil
+}
+
+// readResponse reads what the pipeline needs of a Response in one pass
+// over its members: the model, the usage by kind and the finish reason in
+// chat's terms (see finishOf).
+func readResponse(body []byte) (surface.Answer, bool) {
+	a := surface.Answer{Body: body, Estimated: true}
+	if !gjson.ValidBytes(body) {
+		return a, false
+	}
+	var object, status, reason string
+	calls := false
+	gjson.Parse(bstr(body)).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "object":
+			object = v.Str
+		case "model":
+			a.Model = v.Str
+		case "status":
+			status = v.Str
+		case "incomplete_details":
+			reason = v.Get("reason").Str
+		case "usage":
+			if v.IsObject() {
+				a.Usage, a.Estimated = usageOf(v), false
+			}
+		case "output":
+			v.ForEach(func(_, it gjson.Result) bool {
+				calls = it.Get("type").Str == "function_call"
+				return !calls
+			})
+		}
+		return true
+	})
+	a.Finish = []string{finishFrom(status, reason, calls)}
+	return a, object == "response"
 }
 
 // AppendJSON appends a fresh answer as it is, and a stored one under this
@@ -186,21 +222,44 @@ func (r *Request) AppendReplay(dst, answer []byte) ([]byte, error) {
 // cached items.
 func (r *Request) rebrand(answer []byte) []byte {
 	e := r.echo()
-	out := append([]byte(nil), answer...)
-	set := func(path, raw string) {
-		if b, err := sjson.SetRawBytes(out, path, []byte(raw)); err == nil {
-			out = b
+	out := make([]byte, 0, len(answer)+64)
+	out = append(out, '{')
+	n := 0
+	member := func(k, raw string) {
+		if n > 0 {
+			out = append(out, ',')
 		}
+		n++
+		out = api.AppendString(out, k)
+		out = append(out, ':')
+		out = append(out, raw...)
 	}
-	set("id", string(api.AppendString(nil, r.ID())))
-	set("created_at", itoa(int(r.now())))
-	set("previous_response_id", or(e.previousResponseID, "null"))
-	set("store", or(e.store, "true"))
-	set("metadata", or(e.metadata, "{}"))
-	if e.user != "" {
-		set("user", e.user)
+	var buf [72]byte // an id or a time
+	seenUser := false
+	gjson.Parse(bstr(answer)).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			member("id", bstr(api.AppendString(buf[:0], r.ID())))
+		case "created_at":
+			member("created_at", bstr(strconv.AppendInt(buf[:0], r.now(), 10)))
+		case "previous_response_id":
+			member(k.Str, or(e.previousResponseID, "null"))
+		case "store":
+			member(k.Str, or(e.store, "true"))
+		case "metadata":
+			member(k.Str, or(e.metadata, "{}"))
+		case "user":
+			seenUser = true
+			member(k.Str, or(e.user, "null"))
+		default:
+			member(k.Str, v.Raw)
+		}
+		return true
+	})
+	if !seenUser && e.user != "" {
+		member("user", e.user)
 	}
-	return out
+	return append(out, '}')
 }
 
 // NewStream returns the copier of a streamed answer: native events framed

@@ -229,6 +229,9 @@ func TestNativeAnswerIsReadForUsageAndFinish(t *testing.T) {
 	if _, err := r.Answer([]byte(`{"object":"chat.completion"}`), true); api.FromError(err).Status != 502 {
 		t.Errorf("a chat completion from a native upstream: %v", err)
 	}
+	if _, err := r.Answer([]byte(`{"object":"response","model":"m","output":[`), true); api.FromError(err).Status != 502 {
+		t.Errorf("a cut answer from a native upstream: %v", err)
+	}
 }
 
 func TestNativeStreamIsFramedAndRebuiltFromItsCompletedEvent(t *testing.T) {
