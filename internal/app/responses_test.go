@@ -20,11 +20,13 @@ import (
 // The official OpenAI Go SDK's Responses client, pointed at the gateway:
 // gpt-4o goes to an upstream that serves the Responses API (the simulated
 // one, configured with surfaces: [responses]) and is passed through;
-// claude-sonnet-4-5 goes to Anthropic, reached by translation through chat.
+// claude-sonnet-4-5 goes to Anthropic, reached by translation through chat,
+// and sim-small to an OpenAI-compatible server that serves chat only.
 
 var responsesUpstreams = []struct{ name, model, provider, upstreamPath string }{
 	{"passthrough", "gpt-4o", "openai", "/v1/responses"},
 	{"translated", "claude-sonnet-4-5", "anthropic", "/v1/messages"},
+	{"chat-only", "sim-small", "sim", "/v1/chat/completions"},
 }
 
 // responsesConfig serves the simulated provider with the openai provider
@@ -288,5 +290,21 @@ func TestResponsesBadInputGetsOpenAIsEnvelope(t *testing.T) {
 		if resp.StatusCode != 400 || gjson.GetBytes(b, "error.param").Str != tc.param || gjson.GetBytes(b, "error.type").Str != "invalid_request_error" {
 			t.Errorf("%s: %d %s", tc.body, resp.StatusCode, b)
 		}
+	}
+}
+
+func TestStoredResponseRoutesAnswerOtherMethodsWith405(t *testing.T) {
+	s := startSim(t, simulated.Options{})
+	g := startGateway(t, responsesConfig(s))
+	req, _ := http.NewRequest(http.MethodPut, g.URL+"/v1/responses/resp_1", nil)
+	req.Header.Set("Authorization", "Bearer sk-alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "DELETE, GET" || gjson.GetBytes(b, "error.code").Str != "method_not_allowed" {
+		t.Errorf("%d %q %s", resp.StatusCode, resp.Header.Get("Allow"), b)
 	}
 }

@@ -730,7 +730,8 @@ func demoModels() (openai, anthropic []string) {
 func UseDemoProvider(c *Config, base string) {
 	openaiModels, anthropicModels := demoModels()
 	demo := []Provider{
-		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels},
+		// The simulated server speaks the Responses API as OpenAI does.
+		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels, Surfaces: []string{"responses", "embeddings", "completions"}},
 		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
 		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
 	}
