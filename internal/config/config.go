@@ -92,7 +92,7 @@ type TLS struct {
 // Provider is one upstream.
 type Provider struct {
 	Name             string   `yaml:"name"`
-	Type             string   `yaml:"type"` // openai | anthropic | azure | a preset's name (Presets)
+	Type             string   `yaml:"type"` // openai | anthropic | azure | bedrock | a preset's name (Presets)
 	BaseURL          string   `yaml:"base_url"`
 	APIKey           string   `yaml:"api_key"`
 	Models           []string `yaml:"models"`
@@ -110,6 +110,15 @@ type Provider struct {
 	// 2024-10-21) on the per-deployment paths, or "v1" / "preview" for the
 	// v1 endpoint. Type azure only.
 	APIVersion string `yaml:"api_version"`
+	// Region is the AWS region of a bedrock provider; empty takes the
+	// SDK's (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
+	Region string `yaml:"region"`
+	// Static AWS keys of a bedrock provider; without them the SDK's
+	// default chain supplies credentials (environment, shared config and
+	// profiles, web identity, container and instance metadata).
+	AWSAccessKeyID     string `yaml:"aws_access_key_id"`
+	AWSSecretAccessKey string `yaml:"aws_secret_access_key"`
+	AWSSessionToken    string `yaml:"aws_session_token"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -182,6 +191,21 @@ type Auth struct {
 	TPM       int      `yaml:"tpm"`   // per-key default
 	GlobalRPM int      `yaml:"global_rpm"`
 	GlobalTPM int      `yaml:"global_tpm"`
+	// Teams give teams (the team of keys) budgets all their keys share.
+	Teams []Team `yaml:"teams"`
+	// BudgetHoldTTL is how long a hard budget's hold on the maximum cost of
+	// a request lives if the request never settles (an instance crashed).
+	BudgetHoldTTL Duration `yaml:"budget_hold_ttl"`
+	// KeysFile keeps the keys created through /admin/keys when there is no
+	// Redis; "" with no Redis: /admin/keys cannot create keys.
+	KeysFile string `yaml:"keys_file"`
+}
+
+// Team is a team's shared budget, in US dollars; 0 means none.
+type Team struct {
+	Name             string  `yaml:"name"`
+	BudgetDailyUSD   float64 `yaml:"budget_daily_usd"`
+	BudgetMonthlyUSD float64 `yaml:"budget_monthly_usd"`
 }
 
 // APIKey is one client key.
@@ -229,6 +253,9 @@ type Price struct {
 	// Anthropic prompt-cache writes; 0: 1.25x (5-minute) and 2x (1-hour) the input price.
 	CacheWrite5m float64 `yaml:"cache_write_5m"`
 	CacheWrite1h float64 `yaml:"cache_write_1h"`
+	// MaxOutput is the model's output limit in tokens (0: the built-in
+	// table's, if any), what a hard budget holds for a request without max_tokens.
+	MaxOutput int64 `yaml:"max_output"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -257,6 +284,7 @@ func Default() Config {
 			RedisTimeout: Duration(50 * time.Millisecond),
 			CoalesceWait: Duration(120 * time.Second),
 		},
+		Auth:    Auth{BudgetHoldTTL: Duration(10 * time.Minute)},
 		Routing: Routing{MaxRetries: 2},
 		Limits:  RequestLimits{MaxMessages: 2048, MaxMaxTokens: 1_000_000, MaxN: 16},
 		Responses: Responses{
@@ -435,6 +463,8 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	integer("RATE_LIMIT_RPM", &cfg.Auth.RPM)
 	integer("RATE_LIMIT_BURST", &cfg.Auth.Burst)
 	integer("RATE_LIMIT_TPM", &cfg.Auth.TPM)
+	seconds("BUDGET_HOLD_TTL_SECONDS", &cfg.Auth.BudgetHoldTTL)
+	str("KEYS_FILE", &cfg.Auth.KeysFile)
 	if v := getenv("API_KEYS"); v != "" {
 		cfg.Auth.Keys = append(cfg.Auth.Keys, ParseAPIKeys(v)...)
 	}
@@ -499,6 +529,9 @@ func (c *Config) Validate() error {
 	for name, p := range c.Prices {
 		if p.Input < 0 || p.Output < 0 || p.CachedInput < 0 || p.CacheWrite5m < 0 || p.CacheWrite1h < 0 {
 			bad("prices.%s: a price is negative", name)
+		}
+		if p.MaxOutput < 0 {
+			bad("prices.%s.max_output: must not be negative", name)
 		}
 	}
 	if _, err := netip.ParseAddr(c.MetricsHost); err != nil && !hostNameRe.MatchString(c.MetricsHost) {
@@ -624,8 +657,18 @@ func (c *Config) Validate() error {
 			if p.DefaultMaxTokens == 0 {
 				p.DefaultMaxTokens = 4096
 			}
+		case p.Type == "bedrock":
+			if (p.AWSAccessKeyID == "") != (p.AWSSecretAccessKey == "") {
+				bad("providers[%d].aws_access_key_id: aws_access_key_id and aws_secret_access_key must be set together", i)
+			}
+			if p.AWSSessionToken != "" && p.AWSAccessKeyID == "" {
+				bad("providers[%d].aws_session_token: needs aws_access_key_id and aws_secret_access_key", i)
+			}
+			if p.APIKey != "" {
+				bad("providers[%d].api_key: bedrock signs with AWS credentials: use aws_access_key_id and aws_secret_access_key, or the AWS default chain", i)
+			}
 		default:
-			bad("providers[%d].type: %q is not openai, anthropic, azure or a preset (%s)", i, p.Type, presetNames())
+			bad("providers[%d].type: %q is not openai, anthropic, azure, bedrock or a preset (%s)", i, p.Type, presetNames())
 		}
 	}
 	for i, m := range c.Models {
@@ -663,6 +706,22 @@ func (c *Config) Validate() error {
 		}
 		if k.Team != "" && k.CacheScope != "" {
 			bad("auth.keys[%d]: set team or cache_scope, not both", i)
+		}
+	}
+	if c.Auth.BudgetHoldTTL <= 0 {
+		bad("auth.budget_hold_ttl: must be positive")
+	}
+	teams := make(map[string]bool, len(c.Auth.Teams))
+	for i, t := range c.Auth.Teams {
+		switch {
+		case t.Name == "":
+			bad("auth.teams[%d].name: required", i)
+		case teams[t.Name]:
+			bad("auth.teams[%d].name: duplicate team %q", i, t.Name)
+		}
+		teams[t.Name] = true
+		if t.BudgetDailyUSD < 0 || t.BudgetMonthlyUSD < 0 {
+			bad("auth.teams[%d]: budgets must not be negative", i)
 		}
 	}
 	return errors.Join(errs...)

@@ -66,7 +66,24 @@ type Guard interface {
 	// Admit checks model permission, rate limits and budget. It may set
 	// headers (x-ratelimit-*) on h. It returns the cache namespace for the
 	// caller's key ("" for shared) and may rewrite the body (redaction).
-	Admit(ctx context.Context, h http.Header, model string, body []byte, estTokens int) (Admission, error)
+	Admit(ctx context.Context, h http.Header, model string, body []byte, est Estimate) (Admission, error)
+}
+
+// Estimate is what a request may use, known before the call: for token
+// rate limits and for the hold of a hard budget.
+type Estimate struct {
+	Model        string // the model it is priced at (the routed target's)
+	PromptTokens int    // the prompt's estimate
+	MaxTokens    int64  // the completion limit the client asked for; 0: none
+}
+
+// Tokens is what token rate limits spend before the call: the prompt plus
+// the completion limit asked for (256 without one).
+func (e Estimate) Tokens() int {
+	if e.MaxTokens > 0 {
+		return e.PromptTokens + int(min(e.MaxTokens, 1<<20))
+	}
+	return e.PromptTokens + 256
 }
 
 // Admission is what a Guard decided for one request.
@@ -212,7 +229,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 
 	var adm Admission
 	if g.o.Guard != nil {
-		adm, err = g.o.Guard.Admit(ctx, h, info.Model, req.Raw(), req.EstimateTokens())
+		adm, err = g.o.Guard.Admit(ctx, h, info.Model, req.Raw(),
+			Estimate{Model: target.Model, PromptTokens: req.PromptTokens(), MaxTokens: info.MaxTokens})
 		if err != nil {
 			x.fail(err)
 			return

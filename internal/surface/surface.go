@@ -54,9 +54,10 @@ type Request interface {
 	Raw() []byte
 	// SetRaw replaces the body after admission rewrote it (redaction).
 	SetRaw(b []byte)
-	// EstimateTokens guesses the tokens the request will use before the
-	// call (prompt and answer budget), for rate limits and budgets.
-	EstimateTokens() int
+	// PromptTokens estimates the prompt's tokens before the call, for
+	// rate limits and the hold of a hard budget (the answer's budget is
+	// Info.MaxTokens).
+	PromptTokens() int
 	// Fallbacks are the fallback models the body names (chat's
 	// "fallbacks"); the X-Fallback-Models header is the pipeline's.
 	Fallbacks() ([]string, error)

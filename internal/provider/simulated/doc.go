@@ -1,6 +1,6 @@
 // Package simulated is a built-in fake LLM provider that speaks the OpenAI
-// Chat Completions, Anthropic Messages and Azure OpenAI wire formats, for
-// the demo, tests and load benchmarks.
+// Chat Completions, Anthropic Messages, Azure OpenAI and AWS Bedrock
+// Converse wire formats, for the demo, tests and load benchmarks.
 //
 // # Routes
 //
@@ -12,6 +12,12 @@
 //	                            per-deployment and v1 paths, with Azure's api-version,
 //	                            deployment and api-key checks, errors and content
 //	                            filter (see azure.go)
+//	POST /model/{id}/converse   AWS Bedrock Converse; /converse-stream answers in
+//	                            AWS's binary event-stream framing; /invoke serves
+//	                            the Titan and Cohere embedding models. Every call
+//	                            must be SigV4-signed with BedrockAccessKeyID and
+//	                            BedrockSecretAccessKey (service bedrock, any
+//	                            region, within 5 minutes), or gets Bedrock's 403
 //
 // # Answers
 //

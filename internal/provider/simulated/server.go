@@ -175,6 +175,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.azure(w, r) // Azure OpenAI: azure.go
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, "/model/") { // Bedrock: /model/{modelId}/converse, ...
+			s.bedrock(w, r)
+			return
+		}
 		d := dialectOpenAI
 		if len(r.Header["Anthropic-Version"]) > 0 {
 			d = dialectAnthropic

@@ -49,15 +49,8 @@ func (r *Request) Raw() []byte { return r.Body }
 // SetRaw replaces the body (redaction).
 func (r *Request) SetRaw(b []byte) { r.Body = b }
 
-// EstimateTokens is the prompt's bytes / 4 plus the answer budget asked for
-// (256 when unset).
-func (r *Request) EstimateTokens() int {
-	n := cost.EstimateTokens(r.Body)
-	if r.MaxTokens > 0 {
-		return n + int(min(r.MaxTokens, 1<<20))
-	}
-	return n + 256
-}
+// PromptTokens is the body's bytes / 4.
+func (r *Request) PromptTokens() int { return cost.EstimateTokens(r.Body) }
 
 // keyIgnored are the request fields that cannot change the answer (the
 // gateway's own), left out of the cache key on top of cache's defaults.

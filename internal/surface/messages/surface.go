@@ -46,8 +46,8 @@ func (r *Request) Raw() []byte { return r.Body }
 // SetRaw replaces the body (redaction).
 func (r *Request) SetRaw(b []byte) { r.Body = b }
 
-// EstimateTokens is Parse's prompt estimate plus max_tokens.
-func (r *Request) EstimateTokens() int { return r.InputTokens + int(min(r.MaxTokens, 1<<20)) }
+// PromptTokens is Parse's prompt estimate.
+func (r *Request) PromptTokens() int { return r.InputTokens }
 
 // Fallbacks: the Messages API has no fallbacks member.
 func (r *Request) Fallbacks() ([]string, error) { return nil, nil }

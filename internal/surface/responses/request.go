@@ -8,7 +8,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
-	"github.com/edge-agent/edge-agent/internal/cost"
 )
 
 // fields is what Parse reads of a request; the rest stays in the body.
@@ -382,12 +381,6 @@ func checkInt(v gjson.Result, param string, lo, hi int64) *api.Error {
 		return api.InvalidRequest(param, "%s: must be at least %d, got %d", param, lo, n)
 	}
 	return nil
-}
-
-// estimate guesses the tokens of a request: its prompt at about four
-// bytes per token and the answer's budget.
-func (f fields) estimate() int {
-	return cost.EstimateTokensOfLen(f.promptBytes) + int(f.maxOutputTokens)
 }
 
 func itoa(i int) string {

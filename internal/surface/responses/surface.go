@@ -77,8 +77,8 @@ func (r *Request) Raw() []byte { return r.body }
 // SetRaw replaces the body after redaction.
 func (r *Request) SetRaw(b []byte) { r.body, r.e = b, nil }
 
-// EstimateTokens is the prompt at four bytes a token plus the answer budget.
-func (r *Request) EstimateTokens() int { return r.f.estimate() }
+// PromptTokens is Parse's prompt estimate (input, instructions, tools).
+func (r *Request) PromptTokens() int { return cost.EstimateTokensOfLen(r.f.promptBytes) }
 
 // Fallbacks: the Responses API has no fallbacks member; the
 // X-Fallback-Models header still applies.
