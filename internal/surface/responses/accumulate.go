@@ -14,6 +14,7 @@ type Accumulator struct {
 	final  []byte // the terminal event's response, copied
 	failed bool   // the stream carried an error event
 	text   int    // bytes of text and arguments in the deltas
+	next   int64  // the sequence_number after the last event's
 }
 
 // Add folds one event payload in and returns its type, for the SSE event
@@ -27,6 +28,9 @@ func (a *Accumulator) Add(payload []byte) (typ string, err error) {
 	t := root.Get("type")
 	if t.Type != gjson.String || t.Str == "" {
 		return "", badStream("an event has no type")
+	}
+	if n := root.Get("sequence_number"); n.Type == gjson.Number {
+		a.next = n.Int() + 1
 	}
 	switch t.Str {
 	case "response.output_text.delta", "response.refusal.delta", "response.function_call_arguments.delta":

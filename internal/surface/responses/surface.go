@@ -327,6 +327,8 @@ func (s *stream) End(dst []byte, _ bool) ([]byte, *surface.Answer, error) {
 
 func (s *stream) AppendError(dst []byte, e *api.Error) []byte {
 	if s.native {
+		// The error event continues the upstream's numbering.
+		s.ev.seq = max(s.ev.seq, s.acc.next)
 		return s.ev.errorEvent(dst, e)
 	}
 	return s.tr.AppendError(dst, e)

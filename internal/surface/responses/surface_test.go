@@ -277,6 +277,13 @@ func TestNativeStreamWithoutItsCompletedEventIsIncomplete(t *testing.T) {
 	if _, err := st.Add(nil, []byte(`not json`)); err == nil {
 		t.Error("a payload that is not JSON was copied")
 	}
+	st = r.NewStream(true, 0)
+	_, _ = st.Add(nil, []byte(`{"type":"response.created","sequence_number":0,"response":{"id":"resp_up","object":"response"}}`))
+	_, _ = st.Add(nil, []byte(`{"type":"response.output_text.delta","sequence_number":1,"delta":"Hi"}`))
+	ev := st.AppendError(nil, &api.Error{Status: 502, Type: api.TypeUpstream, Message: "cut"})
+	if !strings.Contains(string(ev), `"type":"error","sequence_number":2,`) {
+		t.Errorf("the error event does not continue the upstream's numbering: %s", ev)
+	}
 }
 
 func TestTranslatedStreamPastItsCaptureIsSentButNotKept(t *testing.T) {
