@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"os"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/tidwall/gjson"
 
 	"github.com/edge-agent/edge-agent/internal/config"
@@ -306,5 +309,115 @@ func TestStoredResponseRoutesAnswerOtherMethodsWith405(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "DELETE, GET" || gjson.GetBytes(b, "error.code").Str != "method_not_allowed" {
 		t.Errorf("%d %q %s", resp.StatusCode, resp.Header.Get("Allow"), b)
+	}
+}
+
+// responsesSchemas compiles the Responses schema subset the surface keeps.
+func responsesSchemas(t *testing.T) map[string]*jsonschema.Schema {
+	t.Helper()
+	const url = "https://edge-agent.invalid/responses.json"
+	f, err := os.Open("../surface/responses/testdata/openai-schema/responses.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(url, doc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*jsonschema.Schema{}
+	for _, name := range []string{"Response", "ResponseStreamEvent", "ErrorResponse", "ResponseItemList"} {
+		if out[name], err = c.Compile(url + "#/$defs/" + name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// callResponses sends one request to the gateway as alice.
+func callResponses(t *testing.T, method, url, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer sk-alice")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, b
+}
+
+// conformEvents validates every event of a Responses stream, its name
+// against its type and its sequence numbers from 0, and returns the
+// terminal event's response.
+func conformEvents(t *testing.T, schemas map[string]*jsonschema.Schema, what string, stream []byte) []byte {
+	t.Helper()
+	var final []byte
+	seq := int64(0)
+	for block := range strings.SplitSeq(strings.TrimSpace(string(stream)), "\n\n") {
+		name, data, ok := strings.Cut(block, "\ndata: ")
+		if !ok || !strings.HasPrefix(name, "event: ") {
+			t.Fatalf("%s: not an event: %q", what, block)
+		}
+		name = strings.TrimPrefix(name, "event: ")
+		conform(t, schemas, "ResponseStreamEvent", what+" "+name, []byte(data))
+		if gjson.Get(data, "type").Str != name || gjson.Get(data, "sequence_number").Int() != seq {
+			t.Errorf("%s: event %d is %s: %s", what, seq, name, data)
+		}
+		seq++
+		if r := gjson.Get(data, "response"); r.Exists() && name != "response.created" && name != "response.in_progress" {
+			final = []byte(r.Raw)
+		}
+	}
+	return final
+}
+
+func TestEveryResponsesAnswerMatchesOpenAISchema(t *testing.T) {
+	schemas := responsesSchemas(t)
+	s := startSim(t, simulated.Options{})
+	g := startGateway(t, responsesConfig(s))
+	for _, up := range responsesUpstreams {
+		t.Run(up.name, func(t *testing.T) {
+			for _, body := range []string{
+				`{"model":"` + up.model + `","input":"schema ` + up.name + `","instructions":"be brief","metadata":{"k":"v"}}`,
+				`{"model":"` + up.model + `","input":[{"role":"user","content":[{"type":"input_text","text":"weather?"}]}],"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]}`,
+				`{"model":"` + up.model + `","input":"SIM_WORDS_40 cut ` + up.name + `","max_output_tokens":16}`,
+			} {
+				for _, tier := range []string{"MISS", "HIT"} {
+					resp, b := callResponses(t, http.MethodPost, g.URL+"/v1/responses", body)
+					if resp.StatusCode != 200 || resp.Header.Get("X-Cache-Status") != tier {
+						t.Fatalf("%s %s: %d %s %s", tier, body, resp.StatusCode, resp.Header.Get("X-Cache-Status"), b)
+					}
+					conform(t, schemas, "Response", tier+" JSON", b)
+					stream := strings.Replace(body, `{"model"`, `{"stream":true,"model"`, 1)
+					resp, b = callResponses(t, http.MethodPost, g.URL+"/v1/responses", stream)
+					if resp.StatusCode != 200 || resp.Header.Get("X-Cache-Status") != "HIT" {
+						t.Fatalf("stream: %d %s %s", resp.StatusCode, resp.Header.Get("X-Cache-Status"), b)
+					}
+					final := conformEvents(t, schemas, tier+" replay", b)
+					id := gjson.GetBytes(final, "id").Str
+					resp, b = callResponses(t, http.MethodGet, g.URL+"/v1/responses/"+id, "")
+					if resp.StatusCode != 200 || string(bytes.TrimSpace(b)) != string(final) {
+						t.Errorf("GET %s: %d %s\nwant %s", id, resp.StatusCode, b, final)
+					}
+					_, b = callResponses(t, http.MethodGet, g.URL+"/v1/responses/"+id+"/input_items", "")
+					conform(t, schemas, "ResponseItemList", "input_items", b)
+				}
+			}
+			// A fresh stream (a new question), not a replay.
+			resp, b := callResponses(t, http.MethodPost, g.URL+"/v1/responses", `{"stream":true,"model":"`+up.model+`","input":"fresh stream `+up.name+`"}`)
+			if resp.StatusCode != 200 || resp.Header.Get("X-Cache-Status") != "MISS" {
+				t.Fatalf("fresh stream: %d %s", resp.StatusCode, resp.Header.Get("X-Cache-Status"))
+			}
+			conformEvents(t, schemas, "fresh stream", b)
+			_, b = callResponses(t, http.MethodGet, g.URL+"/v1/responses/resp_unknown", "")
+			conform(t, schemas, "ErrorResponse", "404", b)
+		})
 	}
 }
