@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
