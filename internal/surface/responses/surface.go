@@ -579,7 +579,7 @@ func (r *Request) sentAnswer(answer []byte) []byte {
 	return answer
 }
 
-// Valid reports whether id could be a response id, for the GET and DELETE
+// validID reports whether id could be a response id, for the GET and DELETE
 // routes: the ids the gateway and OpenAI give.
 func validID(id string) bool {
 	return id != "" && len(id) <= 256 && !strings.ContainsAny(id, "/ \t\r\n")
