@@ -14,6 +14,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/surface/responses"
+	"github.com/edge-agent/edge-agent/internal/testutil/benchcpu"
 )
 
 // The Responses passthrough beside chat's and Messages' benchmarks: the
@@ -86,12 +87,44 @@ func serveResponsesBench(b *testing.B, withCache, store bool, body []byte, want 
 	}
 	serve()
 	b.ReportAllocs()
+	defer benchcpu.Report(b)()
 	for b.Loop() {
 		serve()
 		if w.code != 200 || w.h.Get("X-Cache-Status") != want {
 			b.Fatalf("status %d cache %q", w.code, w.h.Get("X-Cache-Status"))
 		}
 	}
+}
+
+// BenchmarkResponsesPassthroughBesideChat runs the chat and Responses
+// passthrough of the same question one after the other, in CPU time per
+// call (cpu-ns/op), so that a loaded machine weighs on both alike: run it
+// with -count to interleave them.
+func BenchmarkResponsesPassthroughBesideChat(b *testing.B) {
+	b.Run("chat/json", func(b *testing.B) {
+		g, _ := newBenchGateway(b, false, nil)
+		defer benchcpu.Report(b)()
+		serveBench(b, g, []byte(benchBody), "BYPASS")
+	})
+	b.Run("responses/json", func(b *testing.B) {
+		serveResponsesBench(b, false, false, []byte(benchResponsesBody), "BYPASS")
+	})
+	b.Run("chat/stream", func(b *testing.B) {
+		g, _ := newBenchGateway(b, false, nil)
+		defer benchcpu.Report(b)()
+		serveBench(b, g, []byte(`{"model":"gpt-4o-mini","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}`), "BYPASS")
+	})
+	b.Run("responses/stream", func(b *testing.B) {
+		serveResponsesBench(b, false, false, []byte(`{"model":"gpt-4o-mini","max_output_tokens":256,"stream":true,"input":"What is the capital of France?"}`), "BYPASS")
+	})
+	b.Run("chat/hit", func(b *testing.B) {
+		g, _ := newBenchGateway(b, true, nil)
+		defer benchcpu.Report(b)()
+		serveBench(b, g, []byte(benchBody), "HIT")
+	})
+	b.Run("responses/hit", func(b *testing.B) {
+		serveResponsesBench(b, true, false, []byte(benchResponsesBody), "HIT")
+	})
 }
 
 // BenchmarkProxyResponsesMissNonStreaming is the Responses passthrough of
