@@ -83,6 +83,8 @@ type App struct {
 	draining    bool         // on root, under reloadMu: shutdown began
 	retiring    sync.WaitGroup
 	closeOnce   sync.Once
+	// closeResponses releases the Responses API's store.
+	closeResponses func()
 }
 
 // Option changes how New builds the App.
@@ -262,12 +264,17 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		Limits: api.Limits{MaxMessages: cfg.Limits.MaxMessages, MaxMaxTokens: cfg.Limits.MaxMaxTokens, MaxN: cfg.Limits.MaxN},
 		Guard:  g,
 	})
+	respStore, closeResponses, err := newResponsesStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closeResponses = closeResponses
 	so := server.Options{
 		Version: Version, Logger: logger.Logger, Chat: gw,
-		Routes: []server.Route{
+		Routes: append([]server.Route{
 			{Method: http.MethodPost, Path: "/v1/messages", Handler: gw.Handler(messages.Surface{})},
 			{Method: http.MethodPost, Path: "/v1/messages/count_tokens", Handler: http.HandlerFunc(gw.ServeCountTokens)},
-		},
+		}, responsesRoutes(gw, g, respStore)...),
 		Models:  a.router.Models,
 		Health:  a.health,
 		Ready:   func() bool { return len(cfg.Providers) > 0 },
@@ -629,6 +636,9 @@ func (a *App) closeGeneration() {
 }
 
 func (a *App) release() {
+	if a.closeResponses != nil {
+		a.closeResponses()
+	}
 	a.keys.close()
 	if a.ownsCache {
 		if a.tiered != nil {

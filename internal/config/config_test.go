@@ -216,6 +216,26 @@ func TestMaxClientTTLFromEnvAndValidated(t *testing.T) {
 	}
 }
 
+func TestResponsesStoreFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"RESPONSES_STORE":                 "false",
+		"RESPONSES_STORE_TTL_SECONDS":     "600",
+		"RESPONSES_STORE_MAX_BYTES":       "1048576",
+		"RESPONSES_STORE_MAX_ENTRY_BYTES": "65536",
+	}
+	cfg, err := Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Responses
+	if r.Store || r.StoreTTL.D() != 10*time.Minute || r.StoreMaxBytes != 1<<20 || r.StoreMaxEntryBytes != 64<<10 {
+		t.Errorf("responses = %+v", r)
+	}
+	if d := Default().Responses; !d.Store || d.StoreTTL.D() != 24*time.Hour {
+		t.Errorf("defaults = %+v", d)
+	}
+}
+
 func TestBedrockProviderReadsRegionAndKeys(t *testing.T) {
 	raw := []byte(`providers:
   - name: aws

@@ -173,6 +173,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.chat(w, r, dialectAnthropic)
 	case "/v1/messages/count_tokens":
 		s.countTokens(w, r)
+	case "/v1/responses":
+		s.responses(w, r)
 	case "/v1/models":
 		s.models(w, r)
 	default:
