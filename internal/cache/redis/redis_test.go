@@ -248,9 +248,9 @@ func TestNewSucceedsWithRedisDownAndConnectsLater(t *testing.T) {
 	}
 	s.Restart()
 	waitFor(t, 3*time.Second, func() bool { return c.Ping(ctx) == nil })
-	if err := c.Set(ctx, cache.Key{1}, sampleEntry(), 0); err != nil {
-		t.Fatal(err)
-	}
+	// A Redis that has just restarted on a loaded machine may miss one
+	// call's timeout: what matters is that the cache works again.
+	waitFor(t, 3*time.Second, func() bool { return c.Set(ctx, cache.Key{1}, sampleEntry(), 0) == nil })
 	if e, err := c.Get(ctx, cache.Key{1}); err != nil || e == nil {
 		t.Fatalf("Get = %v, %v", e, err)
 	}
