@@ -66,7 +66,9 @@ type Server struct {
 	cfg   atomic.Pointer[config]
 	calls atomic.Int64
 	seq   atomic.Uint64 // drives the fault and jitter draws
-	pool  sync.Pool     // *exchange
+
+	embedCalls, embedInputs atomic.Int64 // POST /v1/embeddings: requests and their inputs
+	pool                    sync.Pool    // *exchange
 
 	lastMu     sync.Mutex
 	lastPath   string
@@ -121,12 +123,17 @@ func (s *Server) SetOptions(o Options) {
 	s.cfg.Store(c)
 }
 
-// Calls is the number of chat requests received since the start or the
-// last ResetCalls, whatever their outcome.
+// Calls is the number of chat requests (chat completions, messages and
+// legacy completions) received since the start or the last ResetCalls,
+// whatever their outcome.
 func (s *Server) Calls() int64 { return s.calls.Load() }
 
-// ResetCalls sets Calls back to zero.
-func (s *Server) ResetCalls() { s.calls.Store(0) }
+// ResetCalls sets Calls, EmbeddingCalls and EmbeddingInputs back to zero.
+func (s *Server) ResetCalls() {
+	s.calls.Store(0)
+	s.embedCalls.Store(0)
+	s.embedInputs.Store(0)
+}
 
 // LastRequest returns a copy of the last chat request received.
 func (s *Server) LastRequest() (path string, header http.Header, body []byte) {
@@ -165,6 +172,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.chat(w, r, dialectAnthropic)
 	case "/v1/messages/count_tokens":
 		s.countTokens(w, r)
+	case "/v1/embeddings":
+		s.embeddings(w, r)
+	case "/v1/completions":
+		s.completions(w, r)
 	case "/v1/models":
 		s.models(w, r)
 	default:
