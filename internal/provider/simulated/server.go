@@ -66,9 +66,9 @@ type Server struct {
 	cfg   atomic.Pointer[config]
 	calls atomic.Int64
 	seq   atomic.Uint64 // drives the fault and jitter draws
+	pool  sync.Pool     // *exchange
 
 	embedCalls, embedInputs atomic.Int64 // POST /v1/embeddings: requests and their inputs
-	pool                    sync.Pool    // *exchange
 
 	lastMu     sync.Mutex
 	lastPath   string
