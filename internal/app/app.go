@@ -196,6 +196,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	so := server.Options{
 		Version: Version, Logger: logger.Logger, Chat: gw,
 		Messages: http.HandlerFunc(gw.ServeMessages), CountTokens: http.HandlerFunc(gw.ServeCountTokens),
+		Embeddings: http.HandlerFunc(gw.ServeEmbeddings),
 		Models:  a.router.Models,
 		Health:  a.health,
 		Ready:   func() bool { return len(cfg.Providers) > 0 },

@@ -37,6 +37,8 @@ type Options struct {
 	// envelope.
 	Messages    http.Handler
 	CountTokens http.Handler
+	// Embeddings serves POST /v1/embeddings (OpenAI's API); nil: not served.
+	Embeddings http.Handler
 	// Models lists what GET /v1/models returns.
 	Models func() []api.Model
 	// Health reports per-component status; called by /health.
@@ -86,6 +88,9 @@ func New(o Options) *Server {
 	}
 	if o.CountTokens != nil {
 		s.handle("/v1/messages/count_tokens", http.MethodPost, s.authenticated(o.CountTokens))
+	}
+	if o.Embeddings != nil {
+		s.handle("/v1/embeddings", http.MethodPost, s.authenticated(o.Embeddings))
 	}
 	s.handle("/v1/models", http.MethodGet, s.authenticated(http.HandlerFunc(s.models)))
 	s.handle("/health", http.MethodGet, http.HandlerFunc(s.health))
