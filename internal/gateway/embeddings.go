@@ -15,6 +15,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/surface"
 	"github.com/edge-agent/edge-agent/internal/surface/embeddings"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
@@ -39,8 +40,9 @@ var (
 // OpenAI adapter with the surface configured, or an adapter that
 // translates to its upstream's API); any other is a 400.
 func (g *Gateway) ServeEmbeddings(w http.ResponseWriter, r *http.Request) {
-	x := exchange{g: g, w: w, r: r, start: time.Now(), surface: provider.SurfaceEmbeddings}
+	x := exchange{g: g, w: w, r: r, start: time.Now(), s: embeddingsSurface{}}
 	x.rec.Cache = telemetry.CacheBypass
+	x.rec.Endpoint = provider.SurfaceEmbeddings
 	defer x.finish()
 	if m := g.metrics(); m != nil {
 		m.InflightInc()
@@ -87,7 +89,7 @@ func (g *Gateway) ServeEmbeddings(w http.ResponseWriter, r *http.Request) {
 			Message: "model " + strconv.Quote(req.Model) + " does not support embeddings: its providers have no embeddings API"})
 		return
 	}
-	fallbacks, err := requestFallbacks(&api.ChatRequest{}, r.Header)
+	fallbacks, err := requestFallbacks(req, r.Header)
 	if err != nil {
 		x.fail(err)
 		return
@@ -95,7 +97,8 @@ func (g *Gateway) ServeEmbeddings(w http.ResponseWriter, r *http.Request) {
 
 	var adm Admission
 	if g.o.Guard != nil {
-		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body, req.EstimateTokens(nil))
+		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body,
+			Estimate{Model: target.Model, PromptTokens: req.EstimateTokens(nil)})
 		if err != nil {
 			x.fail(err)
 			return
@@ -106,7 +109,7 @@ func (g *Gateway) ServeEmbeddings(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		x.admission = adm
+		x.tenant = tenant{principal: adm.Principal, namespace: adm.Namespace, hideKey: adm.HideCacheKey, done: adm.Done}
 	}
 	cc, err := parseCacheControl(r.Header)
 	if err != nil {
@@ -125,13 +128,28 @@ func (g *Gateway) ServeEmbeddings(w http.ResponseWriter, r *http.Request) {
 			x.fail(api.InvalidRequest("", "request cannot be cached: %v", err))
 			return
 		}
-		x.keyOK = true
 	}
 	if err := b.answer(ctx); err != nil {
 		x.fail(err)
 		return
 	}
 	b.write()
+}
+
+// embeddingsSurface is what the pipeline's shared steps (fail) need of the
+// embeddings API: its ID and OpenAI's error envelope. Its requests do not
+// go down serve (one answer per request); ServeEmbeddings is their path.
+type embeddingsSurface struct{}
+
+func (embeddingsSurface) ID() provider.Surface { return provider.SurfaceEmbeddings }
+
+func (embeddingsSurface) WriteError(w http.ResponseWriter, e *api.Error) { api.WriteError(w, e) }
+
+// Parse is the per-input path's parse; serve never calls it (the route is
+// ServeEmbeddings).
+func (embeddingsSurface) Parse(body []byte, lim api.Limits) (surface.Request, error) {
+	return nil, &api.Error{Status: http.StatusInternalServerError, Type: api.TypeServer, Code: "internal_error",
+		Message: "embeddings are served by ServeEmbeddings, not the one-answer pipeline"}
 }
 
 // embedBatch is the state of one embeddings request: which input came from
@@ -143,21 +161,21 @@ type embedBatch struct {
 	fallbacks []string
 	keys      []cache.Key // per input; nil when the cache is off
 
-	elems     [][]byte          // per input: its data element, stored or fresh
+	elems     [][]byte           // per input: its data element, stored or fresh
 	first     *embeddings.Answer // the first upstream answer: the envelope
-	sent      int               // inputs sent upstream
-	calls     int               // upstream calls made
-	tokens    int               // prompt tokens of those calls
-	total     int               // their total tokens
-	fromL2    bool              // a hit came from L2
-	coalesced int               // inputs answered by another request's call
+	sent      int                // inputs sent upstream
+	calls     int                // upstream calls made
+	tokens    int                // prompt tokens of those calls
+	total     int                // their total tokens
+	fromL2    bool               // a hit came from L2
+	coalesced int                // inputs answered by another request's call
 }
 
 // answer fills every input's element: from the cache, from another
 // request's call for the same input, or from upstream.
 func (b *embedBatch) answer(ctx context.Context) error {
 	x, g := b.x, b.x.g
-	lookup := x.keyOK && !x.cc.noCache
+	lookup := b.keys != nil && !x.cc.noCache
 	if lookup {
 		b.lookup(ctx)
 	}
@@ -314,7 +332,7 @@ func (b *embedBatch) fetch(ctx context.Context, idx []int) ([]*cache.Entry, erro
 	for k, i := range idx {
 		b.elems[i] = ans.Elems[k]
 	}
-	if !x.keyOK || x.cc.noStore {
+	if b.keys == nil || x.cc.noStore {
 		return make([]*cache.Entry, len(idx)), nil
 	}
 	model := ans.Model
@@ -347,7 +365,7 @@ func (b *embedBatch) write() {
 	x.price(model, cost.Usage{PromptTokens: b.tokens}, false)
 	x.rec.Status = http.StatusOK
 	switch {
-	case !x.keyOK || x.cc.noCache:
+	case b.keys == nil || x.cc.noCache:
 		x.rec.Cache = telemetry.CacheBypass
 		h["X-Cache-Status"] = hdrBypass
 	case b.calls == 0 && b.coalesced > 0:
@@ -367,7 +385,7 @@ func (b *embedBatch) write() {
 		x.rec.Cache = telemetry.CacheMiss
 		h["X-Cache-Status"] = hdrMiss
 	}
-	if x.keyOK {
+	if b.keys != nil {
 		x.set(h, "X-Cache-Hits", strconv.Itoa(hits))
 		x.set(h, "X-Cache-Misses", strconv.Itoa(b.sent))
 	}
@@ -401,7 +419,7 @@ func (b *embedBatch) appendMetadata(out []byte, hits int, elapsed time.Duration)
 	out = append(out, `,"model":`...)
 	out = api.AppendString(out, x.rec.Model)
 	out = append(out, `,"cached":"`...)
-	out = strconv.AppendBool(out, b.calls == 0 && x.keyOK && !x.cc.noCache)
+	out = strconv.AppendBool(out, b.calls == 0 && b.keys != nil && !x.cc.noCache)
 	out = append(out, `","cache_hits":"`...)
 	out = strconv.AppendInt(out, int64(hits), 10)
 	out = append(out, `","cache_misses":"`...)

@@ -54,9 +54,10 @@ type Request interface {
 	Raw() []byte
 	// SetRaw replaces the body after admission rewrote it (redaction).
 	SetRaw(b []byte)
-	// EstimateTokens guesses the tokens the request will use before the
-	// call (prompt and answer budget), for rate limits and budgets.
-	EstimateTokens() int
+	// PromptTokens estimates the prompt's tokens before the call, for
+	// rate limits and the hold of a hard budget (the answer's budget is
+	// Info.MaxTokens).
+	PromptTokens() int
 	// Fallbacks are the fallback models the body names (chat's
 	// "fallbacks"); the X-Fallback-Models header is the pipeline's.
 	Fallbacks() ([]string, error)
@@ -90,7 +91,7 @@ type Answer struct {
 	Model string // as the answer names it; "": the request's
 	Usage cost.Usage
 	// Estimated: the answer carried no usage and Usage is an estimate
-	// (priced, marked estimated, not cached).
+	// (priced from it and marked estimated; never free).
 	Estimated bool
 	// Finish holds each choice's finish reason in chat's terms (stop,
 	// length, tool_calls, content_filter, ...); they decide caching.
@@ -106,8 +107,10 @@ type Stream interface {
 	// the closing bytes ([DONE], the translated stop events) and returns
 	// the complete answer; a nil Answer with a nil error means the stream
 	// was sent whole but cannot be stored (too large to hold: Overflowed).
-	// An error means the stream was not complete.
-	End(dst []byte) ([]byte, *Answer, error)
+	// An error means the stream was not complete. keep false says the
+	// answer will be neither stored nor recorded: Body may then be left
+	// nil (usage and finish reasons are still wanted), sparing its rebuild.
+	End(dst []byte, keep bool) ([]byte, *Answer, error)
 	// AppendError appends the surface's in-stream error event for e.
 	AppendError(dst []byte, e *api.Error) []byte
 	// Partial is the usage up to now, for a stream that ended early (client

@@ -14,11 +14,11 @@ import (
 	"github.com/edge-agent/edge-agent/internal/api"
 )
 
-// Embedding sizes: a model's default dimensions, and the largest asked for.
+// Embedding sizes (the default, defaultEmbeddingDims, is azure.go's): the
+// largest asked for, and the most inputs in one request.
 const (
-	defaultEmbeddingDims = 1536
-	largeEmbeddingDims   = 3072 // text-embedding-3-large's
-	maxEmbeddingInputs   = 2048
+	largeEmbeddingDims = 3072 // text-embedding-3-large's
+	maxEmbeddingInputs = 2048
 )
 
 // EmbeddingCalls is the number of POST /v1/embeddings requests received

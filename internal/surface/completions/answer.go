@@ -270,8 +270,10 @@ func (s *stream) add(c gjson.Result) {
 
 // End appends [DONE] and returns the rebuilt answer: nil when it was too
 // large to hold, or carried logprobs (not rebuilt: a streamed answer's
-// logprobs come in pieces); an error when a choice never finished.
-func (s *stream) End(dst []byte) ([]byte, *surface.Answer, error) {
+// logprobs come in pieces); an error when a choice never finished. keep
+// false leaves the body unbuilt (the usage and finish reasons are still
+// returned).
+func (s *stream) End(dst []byte, keep bool) ([]byte, *surface.Answer, error) {
 	for _, c := range s.choices {
 		if c.finish == "" {
 			return dst, nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_truncated",
@@ -287,6 +289,17 @@ func (s *stream) End(dst []byte) ([]byte, *surface.Answer, error) {
 		return dst, nil, nil
 	}
 	a := &surface.Answer{Model: s.model}
+	if !keep {
+		for _, c := range s.choices {
+			a.Finish = append(a.Finish, c.finish)
+		}
+		if s.usage != nil {
+			a.Usage = *s.usage
+		} else {
+			a.Usage, a.Estimated = s.Partial()
+		}
+		return dst, a, nil
+	}
 	b := make([]byte, 0, 256+s.text)
 	b = append(b, `{"id":`...)
 	b = api.AppendString(b, s.id)

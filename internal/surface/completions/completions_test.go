@@ -23,17 +23,21 @@ func mustParse(t *testing.T, body string) *Request {
 
 func TestParseReadsWhatThePipelineActsOn(t *testing.T) {
 	r := mustParse(t, `{"model":"gpt-3.5-turbo-instruct","prompt":["a","b"],"stream":true,"max_tokens":20,"n":2,"stream_options":{"include_usage":true}}`)
-	if i := r.Info(); i.Model != "gpt-3.5-turbo-instruct" || !i.Stream || i.MaxTokens != 20 {
+	if i := r.Info(); i.Model != "gpt-3.5-turbo-instruct" || !i.Stream || i.MaxTokens != 2*2*20 {
 		t.Errorf("info %+v", i)
 	}
 	if !r.includeUsage || r.prompts != 2 {
 		t.Errorf("include_usage %v prompts %d", r.includeUsage, r.prompts)
 	}
-	if got := r.EstimateTokens(); got != cost.EstimateTokensOfLen(6)+2*2*20 {
-		t.Errorf("estimate %d", got)
+	if got := r.PromptTokens(); got != cost.EstimateTokensOfLen(6) {
+		t.Errorf("prompt estimate %d", got)
 	}
-	if got := mustParse(t, `{"model":"m","prompt":[1,2,3]}`).EstimateTokens(); got != cost.EstimateTokensOfLen(7)+DefaultMaxTokens {
-		t.Errorf("token prompt without max_tokens: estimate %d", got)
+	r = mustParse(t, `{"model":"m","prompt":[1,2,3]}`)
+	if got := r.PromptTokens(); got != cost.EstimateTokensOfLen(7) {
+		t.Errorf("token prompt: estimate %d", got)
+	}
+	if got := r.Info().MaxTokens; got != DefaultMaxTokens {
+		t.Errorf("without max_tokens: budget %d, want the default %d", got, DefaultMaxTokens)
 	}
 }
 
@@ -145,7 +149,7 @@ func TestStreamKeepsBackTheUsageChunkTheClientDidNotAskFor(t *testing.T) {
 		if got != want {
 			t.Errorf("include_usage %v: sent %q, want %q", asked, got, want)
 		}
-		end, a, err := s.End(nil)
+		end, a, err := s.End(nil, true)
 		if err != nil || a == nil || a.Usage.CompletionTokens != 1 || a.Estimated || string(end) != "data: [DONE]\n\n" {
 			t.Errorf("include_usage %v: end %q answer %+v err %v", asked, end, a, err)
 		}
@@ -155,7 +159,7 @@ func TestStreamKeepsBackTheUsageChunkTheClientDidNotAskFor(t *testing.T) {
 func TestStreamThatDoesNotFinishIsNotAnAnswer(t *testing.T) {
 	s := mustParse(t, `{"model":"m","prompt":"x","stream":true}`).NewStream(true, 0)
 	addAll(t, s, `{"id":"c","choices":[{"text":"hal","index":0,"finish_reason":null}]}`)
-	if _, a, err := s.End(nil); err == nil || a != nil {
+	if _, a, err := s.End(nil, true); err == nil || a != nil {
 		t.Errorf("answer %+v err %v, want an error", a, err)
 	}
 	if u, est := s.Partial(); !est || u.CompletionTokens != 1 {
@@ -178,12 +182,12 @@ func TestStreamErrorEventIsABadGatewayWithoutTheProvidersText(t *testing.T) {
 func TestStreamTooLargeOrWithLogprobsIsSentButNotStored(t *testing.T) {
 	s := mustParse(t, `{"model":"m","prompt":"x","stream":true}`).NewStream(true, 4)
 	addAll(t, s, `{"id":"c","choices":[{"text":"longer than four","index":0,"finish_reason":"stop"}]}`)
-	if _, a, err := s.End(nil); err != nil || a != nil || !s.Overflowed() {
+	if _, a, err := s.End(nil, true); err != nil || a != nil || !s.Overflowed() {
 		t.Errorf("overflow: answer %+v err %v overflowed %v", a, err, s.Overflowed())
 	}
 	s = mustParse(t, `{"model":"m","prompt":"x","stream":true,"logprobs":1}`).NewStream(true, 0)
 	addAll(t, s, `{"id":"c","choices":[{"text":"a","index":0,"logprobs":{"tokens":["a"]},"finish_reason":"stop"}]}`)
-	if end, a, err := s.End(nil); err != nil || a != nil || string(end) != "data: [DONE]\n\n" {
+	if end, a, err := s.End(nil, true); err != nil || a != nil || string(end) != "data: [DONE]\n\n" {
 		t.Errorf("logprobs: answer %+v err %v", a, err)
 	}
 }

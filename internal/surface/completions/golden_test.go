@@ -37,7 +37,7 @@ func TestStreamRebuildsTheAnswerLikeTheGoldens(t *testing.T) {
 				return ".error.json", errorGolden(t, err)
 			}
 		}
-		_, a, err := s.End(out)
+		_, a, err := s.End(out, true)
 		if err != nil {
 			return ".error.json", errorGolden(t, err)
 		}

@@ -251,27 +251,25 @@ func checkNumber(v gjson.Result, param string, lo, hi float64) *api.Error {
 	return nil
 }
 
-// Info is what the pipeline reads of the request.
+// Info is what the pipeline reads of the request. MaxTokens is the
+// answer's whole budget: max_tokens (16 unset, as OpenAI's default) for
+// every choice of every prompt.
 func (r *Request) Info() surface.Info {
-	return surface.Info{Model: r.model, Stream: r.stream, MaxTokens: r.maxTokens}
+	per := r.maxTokens
+	if per == 0 {
+		per = DefaultMaxTokens
+	}
+	return surface.Info{Model: r.model, Stream: r.stream, MaxTokens: min(per*r.n*int64(max(r.prompts, 1)), 1<<20)}
 }
 
-// Raw is the request as sent (or redacted).
+// Raw is the request body.
 func (r *Request) Raw() []byte { return r.body }
 
 // SetRaw replaces the body after admission rewrote it.
 func (r *Request) SetRaw(b []byte) { r.body = b }
 
-// EstimateTokens is the prompt's bytes / 4 plus the answer budget of every
-// choice of every prompt.
-func (r *Request) EstimateTokens() int {
-	per := r.maxTokens
-	if per == 0 {
-		per = DefaultMaxTokens
-	}
-	budget := min(per*r.n*int64(max(r.prompts, 1)), 1<<20)
-	return cost.EstimateTokensOfLen(r.promptBytes) + int(budget)
-}
+// PromptTokens is the prompt's bytes / 4 (a token id counts as one).
+func (r *Request) PromptTokens() int { return cost.EstimateTokensOfLen(r.promptBytes) }
 
 // Fallbacks are the body's "fallbacks" model names.
 func (r *Request) Fallbacks() ([]string, error) {

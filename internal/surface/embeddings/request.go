@@ -255,3 +255,7 @@ func (req *Request) UpstreamBody(idx []int) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Fallbacks: the embeddings API has no fallbacks member (the
+// X-Fallback-Models header is the gateway's).
+func (req *Request) Fallbacks() ([]string, error) { return nil, nil }
