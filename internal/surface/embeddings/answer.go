@@ -92,6 +92,12 @@ func ReadAnswer(body []byte, n int) (*Answer, error) {
 	return a, nil
 }
 
+// DataStart and DataEnd are the byte span of the data array in Body.
+func (a *Answer) DataStart() int { return a.dataStart }
+
+// DataEnd is the end of the data array in Body (see DataStart).
+func (a *Answer) DataEnd() int { return a.dataEnd }
+
 // AppendElement appends a data element with its index set to index; the
 // rest of its bytes are as stored.
 func AppendElement(dst, elem []byte, index int) []byte {
