@@ -32,9 +32,14 @@ type Config struct {
 	MetricsHost     string   `yaml:"metrics_host"`
 	MaxRequestSize  int64    `yaml:"max_request_size"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
-	LogLevel        string   `yaml:"log_level"`
-	LogFormat       string   `yaml:"log_format"`
-	LogContent      bool     `yaml:"log_content"` // message content in debug logs; off unless asked
+	// ShutdownDrainDelay is how long, after SIGTERM, readiness answers 503
+	// while the listener still accepts and serves, before in-flight
+	// requests are given ShutdownTimeout to finish: the time endpoints
+	// controllers and load balancers take to stop sending (a preStop).
+	ShutdownDrainDelay Duration `yaml:"shutdown_drain_delay"`
+	LogLevel           string   `yaml:"log_level"`
+	LogFormat          string   `yaml:"log_format"`
+	LogContent         bool     `yaml:"log_content"` // message content in debug logs; off unless asked
 	// LogFlushInterval batches log lines in memory for at most this long
 	// (warnings and errors are written at once); 0 writes every line at once.
 	LogFlushInterval Duration `yaml:"log_flush_interval"`
@@ -65,6 +70,23 @@ type Config struct {
 	Redact    Redact            `yaml:"redact"`
 	Limits    RequestLimits     `yaml:"limits"`
 	Prices    map[string]Price  `yaml:"prices"`
+	Responses Responses         `yaml:"responses"`
+}
+
+// Responses configures the store of the Responses API: the answers of
+// POST /v1/responses kept for previous_response_id, GET, DELETE and
+// input_items, in Redis when cache.redis_url is set (shared by every
+// instance), in memory otherwise.
+type Responses struct {
+	Store bool `yaml:"store"` // keep responses; off: nothing is kept, GET is a 404
+	// StoreTTL is how long a response is kept.
+	StoreTTL Duration `yaml:"store_ttl"`
+	// StoreMaxBytes bounds the memory store, all responses together; the
+	// oldest go first. (Redis is bounded by the TTL and its own maxmemory.)
+	StoreMaxBytes int64 `yaml:"store_max_bytes"`
+	// StoreMaxEntryBytes bounds one response with its input items; a
+	// larger one is answered but not kept.
+	StoreMaxEntryBytes int64 `yaml:"store_max_entry_bytes"`
 }
 
 // TLS enables HTTPS termination when both paths are set.
@@ -279,6 +301,12 @@ func Default() Config {
 		Auth:    Auth{BudgetHoldTTL: Duration(10 * time.Minute)},
 		Routing: Routing{MaxRetries: 2},
 		Limits:  RequestLimits{MaxMessages: 2048, MaxMaxTokens: 1_000_000, MaxN: 16},
+		Responses: Responses{
+			Store:              true,
+			StoreTTL:           Duration(24 * time.Hour),
+			StoreMaxBytes:      64 << 20,
+			StoreMaxEntryBytes: 4 << 20,
+		},
 	}
 }
 
@@ -427,6 +455,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	str("TLS_CERT_PATH", &cfg.TLS.CertPath)
 	str("TLS_KEY_PATH", &cfg.TLS.KeyPath)
 	seconds("SHUTDOWN_TIMEOUT_SECONDS", &cfg.ShutdownTimeout)
+	seconds("SHUTDOWN_DRAIN_DELAY_SECONDS", &cfg.ShutdownDrainDelay)
 
 	boolean("CACHE_ENABLED", &cfg.Cache.Enabled)
 	int64v("L1_MAX_BYTES", &cfg.Cache.L1MaxBytes)
@@ -455,6 +484,10 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 		cfg.Auth.Keys = append(cfg.Auth.Keys, ParseAPIKeys(v)...)
 	}
 	boolean("REDACT_PII", &cfg.Redact.Enabled)
+	boolean("RESPONSES_STORE", &cfg.Responses.Store)
+	seconds("RESPONSES_STORE_TTL_SECONDS", &cfg.Responses.StoreTTL)
+	int64v("RESPONSES_STORE_MAX_BYTES", &cfg.Responses.StoreMaxBytes)
+	int64v("RESPONSES_STORE_MAX_ENTRY_BYTES", &cfg.Responses.StoreMaxEntryBytes)
 	integer("MAX_RETRIES", &cfg.Routing.MaxRetries)
 
 	envProvider(cfg, getenv, "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
@@ -535,6 +568,17 @@ func (c *Config) Validate() error {
 	if c.UpstreamHTTPClient != "" && c.UpstreamHTTPClient != "direct" && c.UpstreamHTTPClient != "std" {
 		bad("upstream_http_client: %q is not direct or std", c.UpstreamHTTPClient)
 	}
+	if c.Responses.Store {
+		if c.Responses.StoreTTL <= 0 {
+			bad("responses.store_ttl: must be positive (turn the store off with responses.store: false)")
+		}
+		if c.Responses.StoreMaxBytes <= 0 {
+			bad("responses.store_max_bytes: must be positive")
+		}
+		if c.Responses.StoreMaxEntryBytes <= 0 || c.Responses.StoreMaxEntryBytes > c.Responses.StoreMaxBytes {
+			bad("responses.store_max_entry_bytes: must be positive and at most responses.store_max_bytes")
+		}
+	}
 	if c.MaxCaptureBytes <= 0 || c.MaxCaptureBytes > 1<<30 {
 		bad("max_capture_bytes: must be between 1 and 1GiB")
 	}
@@ -546,6 +590,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Routing.DeploymentMaxInflight < 0 {
 		bad("routing.deployment_max_inflight: must be 0 (from the file-descriptor limit) or positive")
+	}
+	if c.ShutdownDrainDelay < 0 {
+		bad("shutdown_drain_delay: must not be negative")
 	}
 	if c.MaxRequestSize <= 0 {
 		bad("max_request_size: must be positive")
@@ -803,7 +850,8 @@ const (
 func UseDemoProvider(c *Config, base string) {
 	openaiModels, anthropicModels := demoModels()
 	demo := []Provider{
-		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels},
+		// The simulated server speaks the Responses API as OpenAI does.
+		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels, Surfaces: []string{"responses", "embeddings", "completions"}},
 		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
 		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
 		{Name: "gemini", Type: "gemini", BaseURL: base, APIKey: "demo", Models: []string{"gemini-2.5-flash", "gemini-2.5-pro"}},

@@ -216,6 +216,26 @@ func TestMaxClientTTLFromEnvAndValidated(t *testing.T) {
 	}
 }
 
+func TestResponsesStoreFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"RESPONSES_STORE":                 "false",
+		"RESPONSES_STORE_TTL_SECONDS":     "600",
+		"RESPONSES_STORE_MAX_BYTES":       "1048576",
+		"RESPONSES_STORE_MAX_ENTRY_BYTES": "65536",
+	}
+	cfg, err := Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Responses
+	if r.Store || r.StoreTTL.D() != 10*time.Minute || r.StoreMaxBytes != 1<<20 || r.StoreMaxEntryBytes != 64<<10 {
+		t.Errorf("responses = %+v", r)
+	}
+	if d := Default().Responses; !d.Store || d.StoreTTL.D() != 24*time.Hour {
+		t.Errorf("defaults = %+v", d)
+	}
+}
+
 func TestBedrockProviderReadsRegionAndKeys(t *testing.T) {
 	raw := []byte(`providers:
   - name: aws
@@ -264,5 +284,22 @@ func TestBudgetsAndRuntimeKeysFromEnvAndFile(t *testing.T) {
 	}
 	if cfg.Auth.Teams[0] != (Team{Name: "red", BudgetDailyUSD: 5, BudgetMonthlyUSD: 100}) || cfg.Prices["my-model"].MaxOutput != 8192 {
 		t.Fatalf("teams, max_output: %+v %+v", cfg.Auth.Teams, cfg.Prices)
+	}
+}
+
+func TestShutdownDrainDelayFromEnvAndYAML(t *testing.T) {
+	cfg, err := Load("", env(map[string]string{"SHUTDOWN_DRAIN_DELAY_SECONDS": "5"}))
+	if err != nil || cfg.ShutdownDrainDelay.D() != 5*time.Second {
+		t.Fatalf("SHUTDOWN_DRAIN_DELAY_SECONDS=5: %v, %v", cfg.ShutdownDrainDelay.D(), err)
+	}
+	if cfg, _ := Load("", env(nil)); cfg.ShutdownDrainDelay != 0 {
+		t.Fatalf("default drain delay %v, want 0", cfg.ShutdownDrainDelay.D())
+	}
+	c := Default()
+	if err := Parse(&c, []byte("shutdown_drain_delay: 2s\n"), env(nil)); err != nil || c.ShutdownDrainDelay.D() != 2*time.Second {
+		t.Fatalf("shutdown_drain_delay: 2s: %v, %v", c.ShutdownDrainDelay.D(), err)
+	}
+	if _, err := Load("", env(map[string]string{"SHUTDOWN_DRAIN_DELAY_SECONDS": "-1"})); err == nil {
+		t.Fatal("a negative drain delay was accepted")
 	}
 }

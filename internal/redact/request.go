@@ -31,7 +31,7 @@ func (r *Redactor) RedactRequest(body []byte) ([]byte, map[string]int, error) {
 	js := unsafe.String(unsafe.SliceData(body), len(body))
 	msgs := gjson.Get(js, "messages")
 	if !msgs.IsArray() {
-		return body, nil, nil
+		return r.redactResponses(body, js)
 	}
 	var (
 		edits  []edit

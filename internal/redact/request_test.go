@@ -60,3 +60,39 @@ func TestRedactRequestRedactsToolCallArgumentsAndToolResults(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactRequestRedactsResponsesInput(t *testing.T) {
+	r := newDefault(t)
+	body := `{"model":"m","input":[{"role":"user","content":"mail alice@example.com"},` +
+		`{"type":"message","role":"user","content":[{"type":"input_text","text":"ssn 123-45-6789"},{"type":"input_image","image_url":"https://x/alice@example.com.png"}]},` +
+		`{"type":"function_call","call_id":"c","name":"send","arguments":"{\"to\":\"bob@example.com\"}"},` +
+		`{"type":"function_call_output","call_id":"c","output":"sent to bob@example.com"}],` +
+		`"instructions":"reply to carol@example.com","metadata":{"owner":"dave@example.com"}}`
+	out, counts, err := r.RedactRequest([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"input.0.content":             "mail [EMAIL]",
+		"input.1.content.0.text":      "ssn [SSN]",
+		"input.1.content.1.image_url": "https://x/alice@example.com.png",
+		"input.2.arguments":           `{"to":"[EMAIL]"}`,
+		"input.3.output":              "sent to [EMAIL]",
+		"instructions":                "reply to [EMAIL]",
+		"metadata.owner":              "dave@example.com",
+	} {
+		if got := gjson.GetBytes(out, path).Str; got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	if counts["email"] != 4 || counts["ssn"] != 1 {
+		t.Errorf("counts = %v", counts)
+	}
+	if !json.Valid(out) {
+		t.Errorf("not JSON: %s", out)
+	}
+	out, _, _ = r.RedactRequest([]byte(`{"model":"m","input":"call 555-123-4567 or alice@example.com"}`))
+	if got := gjson.GetBytes(out, "input").Str; strings.Contains(got, "alice@") {
+		t.Errorf("a string input was not redacted: %q", got)
+	}
+}

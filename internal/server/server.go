@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -86,8 +87,19 @@ func New(o Options) *Server {
 	s.chat = chat
 	s.handle("/v1/chat/completions", http.MethodPost, chat)
 	s.handle("/chat/completions", http.MethodPost, chat) // clients configured without /v1
+	// Routes may share a path with different methods (GET and DELETE
+	// /v1/responses/{id}): one mux pattern per path, dispatched by method.
+	var paths []string
+	byPath := map[string]map[string]http.Handler{}
 	for _, rt := range o.Routes {
-		s.handle(rt.Path, rt.Method, s.authenticated(rt.Handler))
+		if byPath[rt.Path] == nil {
+			paths = append(paths, rt.Path)
+			byPath[rt.Path] = map[string]http.Handler{}
+		}
+		byPath[rt.Path][rt.Method] = s.authenticated(rt.Handler)
+	}
+	for _, p := range paths {
+		s.handleMethods(p, byPath[p])
 	}
 	s.handle("/v1/models", http.MethodGet, s.authenticated(http.HandlerFunc(s.models)))
 	s.handle("/health", http.MethodGet, http.HandlerFunc(s.health))
@@ -178,6 +190,36 @@ func (s *Server) setRequestID(w http.ResponseWriter, r *http.Request) {
 		r.Header["X-Request-Id"] = []string{id}
 	}
 	w.Header()["X-Request-Id"] = []string{id}
+}
+
+// handleMethods registers the handlers of path by method (GET serving
+// HEAD too) and answers other methods with a 405 envelope.
+func (s *Server) handleMethods(path string, hs map[string]http.Handler) {
+	if len(hs) == 1 {
+		for m, h := range hs {
+			s.handle(path, m, h)
+		}
+		return
+	}
+	allow := make([]string, 0, len(hs))
+	for m := range hs {
+		allow = append(allow, m)
+	}
+	slices.Sort(allow)
+	allowed := strings.Join(allow, ", ")
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := hs[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			h, ok = hs[http.MethodGet]
+		}
+		if !ok {
+			w.Header().Set("Allow", allowed)
+			writeError(w, r, &api.Error{Status: http.StatusMethodNotAllowed, Type: api.TypeInvalidRequest, Code: "method_not_allowed",
+				Message: fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, r.URL.Path, allowed)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // handle registers h for path and answers other methods with a 405 envelope.

@@ -183,6 +183,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.embeddings(w, r)
 	case "/v1/completions":
 		s.completions(w, r)
+	case "/v1/responses":
+		s.responses(w, r)
 	case "/v1/models":
 		s.models(w, r)
 	default:
