@@ -42,6 +42,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/server"
 	"github.com/edge-agent/edge-agent/internal/surface/completions"
 	"github.com/edge-agent/edge-agent/internal/surface/messages"
+	"github.com/edge-agent/edge-agent/internal/surface/responses"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -84,7 +85,9 @@ type App struct {
 	draining    bool         // on root, under reloadMu: shutdown began
 	retiring    sync.WaitGroup
 	closeOnce   sync.Once
-	// closeResponses releases the Responses API's store.
+	// respStore is the Responses API's store; closeResponses releases it
+	// (nil when a later generation took it over).
+	respStore      responses.Store
 	closeResponses func()
 }
 
@@ -265,11 +268,13 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		Limits: api.Limits{MaxMessages: cfg.Limits.MaxMessages, MaxMaxTokens: cfg.Limits.MaxMaxTokens, MaxN: cfg.Limits.MaxN},
 		Guard:  g,
 	})
-	respStore, closeResponses, err := newResponsesStore(cfg)
-	if err != nil {
-		return nil, err
+	if a.respStore == nil { // not carried over from the generation before (reload)
+		var err error
+		if a.respStore, a.closeResponses, err = newResponsesStore(cfg); err != nil {
+			return nil, err
+		}
 	}
-	a.closeResponses = closeResponses
+	respStore := a.respStore
 	so := server.Options{
 		Version: Version, Logger: logger.Logger, Chat: gw,
 		Routes: append([]server.Route{

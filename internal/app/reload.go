@@ -67,6 +67,12 @@ func (a *App) Reload(ctx context.Context, cfg config.Config) error {
 	if sameCache {
 		opts = append(opts, func(n *App) { n.l1, n.l2, n.tiered = old.l1, old.l2, old.tiered })
 	}
+	sameStore := sameCache && reflect.DeepEqual(old.cfg.Responses, cfg.Responses)
+	if sameStore {
+		// Stored responses survive the reload: previous_response_id keeps
+		// working on the memory store too.
+		opts = append(opts, func(n *App) { n.respStore = old.respStore })
+	}
 	next, err := New(ctx, cfg, a.logger, opts...)
 	if err != nil {
 		root.reloadFails.Add(1)
@@ -76,6 +82,9 @@ func (a *App) Reload(ctx context.Context, cfg config.Config) error {
 	next.ownsTracer, old.ownsTracer = old.ownsTracer, false
 	if sameCache {
 		next.ownsCache, old.ownsCache = old.ownsCache, false
+	}
+	if sameStore {
+		next.closeResponses, old.closeResponses = old.closeResponses, nil
 	}
 	root.live.Store(next)
 	old.retired.Store(true)

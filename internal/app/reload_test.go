@@ -19,6 +19,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/config"
 	"github.com/edge-agent/edge-agent/internal/provider/simulated"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
+	"github.com/tidwall/gjson"
 )
 
 // reloadConfig is the sim configuration with a model table and keys.
@@ -154,5 +155,25 @@ func TestReloadChangesTheModelTable(t *testing.T) {
 	}
 	if resp, body := post(t, g.URL, chat("chat-b", "hi")); resp.StatusCode != 200 {
 		t.Fatalf("chat-b after the reload: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestStoredResponsesSurviveAReload: with the Responses store in memory, a
+// reload that keeps the store's settings keeps its responses, so
+// previous_response_id and GET go on working.
+func TestStoredResponsesSurviveAReload(t *testing.T) {
+	s := startSim(t, simulated.Options{})
+	cfg := reloadConfig(s, []string{"chat-a"}, "alice")
+	g := startGateway(t, cfg)
+	resp, b := callResponses(t, http.MethodPost, g.URL+"/v1/responses", `{"model":"gpt-4o","input":"remember me"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	id := gjson.GetBytes(b, "id").Str
+	if err := g.App.Reload(context.Background(), reloadConfig(s, []string{"chat-b"}, "alice")); err != nil {
+		t.Fatal(err)
+	}
+	if resp, b := callResponses(t, http.MethodGet, g.URL+"/v1/responses/"+id, ""); resp.StatusCode != 200 {
+		t.Fatalf("GET %s after the reload: %d %s", id, resp.StatusCode, b)
 	}
 }

@@ -200,7 +200,7 @@ func (x *exchange) replay(answer []byte) {
 		f.Flush()
 	}
 	x.rec.TTFT = time.Since(x.start)
-	x.record(out, false)
+	x.record(answer, false)
 }
 
 // serveAnswer answers a non-streamed miss and stores it when cacheable.

@@ -157,9 +157,10 @@ type Preparer interface {
 // Recorder is implemented by requests that keep what they answered (the
 // Responses API's store). The pipeline calls Record once for every answer
 // the client received whole, fresh or from the cache, with the answer in
-// the surface's format (for a stored one, as AppendJSON or AppendReplay
-// rewrote it: a request may give a cached answer an id of its own there).
-// fresh is false for an answer from the cache.
+// the surface's format: for a fresh one as sent, for one from the cache
+// (fresh false) as stored, before AppendJSON or AppendReplay; a request
+// that rewrites stored answers there (an id of its own) applies the same
+// rewrite to what it records.
 type Recorder interface {
 	Record(ctx context.Context, sc Scope, answer []byte, fresh bool) error
 }
