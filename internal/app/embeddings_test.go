@@ -69,6 +69,16 @@ func TestEmbeddingsFloatThroughTheGatewayAndAHitOnRepeat(t *testing.T) {
 	if again.Usage.PromptTokens != 0 || gjson.Get(again.RawJSON(), "metadata.cached").String() != "true" {
 		t.Fatalf("hit usage %d, metadata %s", again.Usage.PromptTokens, gjson.Get(again.RawJSON(), "metadata").Raw)
 	}
+	f := scrapeFamilies(t, g.URL)
+	if v := f.value("llm_edge_requests_total", "endpoint=embeddings", "provider=openai", "model=text-embedding-3-small", "status=2xx"); v != 2 {
+		t.Errorf("embeddings requests = %v, want 2", v)
+	}
+	if v := f.value("llm_edge_cache_misses_total", "provider=openai", "model=text-embedding-3-small"); v != 1 {
+		t.Errorf("cache misses = %v, want 1", v)
+	}
+	if v := f.value("llm_edge_cache_hits_total", "tier=l1", "provider=openai", "model=text-embedding-3-small"); v != 1 {
+		t.Errorf("L1 hits = %v, want 1; %v", v, f["llm_edge_cache_hits_total"])
+	}
 }
 
 // A batch whose inputs were partly seen sends upstream only the others, in
@@ -235,6 +245,16 @@ func TestCompletionsThroughTheGatewayJSONStreamAndHits(t *testing.T) {
 	text2, how, usage2 := read()
 	if text2 != text || how != "stop HIT" || usage2 != usage || s.Calls() != calls {
 		t.Fatalf("replay: %q (%s, usage %d, upstream calls %d -> %d), first %q", text2, how, usage2, calls, s.Calls(), text)
+	}
+	f := scrapeFamilies(t, g.URL)
+	if v := f.value("llm_edge_requests_total", "endpoint=completions", "provider=openai", "model=gpt-3.5-turbo-instruct", "status=2xx"); v != 4 {
+		t.Errorf("completions requests = %v, want 4", v)
+	}
+	if v := f.value("llm_edge_cache_misses_total", "provider=openai", "model=gpt-3.5-turbo-instruct"); v != 2 {
+		t.Errorf("cache misses = %v, want 2", v)
+	}
+	if v := f.value("llm_edge_cache_hits_total", "tier=l1", "provider=openai", "model=gpt-3.5-turbo-instruct"); v != 2 {
+		t.Errorf("L1 hits = %v, want 2; %v", v, f["llm_edge_cache_hits_total"])
 	}
 }
 
