@@ -203,3 +203,17 @@ func TestReplayLeavesOutUsageTheClientDidNotAskFor(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", out, want)
 	}
 }
+
+func TestStreamNotKeptStillReportsUsageAndFinishWithoutTheBody(t *testing.T) {
+	s := mustParse(t, `{"model":"m","prompt":"x","stream":true}`).NewStream(true, 0)
+	addAll(t, s, `{"id":"c","object":"text_completion","created":1,"model":"m","choices":[{"text":"hi","index":0,"logprobs":null,"finish_reason":"length"}]}`,
+		`{"id":"c","object":"text_completion","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}`)
+	end, a, err := s.End(nil, false)
+	if err != nil || a == nil || string(end) != "data: [DONE]\n\n" {
+		t.Fatalf("end %q answer %+v err %v", end, a, err)
+	}
+	if a.Body != nil || a.Usage.PromptTokens != 3 || a.Usage.CompletionTokens != 5 || a.Estimated ||
+		len(a.Finish) != 1 || a.Finish[0] != "length" {
+		t.Fatalf("answer %+v, want usage 3/5, finish [length], no body", a)
+	}
+}
