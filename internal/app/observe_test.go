@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -631,5 +632,37 @@ func TestMetricsEndpointExportsRoutingFamiliesAfterRetries(t *testing.T) {
 	}
 	if got := f.value("llm_edge_requests_total", "endpoint=chat", "provider=openai", "model=gpt-4o-mini", "status=5xx"); got != 1 {
 		t.Errorf("requests 5xx = %v, want 1", got)
+	}
+}
+
+// TestProviderSpanOfAStreamCoversTheWholeGeneration: the gateway's span of
+// the provider call ends with the stream, not at its first chunk.
+func TestProviderSpanOfAStreamCoversTheWholeGeneration(t *testing.T) {
+	s := startSim(t, simulated.Options{Words: 40, ChunkDelay: 5 * time.Millisecond})
+	url, rec := tracedGateway(t, s)
+	start := time.Now()
+	resp, body := post(t, url, `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"a long one"}]}`)
+	took := time.Since(start)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "[DONE]") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, body)
+	}
+	var call sdktrace.ReadOnlySpan
+	var root trace.SpanID
+	for _, sp := range rec.Ended() {
+		if sp.Name() == "POST /v1/chat/completions" {
+			root = sp.SpanContext().SpanID()
+		}
+	}
+	for _, sp := range rec.Ended() {
+		if sp.Name() == "chat gpt-4o-mini" && sp.Parent().SpanID() == root {
+			call = sp
+		}
+	}
+	if call == nil {
+		t.Fatal("no provider call span")
+	}
+	// The chunks come 5 ms apart: the stream is mostly generation.
+	if d := call.EndTime().Sub(call.StartTime()); d < took/2 {
+		t.Fatalf("provider span lasted %v of a %v stream, want the whole generation", d, took)
 	}
 }

@@ -7,12 +7,14 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edge-agent/edge-agent/internal/api"
@@ -354,11 +356,54 @@ func (g *Gateway) callProvider(ctx context.Context, t route.Target, req *provide
 		resp, err := g.o.Router.ChatCompletion(ctx, t, req, fallbacks)
 		if err != nil {
 			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		if err == nil && resp.Stream != nil {
+			// The provider span of a stream covers the whole generation.
+			resp.Stream = &spanStream{Stream: resp.Stream, span: span}
+			return resp, nil
 		}
 		span.End()
 		return resp, err
 	}
 	return g.o.Router.ChatCompletion(ctx, t, req, fallbacks)
+}
+
+// spanStream ends the provider call's span when its stream ends, with an
+// error status when it failed.
+type spanStream struct {
+	provider.Stream
+	span  trace.Span
+	ended bool
+}
+
+func (s *spanStream) Next() ([]byte, error) {
+	b, err := s.Stream.Next()
+	if err != nil && !s.ended {
+		if err != io.EOF {
+			s.span.RecordError(err)
+			s.span.SetStatus(codes.Error, err.Error())
+		}
+		s.ended = true
+		s.span.End()
+	}
+	return b, err
+}
+
+func (s *spanStream) Close() error {
+	if !s.ended {
+		s.ended = true
+		s.span.End()
+	}
+	return s.Stream.Close()
+}
+
+// Usage forwards the stream's usage by kind (provider.UsageReporter).
+func (s *spanStream) Usage() (cost.Usage, bool) {
+	if ur, ok := s.Stream.(provider.UsageReporter); ok {
+		return ur.Usage()
+	}
+	return cost.Usage{}, false
 }
 
 // lookup asks L1 then L2 for x.key.
