@@ -40,6 +40,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/server"
+	"github.com/edge-agent/edge-agent/internal/surface/completions"
 	"github.com/edge-agent/edge-agent/internal/surface/messages"
 	"github.com/edge-agent/edge-agent/internal/surface/responses"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
@@ -279,6 +280,8 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		Routes: append([]server.Route{
 			{Method: http.MethodPost, Path: "/v1/messages", Handler: gw.Handler(messages.Surface{})},
 			{Method: http.MethodPost, Path: "/v1/messages/count_tokens", Handler: http.HandlerFunc(gw.ServeCountTokens)},
+			{Method: http.MethodPost, Path: "/v1/embeddings", Handler: http.HandlerFunc(gw.ServeEmbeddings)},
+			{Method: http.MethodPost, Path: "/v1/completions", Handler: gw.Handler(completions.Surface{})},
 		}, responsesRoutes(gw, g, respStore)...),
 		Models:  a.router.Models,
 		Health:  a.health,

@@ -430,7 +430,7 @@ func TestCoreBadInputsNeverSucceedPanicOrHang(t *testing.T) {
 		{name: "over MAX_REQUEST_SIZE", body: overLimit, status: 413, typ: "invalid_request_error", code: "request_too_large"},
 		{name: "over MAX_REQUEST_SIZE chunked", body: overLimit, chunked: true, status: 413, typ: "invalid_request_error", code: "request_too_large"},
 		{name: "1 MB+ body", body: chat("gpt-4o-mini", strings.Repeat("z", 1<<20+1)), status: 413, typ: "invalid_request_error", code: "request_too_large"},
-		{name: "unknown route", method: "POST", path: "/v1/completions", body: `{}`, status: 404, typ: "not_found_error", code: "unknown_url"},
+		{name: "unknown route", method: "POST", path: "/v1/audio/speech", body: `{}`, status: 404, typ: "not_found_error", code: "unknown_url"},
 		{name: "wrong method", method: "GET", path: "/v1/chat/completions", status: 405, typ: "invalid_request_error", code: "method_not_allowed"},
 		{name: "wrong method on models", method: "POST", path: "/v1/models", body: `{}`, status: 405, typ: "invalid_request_error", code: "method_not_allowed"},
 		{name: "openai 400 passes through", body: chat("gpt-4o-mini", "SIM_ERROR_400"), status: 400, typ: "invalid_request_error", msg: "SIM_ERROR_400", upstream: true},

@@ -47,7 +47,7 @@ func TestEveryAnswerOfEveryRouteCarriesTheRequestID(t *testing.T) {
 		{"budget", "GET", "/admin/budgets/team", "", admin, 200},
 		{"budget without the admin key", "GET", "/admin/budgets/team", "", "", 401},
 		{"unknown route", "GET", "/v2/nowhere", "", "", 404},
-		{"unknown route with a body", "POST", "/v1/embeddings", "{}", client, 404},
+		{"unknown route with a body", "POST", "/v1/audio/speech", "{}", client, 404},
 	}
 	for _, rt := range routes {
 		for _, id := range []struct{ name, sent, want string }{

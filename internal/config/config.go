@@ -829,7 +829,8 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // serves it for real (claude-* through the Anthropic translation). Any
 // other gpt-* or claude-* name routes too.
 func demoModels() (openai, anthropic []string) {
-	return []string{"gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"},
+	return []string{"gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini",
+			"text-embedding-3-small", "text-embedding-3-large", "gpt-3.5-turbo-instruct"},
 		[]string{"claude-3-5-sonnet-20241022", "claude-sonnet-4-5", "claude-haiku-4-5"}
 }
 

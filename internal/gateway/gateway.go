@@ -434,7 +434,7 @@ func (g *Gateway) putBuffer(b *bytes.Buffer) {
 // requestFallbacks reads the per-request fallback models: the
 // X-Fallback-Models header (comma-separated) and those the body names (chat's
 // "fallbacks" array, removed before forwarding by the router).
-func requestFallbacks(req surface.Request, h http.Header) ([]string, error) {
+func requestFallbacks(req interface{ Fallbacks() ([]string, error) }, h http.Header) ([]string, error) {
 	var out []string
 	if v := headerValue(h, "X-Fallback-Models"); v != "" {
 		for m := range strings.SplitSeq(v, ",") {

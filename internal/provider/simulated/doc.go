@@ -6,6 +6,8 @@
 //
 //	POST /v1/chat/completions   OpenAI Chat Completions, JSON or SSE (stream: true)
 //	POST /v1/messages           Anthropic Messages, JSON or SSE (stream: true)
+//	POST /v1/embeddings         OpenAI Embeddings, float or base64 vectors
+//	POST /v1/completions        OpenAI legacy Completions, JSON or SSE
 //	GET  /v1/models             OpenAI model list; Anthropic's format when the
 //	                            request carries an anthropic-version header
 //	POST /openai/...            Azure OpenAI: chat, embeddings and Responses on the
@@ -53,6 +55,18 @@
 // answer text a deterministic JSON value that satisfies the schema;
 // {"type":"json_object"} makes it {"answer":"Simulated answer to: ..."}.
 // Such answers are not cut by max_tokens. Streams carry them in pieces.
+//
+// Embeddings are unit vectors drawn from a hash of the input (its text or
+// its token ids), the model and the dimensions (1536 by default, 3072 for a
+// model named *-large*): the same input gets the same vector in any batch.
+// Floats are float32 values in their shortest form; base64 is their
+// little-endian bytes, so both encodings decode to the same numbers.
+// prompt_tokens is a quarter of each text's bytes (one at least) or its
+// token count. EmbeddingCalls and EmbeddingInputs count what arrived.
+//
+// Legacy completions answer each prompt with the chat answer's text in
+// choices[].text (n choices a prompt, index prompt*n + choice); max_tokens
+// defaults to 16, as OpenAI's does.
 //
 // # Magic words
 //

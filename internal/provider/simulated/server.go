@@ -74,7 +74,8 @@ type Server struct {
 	seq   atomic.Uint64 // drives the fault and jitter draws
 	pool  sync.Pool     // *exchange
 
-	google googleAuth // the OAuth2 token endpoint's issued tokens
+	embedCalls, embedInputs atomic.Int64 // POST /v1/embeddings: requests and their inputs
+	google                  googleAuth   // the OAuth2 token endpoint's issued tokens
 
 	lastMu     sync.Mutex
 	lastPath   string
@@ -129,12 +130,17 @@ func (s *Server) SetOptions(o Options) {
 	s.cfg.Store(c)
 }
 
-// Calls is the number of chat requests received since the start or the
-// last ResetCalls, whatever their outcome.
+// Calls is the number of chat requests (chat completions, messages and
+// legacy completions) received since the start or the last ResetCalls,
+// whatever their outcome.
 func (s *Server) Calls() int64 { return s.calls.Load() }
 
-// ResetCalls sets Calls back to zero.
-func (s *Server) ResetCalls() { s.calls.Store(0) }
+// ResetCalls sets Calls, EmbeddingCalls and EmbeddingInputs back to zero.
+func (s *Server) ResetCalls() {
+	s.calls.Store(0)
+	s.embedCalls.Store(0)
+	s.embedInputs.Store(0)
+}
 
 // LastRequest returns a copy of the last chat request received.
 func (s *Server) LastRequest() (path string, header http.Header, body []byte) {
@@ -173,6 +179,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.chat(w, r, dialectAnthropic)
 	case "/v1/messages/count_tokens":
 		s.countTokens(w, r)
+	case "/v1/embeddings":
+		s.embeddings(w, r)
+	case "/v1/completions":
+		s.completions(w, r)
 	case "/v1/responses":
 		s.responses(w, r)
 	case "/v1/models":
