@@ -69,6 +69,10 @@ type Provider struct {
 	// native[s] is the endpoint of surface s when the upstream speaks it
 	// (nil: it does not).
 	native [8]*url.URL
+
+	// events lends the read buffers of streamed answers: a stream that
+	// ends hands its buffer to the next one.
+	events sse.Pool
 }
 
 // New returns a Provider for cfg.
@@ -161,7 +165,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
 	}
 	if req.Stream {
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body)}}, nil
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body)}}, nil
 	}
 	defer resp.Body.Close()
 	b, err := readAll(resp.Body, resp.ContentLength, p.maxBody)
@@ -297,6 +301,7 @@ func (s *stream) Next() ([]byte, error) {
 		}
 		if bytes.Equal(data, sse.Done) {
 			s.done = true
+			s.r.Release()
 			return nil, io.EOF
 		}
 		if s.raw {
@@ -337,7 +342,7 @@ func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*pro
 		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
 	}
 	if req.Stream {
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body),
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body),
 			raw: true, eofEnds: req.Surface == provider.SurfaceResponses}}, nil
 	}
 	defer resp.Body.Close()
