@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
@@ -29,9 +30,13 @@ import (
 	"github.com/edge-agent/edge-agent/internal/limit"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/provider/anthropic"
+	"github.com/edge-agent/edge-agent/internal/provider/azure"
+	"github.com/edge-agent/edge-agent/internal/provider/bedrock"
+	"github.com/edge-agent/edge-agent/internal/provider/gemini"
 	"github.com/edge-agent/edge-agent/internal/provider/openai"
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/server"
+	"github.com/edge-agent/edge-agent/internal/surface/messages"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -54,6 +59,7 @@ type App struct {
 	server  *server.Server
 	auth    *limit.Auth
 	budgets *limit.Budgets
+	keys    *runtimeKeys // /admin/keys and the sync of runtime keys
 	// upstream are the providers' transports; Close drops their idle
 	// keep-alive connections (and the goroutines serving them).
 	upstream []*provider.Transport
@@ -86,7 +92,13 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		over := make(map[string]cost.Price, len(cfg.Prices))
 		for m, p := range cfg.Prices {
 			over[m] = cost.Price{InputPerM: p.Input, OutputPerM: p.Output, CachedInputPerM: p.CachedInput,
-				CacheWrite5mPerM: p.CacheWrite5m, CacheWrite1hPerM: p.CacheWrite1h}
+				CacheWrite5mPerM: p.CacheWrite5m, CacheWrite1hPerM: p.CacheWrite1h, MaxOutputTokens: p.MaxOutput}
+			if _, known, ok := prices.Lookup(m); ok && p.MaxOutput == 0 {
+				// A new price keeps the model's known output limit.
+				o := over[m]
+				o.MaxOutputTokens = known.MaxOutputTokens
+				over[m] = o
+			}
 		}
 		prices = prices.With(over)
 	}
@@ -95,9 +107,12 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	providers := make(map[string]provider.Provider, len(cfg.Providers))
 	var providerNames, modelNames []string
 	for _, p := range cfg.Providers {
-		prov, tr := newProvider(p, cfg.UpstreamHTTPClient)
-		providers[p.Name] = prov
+		prov, tr, err := newProvider(ctx, p, cfg.UpstreamHTTPClient)
 		a.upstream = append(a.upstream, tr)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", p.Name, err)
+		}
+		providers[p.Name] = prov
 		providerNames = append(providerNames, p.Name)
 		modelNames = append(modelNames, p.Models...)
 	}
@@ -182,6 +197,18 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	if err != nil {
 		return nil, err
 	}
+	var keyStore limit.KeyStore
+	switch {
+	case a.rdb != nil:
+		keyStore = limit.NewRedisKeyStore(a.rdb, "")
+	case cfg.Auth.KeysFile != "":
+		fs, err := limit.OpenFileKeyStore(cfg.Auth.KeysFile)
+		if err != nil {
+			return nil, err
+		}
+		keyStore = fs
+	}
+	a.startRuntimeKeys(keyStore)
 
 	bodies := gateway.NewBodyBudget(cfg.MaxBodyMemoryBytes)
 	registerBodyMetrics(a.metrics.Registry(), bodies)
@@ -195,7 +222,10 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	})
 	so := server.Options{
 		Version: Version, Logger: logger.Logger, Chat: gw,
-		Messages: http.HandlerFunc(gw.ServeMessages), CountTokens: http.HandlerFunc(gw.ServeCountTokens),
+		Routes: []server.Route{
+			{Method: http.MethodPost, Path: "/v1/messages", Handler: gw.Handler(messages.Surface{})},
+			{Method: http.MethodPost, Path: "/v1/messages/count_tokens", Handler: http.HandlerFunc(gw.ServeCountTokens)},
+		},
 		Models:  a.router.Models,
 		Health:  a.health,
 		Ready:   func() bool { return len(cfg.Providers) > 0 },
@@ -207,19 +237,41 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		so.Authenticate = g.authenticate
 		so.AuthenticateAdmin = a.auth.AuthenticateAdmin
 		so.Admin = a.budgetRoutes()
+		maps.Copy(so.Admin, a.keyRoutes())
 	}
 	a.server = server.New(so)
 	ok = true
 	return a, nil
 }
 
-func newProvider(p config.Provider, httpClient string) (provider.Provider, *provider.Transport) {
+// newProvider builds the adapter of p; the transport is returned even
+// with an error, for Close.
+func newProvider(ctx context.Context, p config.Provider, httpClient string) (provider.Provider, *provider.Transport, error) {
 	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
 		StdOnly: httpClient == "std"})
 	client := &http.Client{Transport: tr}
-	if p.Type == "anthropic" {
+	switch p.Type {
+	case "anthropic":
 		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.AnthropicVersion,
-			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr
+			DefaultMaxTokens: p.DefaultMaxTokens, Client: client}), tr, nil
+	case "azure":
+		// No api_key: Entra ID tokens from the DefaultAzureCredential chain.
+		return azure.New(azure.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, APIVersion: p.APIVersion,
+			Models: p.Models, Client: client}), tr, nil
+	case "bedrock":
+		b, err := bedrock.New(ctx, bedrock.Config{Name: p.Name, Region: p.Region, BaseURL: p.BaseURL,
+			AccessKeyID: p.AWSAccessKeyID, SecretAccessKey: p.AWSSecretAccessKey, SessionToken: p.AWSSessionToken, Client: client})
+		if err != nil {
+			return nil, tr, err
+		}
+		return b, tr, nil
+	case "gemini", "vertex":
+		g, err := gemini.New(gemini.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Vertex: p.Type == "vertex",
+			Project: p.Project, Location: p.Location, AccessToken: p.AccessToken, Models: p.Models, Client: client})
+		if err != nil {
+			return nil, tr, err
+		}
+		return g, tr, nil
 	}
 	var surfaces []provider.Surface
 	for _, name := range p.Surfaces {
@@ -228,7 +280,7 @@ func newProvider(p config.Provider, httpClient string) (provider.Provider, *prov
 		}
 	}
 	return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Models: p.Models, Client: client,
-		Surfaces: surfaces}), tr
+		Surfaces: surfaces}), tr, nil
 }
 
 func routeConfig(cfg config.Config, providers map[string]provider.Provider, prices *cost.Table) route.Config {
@@ -482,6 +534,7 @@ func newHTTPServer(h http.Handler) *http.Server {
 
 // Close releases every component; safe on a partly built App.
 func (a *App) Close() {
+	a.keys.close()
 	if a.tiered != nil {
 		a.tiered.Close()
 	}

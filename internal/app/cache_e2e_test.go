@@ -19,6 +19,9 @@ import (
 func redisConfig(s *sim, r *redistest.Server) config.Config {
 	cfg := simConfig(s)
 	cfg.Cache.RedisURL = r.URL()
+	// The 50 ms default bounds what a slow Redis adds to a request; on a
+	// loaded test machine it would drop L2 writes the tests wait for.
+	cfg.Cache.RedisTimeout = config.Duration(2 * time.Second)
 	return cfg
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/edge-agent/edge-agent/internal/config"
 	"github.com/edge-agent/edge-agent/internal/provider/simulated"
 )
 
@@ -38,6 +39,7 @@ func TestDemoListsTheModelsTheREADMEUsesAndEachRoutes(t *testing.T) {
 		"gpt-4": "openai", "gpt-4o-mini": "openai", "gpt-4o": "openai",
 		"claude-3-5-sonnet-20241022": "anthropic", "claude-sonnet-4-5": "anthropic",
 		"sim-small": "sim", "sim-large": "sim",
+		"gemini-2.5-flash": "gemini", "gemini-2.5-pro": "gemini",
 	} {
 		if owner[id] != want {
 			t.Errorf("/v1/models: %q owned by %q, want listed as %q's (list %v)", id, owner[id], want, owner)
@@ -47,6 +49,23 @@ func TestDemoListsTheModelsTheREADMEUsesAndEachRoutes(t *testing.T) {
 		resp, b := post(t, g.URL, chat(id, "demo model "+id))
 		if resp.StatusCode != 200 || resp.Header.Get("X-Edge-Provider") != own {
 			t.Errorf("listed model %q: %d from %q, want 200 from %q: %s", id, resp.StatusCode, resp.Header.Get("X-Edge-Provider"), own, b)
+		}
+	}
+}
+
+// TestDemoServesEveryProviderFormat: the demo's Azure and Bedrock providers
+// reach the simulated provider's Azure paths and its SigV4-checking Bedrock
+// endpoint (the demo's credentials are the simulated endpoint's).
+func TestDemoServesEveryProviderFormat(t *testing.T) {
+	if config.DemoBedrockAccessKeyID != simulated.BedrockAccessKeyID || config.DemoBedrockSecretAccessKey != simulated.BedrockSecretAccessKey {
+		t.Fatal("the demo's Bedrock credentials are not the simulated endpoint's")
+	}
+	s := startSim(t, simulated.Options{})
+	g := startGateway(t, simConfig(s))
+	for _, model := range []string{"azure/gpt-4o", "bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0", "gemini/gemini-2.5-flash"} {
+		resp, b := post(t, g.URL, chat(model, "demo "+model))
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", model, resp.StatusCode, b)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -29,13 +30,20 @@ type guard struct {
 	redactions *prometheus.CounterVec
 	// maxCacheTTL bounds the clients' X-Cache-TTL and max-age.
 	maxCacheTTL time.Duration
+	// prices and maxMaxTokens price the hold of a hard budget: the most a
+	// request can cost.
+	prices       *cost.Table
+	maxMaxTokens int64
 }
 
 type principalKey struct{}
 
+// budgetRedisTimeout bounds one budget round trip to Redis.
+const budgetRedisTimeout = time.Second
+
 // accessControl builds auth, limits, budgets and redaction. It always
 // returns a guard so open gateways are still rate limited when asked.
-func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Table) (*guard, error) {
+func (a *App) accessControl(ctx context.Context, cfg config.Config, prices *cost.Table) (*guard, error) {
 	keys := make([]limit.KeyConfig, 0, len(cfg.Auth.Keys))
 	for _, k := range cfg.Auth.Keys {
 		keys = append(keys, limit.KeyConfig{Name: k.Name, Key: k.Key, KeySHA256: k.KeySHA256, Models: k.Models,
@@ -48,7 +56,8 @@ func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Tabl
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	a.auth = auth
-	g := &guard{auth: auth, redactAll: cfg.Redact.Enabled, maxCacheTTL: cfg.Cache.MaxClientTTL.D()}
+	g := &guard{auth: auth, redactAll: cfg.Redact.Enabled, maxCacheTTL: cfg.Cache.MaxClientTTL.D(),
+		prices: prices, maxMaxTokens: cfg.Limits.MaxMaxTokens}
 	if g.maxCacheTTL <= 0 {
 		g.maxCacheTTL = cfg.Cache.L2TTL.D() // no client keeps an entry longer than the operator would
 	}
@@ -71,11 +80,24 @@ func (a *App) accessControl(ctx context.Context, cfg config.Config, _ *cost.Tabl
 		a.metrics.Registry().MustRegister(repairs)
 		rl, bud := repairs.WithLabelValues("rate_limit"), repairs.WithLabelValues("budget")
 		limiter = limit.NewRedisLimiter(rdb, limiter, limit.RedisOptions{OnFallback: onFallback, OnRepair: rl.Inc})
-		store = limit.NewRedisBudgetStore(rdb, store, limit.RedisOptions{OnFallback: onFallback, OnRepair: bud.Inc})
+		// A hold is worth waiting for: a timeout hands it to the local
+		// store, which knows nothing of the other instances' spend, so
+		// budgets get a far longer timeout than the rate limiter's.
+		budgetOpts := limit.RedisOptions{OnFallback: onFallback, OnRepair: bud.Inc, Timeout: budgetRedisTimeout}
+		if cfg.Cache.RedisCluster {
+			// A hold spans a key's and its team's budgets in one script:
+			// their keys must share a slot.
+			budgetOpts.Prefix = "{llm-edge:budget}:"
+		}
+		store = limit.NewRedisBudgetStore(rdb, store, budgetOpts)
 	}
 	g.limits = limit.NewLimits(limiter, limit.Options{KeyRPM: cfg.Auth.RPM, KeyBurst: cfg.Auth.Burst, KeyTPM: cfg.Auth.TPM,
 		GlobalRPM: cfg.Auth.GlobalRPM, GlobalTPM: cfg.Auth.GlobalTPM})
-	g.budgets = limit.NewBudgets(store, time.Now)
+	teams := make(map[string]limit.TeamBudget, len(cfg.Auth.Teams))
+	for _, t := range cfg.Auth.Teams {
+		teams[t.Name] = limit.TeamBudget{DailyUSD: t.BudgetDailyUSD, MonthlyUSD: t.BudgetMonthlyUSD}
+	}
+	g.budgets = limit.NewBudgets(store, limit.BudgetOptions{Teams: teams, HoldTTL: cfg.Auth.BudgetHoldTTL.D()})
 	a.budgets = g.budgets
 
 	needRedactor := cfg.Redact.Enabled
@@ -114,7 +136,7 @@ func (g *guard) authenticate(r *http.Request) (context.Context, error) {
 }
 
 // Admit implements gateway.Guard.
-func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []byte, est int) (gateway.Admission, error) {
+func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []byte, est gateway.Estimate) (gateway.Admission, error) {
 	p, _ := ctx.Value(principalKey{}).(*limit.Principal)
 	if p == nil {
 		p = g.auth.Anonymous()
@@ -125,15 +147,29 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 	if !p.AllowsModel(model) {
 		return gateway.Admission{}, limit.ModelNotAllowed(model)
 	}
-	if err := g.budgets.Check(ctx, p); err != nil {
-		return gateway.Admission{}, err
+	var res *limit.Reservation // the hold of a hard budget; nil: none applies
+	if !p.Anonymous && g.budgets.Budgeted(p) {
+		maxUSD, ok := g.maxCost(est)
+		if !ok {
+			return gateway.Admission{}, &api.Error{Status: http.StatusForbidden, Type: api.TypePermission, Param: "model",
+				Code: "budget_unpriced_model", Message: fmt.Sprintf("the model %q has no price, so a request cannot be held "+
+					"against this API key's budget; the operator can price it under prices:", est.Model)}
+		}
+		var err error
+		if res, err = g.budgets.Reserve(ctx, p, maxUSD); err != nil {
+			return gateway.Admission{}, err
+		}
 	}
-	req, tok, err := g.limits.Check(ctx, p, est)
+	tokens := est.Tokens()
+	req, tok, err := g.limits.Check(ctx, p, tokens)
 	limit.SetHeaders(h, req, tok)
 	if err != nil {
+		if res != nil {
+			_ = res.Settle(ctx, 0)
+		}
 		return gateway.Admission{}, err
 	}
-	adm := gateway.Admission{Namespace: p.CacheNamespace, MaxCacheTTL: g.maxCacheTTL,
+	adm := gateway.Admission{Principal: p.Name, Namespace: p.CacheNamespace, MaxCacheTTL: g.maxCacheTTL,
 		NoCacheBypass: !p.AllowCacheBypass, HideCacheKey: !p.ShowCacheKey}
 	redactOn := g.redactAll
 	if p.Redact != nil {
@@ -142,6 +178,9 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 	if redactOn && g.redactor != nil {
 		out, counts, err := g.redactor.RedactRequest(body)
 		if err != nil {
+			if res != nil {
+				_ = res.Settle(ctx, 0)
+			}
 			return gateway.Admission{}, api.InvalidRequest("messages", "cannot redact request: %v", err)
 		}
 		for typ, n := range counts {
@@ -151,40 +190,74 @@ func (g *guard) Admit(ctx context.Context, h http.Header, model string, body []b
 			adm.Body = out
 		}
 	}
-	if p.Anonymous && !g.limits.CountsTokens(p) && !p.HasBudget() {
+	if p.Anonymous && !g.limits.CountsTokens(p) {
 		// An open gateway without token limits has nothing to account
 		// afterwards (spend is kept per client key).
 		return adm, nil
 	}
-	adm.Done = func(tokens int, usd float64) {
+	adm.Done = func(used int, usd float64) {
 		// The client may be gone; accounting must still happen.
 		bg := context.WithoutCancel(ctx)
 		// Hits and failures used no provider tokens: the estimate is refunded.
-		g.limits.Correct(bg, p, est, tokens)
-		if usd > 0 {
-			_ = g.budgets.Add(bg, p, usd)
+		g.limits.Correct(bg, p, tokens, used)
+		if res != nil {
+			_ = res.Settle(bg, usd) // releases the hold; a failed settle's hold expires
+		} else if !p.Anonymous {
+			_ = g.budgets.Add(bg, p, usd) // spend is kept for every key
 		}
 	}
 	return adm, nil
 }
 
-// budgetRoutes are the admin endpoints to read and reset a key's spend.
+// maxCost is the most the request can cost: its prompt estimate and its
+// max_tokens, or the model's output limit, or the gateway's max_max_tokens
+// when neither is known, at the model's prices. ok is false for a model
+// without a price.
+func (g *guard) maxCost(est gateway.Estimate) (usd float64, ok bool) {
+	_, price, ok := g.prices.Lookup(est.Model)
+	if !ok {
+		return 0, false
+	}
+	out := est.MaxTokens
+	if lim := price.MaxOutputTokens; lim > 0 && (out <= 0 || out > lim) {
+		out = lim // the model cannot write more, whatever was asked
+	}
+	if out <= 0 {
+		out = g.maxMaxTokens
+	}
+	return price.MaxCost(est.PromptTokens, out), true
+}
+
+// budgetRoutes are the admin endpoints to read and reset a key's or a
+// team's spend.
 func (a *App) budgetRoutes() map[string]http.HandlerFunc {
-	return map[string]http.HandlerFunc{
-		"GET /admin/budgets/{name}": func(w http.ResponseWriter, r *http.Request) {
-			s, err := a.budgets.Spend(r.Context(), r.PathValue("name"))
+	get := func(scope func(*http.Request) string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			s, err := a.budgets.Spend(r.Context(), scope(r))
 			if err != nil {
 				api.WriteError(w, err)
 				return
 			}
 			writeJSON(w, s)
-		},
-		"DELETE /admin/budgets/{name}": func(w http.ResponseWriter, r *http.Request) {
-			if err := a.budgets.Reset(r.Context(), r.PathValue("name")); err != nil {
+		}
+	}
+	reset := func(scope func(*http.Request) string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			name := scope(r)
+			if err := a.budgets.Reset(r.Context(), name); err != nil {
 				api.WriteError(w, &api.Error{Status: http.StatusBadGateway, Type: api.TypeServer, Code: "budget_reset_failed", Message: err.Error()})
 				return
 			}
-			writeJSON(w, map[string]any{"reset": r.PathValue("name")})
-		},
+			a.audit(r, "budget.reset", slog.String("scope", name))
+			writeJSON(w, map[string]any{"reset": name})
+		}
+	}
+	key := func(r *http.Request) string { return r.PathValue("name") }
+	team := func(r *http.Request) string { return limit.TeamScope(r.PathValue("team")) }
+	return map[string]http.HandlerFunc{
+		"GET /admin/budgets/{name}":          get(key),
+		"DELETE /admin/budgets/{name}":       reset(key),
+		"GET /admin/budgets/teams/{team}":    get(team),
+		"DELETE /admin/budgets/teams/{team}": reset(team),
 	}
 }

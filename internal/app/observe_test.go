@@ -244,11 +244,11 @@ func TestMetricsAfterKnownTrafficHaveExactValues(t *testing.T) {
 		if got := f.value("llm_edge_tokens_total", append(pl, "type=output")...); got != float64(s.completion) {
 			t.Errorf("output tokens %s = %v, want %d", s.canonical, got, s.completion)
 		}
-		if got := f.value("llm_edge_requests_total", append(pl, "status=2xx")...); got != 2 {
+		if got := f.value("llm_edge_requests_total", append(pl, "endpoint=chat", "status=2xx")...); got != 2 {
 			t.Errorf("requests %s 2xx = %v, want 2", s.canonical, got)
 		}
 		for _, c := range []string{"hit", "miss"} {
-			h := f.find("llm_edge_request_duration_ms", append(pl, "cache="+c, "status=2xx")...)
+			h := f.find("llm_edge_request_duration_ms", append(pl, "endpoint=chat", "cache="+c, "status=2xx")...)
 			if h == nil || h.Histogram == nil || h.Histogram.GetSampleCount() != 1 {
 				t.Errorf("duration histogram %s cache=%s: %v, want one sample", s.canonical, c, h)
 				continue
@@ -285,7 +285,7 @@ func TestMetricsAfterKnownTrafficHaveExactValues(t *testing.T) {
 	if got := f.value("llm_edge_cache_misses_total"); got != 2 {
 		t.Errorf("misses = %v after a rejected request, want 2", got)
 	}
-	if got := f.value("llm_edge_requests_total", "provider=none", "model=none", "status=4xx"); got != 1 {
+	if got := f.value("llm_edge_requests_total", "endpoint=chat", "provider=none", "model=none", "status=4xx"); got != 1 {
 		t.Errorf("requests 4xx = %v, want 1", got)
 	}
 	if got := f.value("llm_edge_inflight_requests"); got != 0 {
@@ -369,7 +369,7 @@ func TestRandomModelNamesKeepMetricLabelsBounded(t *testing.T) {
 			t.Fatalf("client-chosen model name %q became a label value", m)
 		}
 	}
-	if got := f.value("llm_edge_requests_total", "provider=sim", "model=other", "status=2xx"); got != n {
+	if got := f.value("llm_edge_requests_total", "endpoint=chat", "provider=sim", "model=other", "status=2xx"); got != n {
 		t.Errorf(`requests{provider="sim",model="other"} = %v, want %d`, got, n)
 	}
 	// Every family stays as small as before the traffic, plus the one
@@ -591,7 +591,7 @@ func TestMetricsEndpointExportsRoutingFamiliesAfterRetries(t *testing.T) {
 	if got := f.value("llm_edge_upstream_errors_total", "provider=openai", "code=500"); got != 1 {
 		t.Errorf(`llm_edge_upstream_errors_total{provider="openai",code="500"} = %v, want 1`, got)
 	}
-	if got := f.value("llm_edge_requests_total", "provider=openai", "model=gpt-4o-mini", "status=5xx"); got != 1 {
+	if got := f.value("llm_edge_requests_total", "endpoint=chat", "provider=openai", "model=gpt-4o-mini", "status=5xx"); got != 1 {
 		t.Errorf("requests 5xx = %v, want 1", got)
 	}
 }

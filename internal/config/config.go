@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -75,7 +76,7 @@ type TLS struct {
 // Provider is one upstream.
 type Provider struct {
 	Name             string   `yaml:"name"`
-	Type             string   `yaml:"type"` // openai | anthropic
+	Type             string   `yaml:"type"` // openai | anthropic | azure | bedrock | gemini | vertex | a preset's name (Presets)
 	BaseURL          string   `yaml:"base_url"`
 	APIKey           string   `yaml:"api_key"`
 	Models           []string `yaml:"models"`
@@ -89,6 +90,27 @@ type Provider struct {
 	// all three for OpenAI's own API, embeddings and completions for any
 	// other server.
 	Surfaces []string `yaml:"surfaces"`
+	// APIVersion is Azure OpenAI's api-version: a date (default
+	// 2024-10-21) on the per-deployment paths, or "v1" / "preview" for the
+	// v1 endpoint. Type azure only.
+	APIVersion string `yaml:"api_version"`
+	// Region is the AWS region of a bedrock provider; empty takes the
+	// SDK's (AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
+	Region string `yaml:"region"`
+	// Static AWS keys of a bedrock provider; without them the SDK's
+	// default chain supplies credentials (environment, shared config and
+	// profiles, web identity, container and instance metadata).
+	AWSAccessKeyID     string `yaml:"aws_access_key_id"`
+	AWSSecretAccessKey string `yaml:"aws_secret_access_key"`
+	AWSSessionToken    string `yaml:"aws_session_token"`
+	// Project and Location place a Vertex AI provider (type vertex);
+	// unset, GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION fill them.
+	Project  string `yaml:"project"`
+	Location string `yaml:"location"`
+	// AccessToken is a static Vertex AI bearer token; empty: Application
+	// Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, the gcloud
+	// file, the metadata server).
+	AccessToken string `yaml:"access_token"`
 }
 
 // Model is an entry of the model table: a name clients use, served by one
@@ -161,6 +183,21 @@ type Auth struct {
 	TPM       int      `yaml:"tpm"`   // per-key default
 	GlobalRPM int      `yaml:"global_rpm"`
 	GlobalTPM int      `yaml:"global_tpm"`
+	// Teams give teams (the team of keys) budgets all their keys share.
+	Teams []Team `yaml:"teams"`
+	// BudgetHoldTTL is how long a hard budget's hold on the maximum cost of
+	// a request lives if the request never settles (an instance crashed).
+	BudgetHoldTTL Duration `yaml:"budget_hold_ttl"`
+	// KeysFile keeps the keys created through /admin/keys when there is no
+	// Redis; "" with no Redis: /admin/keys cannot create keys.
+	KeysFile string `yaml:"keys_file"`
+}
+
+// Team is a team's shared budget, in US dollars; 0 means none.
+type Team struct {
+	Name             string  `yaml:"name"`
+	BudgetDailyUSD   float64 `yaml:"budget_daily_usd"`
+	BudgetMonthlyUSD float64 `yaml:"budget_monthly_usd"`
 }
 
 // APIKey is one client key.
@@ -208,6 +245,9 @@ type Price struct {
 	// Anthropic prompt-cache writes; 0: 1.25x (5-minute) and 2x (1-hour) the input price.
 	CacheWrite5m float64 `yaml:"cache_write_5m"`
 	CacheWrite1h float64 `yaml:"cache_write_1h"`
+	// MaxOutput is the model's output limit in tokens (0: the built-in
+	// table's, if any), what a hard budget holds for a request without max_tokens.
+	MaxOutput int64 `yaml:"max_output"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -236,6 +276,7 @@ func Default() Config {
 			RedisTimeout: Duration(50 * time.Millisecond),
 			CoalesceWait: Duration(120 * time.Second),
 		},
+		Auth:    Auth{BudgetHoldTTL: Duration(10 * time.Minute)},
 		Routing: Routing{MaxRetries: 2},
 		Limits:  RequestLimits{MaxMessages: 2048, MaxMaxTokens: 1_000_000, MaxN: 16},
 	}
@@ -408,6 +449,8 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	integer("RATE_LIMIT_RPM", &cfg.Auth.RPM)
 	integer("RATE_LIMIT_BURST", &cfg.Auth.Burst)
 	integer("RATE_LIMIT_TPM", &cfg.Auth.TPM)
+	seconds("BUDGET_HOLD_TTL_SECONDS", &cfg.Auth.BudgetHoldTTL)
+	str("KEYS_FILE", &cfg.Auth.KeysFile)
 	if v := getenv("API_KEYS"); v != "" {
 		cfg.Auth.Keys = append(cfg.Auth.Keys, ParseAPIKeys(v)...)
 	}
@@ -416,6 +459,28 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 
 	envProvider(cfg, getenv, "openai", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 	envProvider(cfg, getenv, "anthropic", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+	envProvider(cfg, getenv, "azure", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT")
+	if v := getenv("AZURE_OPENAI_API_VERSION"); v != "" {
+		for i := range cfg.Providers {
+			if cfg.Providers[i].Name == "azure" {
+				cfg.Providers[i].APIVersion = v
+			}
+		}
+	}
+	applyPresetEnv(cfg, getenv)
+	envProvider(cfg, getenv, "gemini", "GEMINI_API_KEY", "GEMINI_BASE_URL")
+	// Vertex AI providers are configured, never implied: these only fill
+	// what a configured one leaves unset, as Google's own tools read them.
+	for i := range cfg.Providers {
+		if p := &cfg.Providers[i]; p.Type == "vertex" || p.Type == "" && p.Name == "vertex" {
+			if p.Project == "" {
+				p.Project = getenv("GOOGLE_CLOUD_PROJECT")
+			}
+			if p.Location == "" {
+				p.Location = getenv("GOOGLE_CLOUD_LOCATION")
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -440,6 +505,10 @@ func envProvider(cfg *Config, getenv func(string) string, name, keyVar, urlVar s
 	cfg.Providers = append(cfg.Providers, Provider{Name: name, Type: name, APIKey: key, BaseURL: url})
 }
 
+// azureVersionRe is an Azure OpenAI api-version: a date, maybe a preview,
+// or the v1 endpoint's names.
+var azureVersionRe = regexp.MustCompile(`^(?:\d{4}-\d{2}-\d{2}(?:-preview)?|v1|preview)$`)
+
 var hostNameRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$`)
 
 // Validate checks the configuration and fills per-provider defaults.
@@ -455,6 +524,9 @@ func (c *Config) Validate() error {
 	for name, p := range c.Prices {
 		if p.Input < 0 || p.Output < 0 || p.CachedInput < 0 || p.CacheWrite5m < 0 || p.CacheWrite1h < 0 {
 			bad("prices.%s: a price is negative", name)
+		}
+		if p.MaxOutput < 0 {
+			bad("prices.%s.max_output: must not be negative", name)
 		}
 	}
 	if _, err := netip.ParseAddr(c.MetricsHost); err != nil && !hostNameRe.MatchString(c.MetricsHost) {
@@ -511,16 +583,23 @@ func (c *Config) Validate() error {
 			bad("providers[%d].name: %q is defined twice", i, p.Name)
 		}
 		names[p.Name] = true
+		if ps, ok := presetOf(p); ok {
+			resolvePreset(p, ps)
+		}
 		if p.Type == "" {
 			switch p.Name {
-			case "anthropic":
-				p.Type = "anthropic"
+			case "anthropic", "azure", "gemini", "vertex":
+				p.Type = p.Name
 			default:
 				p.Type = "openai"
 			}
 		}
-		switch p.Type {
-		case "openai":
+		if p.APIVersion != "" && p.Type != "azure" {
+			bad("providers[%d].api_version: only Azure OpenAI providers (type azure) take an api_version", i)
+		}
+		_, preset := PresetNamed(p.Type)
+		switch {
+		case p.Type == "openai" || preset:
 			if p.BaseURL == "" {
 				if p.Name != "openai" {
 					bad("providers[%d].base_url: required for OpenAI-compatible provider %q", i, p.Name)
@@ -540,7 +619,19 @@ func (c *Config) Validate() error {
 					bad("providers[%d].surfaces: %q is not one of chat, responses, embeddings, completions", i, s)
 				}
 			}
-		case "anthropic":
+		case p.Type == "azure":
+			if p.BaseURL == "" {
+				bad("providers[%d].base_url: required for Azure OpenAI provider %q: the resource root, https://RESOURCE.openai.azure.com (or AZURE_OPENAI_ENDPOINT)", i, p.Name)
+			}
+			if p.APIVersion == "" {
+				p.APIVersion = "2024-10-21"
+			} else if !azureVersionRe.MatchString(p.APIVersion) {
+				bad("providers[%d].api_version: %q is not a dated version (2024-10-21, 2025-04-01-preview), v1 or preview", i, p.APIVersion)
+			}
+			if p.Surfaces != nil {
+				bad("providers[%d].surfaces: Azure OpenAI serves chat, responses and embeddings itself; surfaces does not apply", i)
+			}
+		case p.Type == "anthropic":
 			if p.BaseURL == "" {
 				p.BaseURL = "https://api.anthropic.com"
 			}
@@ -550,8 +641,40 @@ func (c *Config) Validate() error {
 			if p.DefaultMaxTokens == 0 {
 				p.DefaultMaxTokens = 4096
 			}
+		case p.Type == "bedrock":
+			if (p.AWSAccessKeyID == "") != (p.AWSSecretAccessKey == "") {
+				bad("providers[%d].aws_access_key_id: aws_access_key_id and aws_secret_access_key must be set together", i)
+			}
+			if p.AWSSessionToken != "" && p.AWSAccessKeyID == "" {
+				bad("providers[%d].aws_session_token: needs aws_access_key_id and aws_secret_access_key", i)
+			}
+			if p.APIKey != "" {
+				bad("providers[%d].api_key: bedrock signs with AWS credentials: use aws_access_key_id and aws_secret_access_key, or the AWS default chain", i)
+			}
+		case p.Type == "gemini":
+			if p.BaseURL == "" {
+				p.BaseURL = "https://generativelanguage.googleapis.com"
+			}
+			if p.APIKey == "" && p.BaseURL == "https://generativelanguage.googleapis.com" {
+				bad("providers[%d].api_key: required for Google AI Studio provider %q (GEMINI_API_KEY)", i, p.Name)
+			}
+		case p.Type == "vertex":
+			if p.Project == "" {
+				bad("providers[%d].project: required for Vertex AI provider %q (GOOGLE_CLOUD_PROJECT)", i, p.Name)
+			}
+			if p.Location == "" {
+				bad("providers[%d].location: required for Vertex AI provider %q (GOOGLE_CLOUD_LOCATION), e.g. us-central1 or global", i, p.Name)
+			} else if !hostNameRe.MatchString(p.Location) || strings.Contains(p.Location, ".") {
+				bad("providers[%d].location: %q is not a Google Cloud location", i, p.Location)
+			}
+			if p.BaseURL == "" && p.Location != "" {
+				p.BaseURL = "https://" + p.Location + "-aiplatform.googleapis.com"
+				if p.Location == "global" {
+					p.BaseURL = "https://aiplatform.googleapis.com"
+				}
+			}
 		default:
-			bad("providers[%d].type: %q is not openai or anthropic", i, p.Type)
+			bad("providers[%d].type: %q is not openai, anthropic, azure, bedrock, gemini, vertex or a preset (%s)", i, p.Type, presetNames())
 		}
 	}
 	for i, m := range c.Models {
@@ -589,6 +712,22 @@ func (c *Config) Validate() error {
 		}
 		if k.Team != "" && k.CacheScope != "" {
 			bad("auth.keys[%d]: set team or cache_scope, not both", i)
+		}
+	}
+	if c.Auth.BudgetHoldTTL <= 0 {
+		bad("auth.budget_hold_ttl: must be positive")
+	}
+	teams := make(map[string]bool, len(c.Auth.Teams))
+	for i, t := range c.Auth.Teams {
+		switch {
+		case t.Name == "":
+			bad("auth.teams[%d].name: required", i)
+		case teams[t.Name]:
+			bad("auth.teams[%d].name: duplicate team %q", i, t.Name)
+		}
+		teams[t.Name] = true
+		if t.BudgetDailyUSD < 0 || t.BudgetMonthlyUSD < 0 {
+			bad("auth.teams[%d]: budgets must not be negative", i)
 		}
 	}
 	return errors.Join(errs...)
@@ -647,8 +786,15 @@ func demoModels() (openai, anthropic []string) {
 		[]string{"claude-3-5-sonnet-20241022", "claude-sonnet-4-5", "claude-haiku-4-5"}
 }
 
-// UseDemoProvider points the "openai" and "anthropic" providers at the
-// simulated provider served at base (no keys needed), replacing any
+// The simulated Bedrock endpoint's credentials (simulated.BedrockAccessKeyID
+// and BedrockSecretAccessKey; a test keeps them equal), for the demo.
+const (
+	DemoBedrockAccessKeyID     = "AKIDSIMULATEDBEDROCK"
+	DemoBedrockSecretAccessKey = "simulated/bedrock/wJalrXUtnFEMI/K7MDENG+EXAMPLEKEY"
+)
+
+// UseDemoProvider points the "openai", "anthropic", "gemini", "azure" and
+// "bedrock" providers at the simulated provider served at base (no keys needed), replacing any
 // configured ones, and registers a "sim" OpenAI-compatible provider. The
 // demo's model names are listed by GET /v1/models (the Anthropic ones as
 // aliases of "anthropic/<name>", which lists them); aliases already
@@ -659,10 +805,17 @@ func UseDemoProvider(c *Config, base string) {
 		{Name: "openai", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: openaiModels},
 		{Name: "anthropic", Type: "anthropic", BaseURL: base, APIKey: "demo", AnthropicVersion: "2023-06-01", DefaultMaxTokens: 4096},
 		{Name: "sim", Type: "openai", BaseURL: base + "/v1", APIKey: "demo", Models: []string{"sim-small", "sim-large"}},
+		{Name: "gemini", Type: "gemini", BaseURL: base, APIKey: "demo", Models: []string{"gemini-2.5-flash", "gemini-2.5-pro"}},
+		// Reached as "azure/<deployment>" and "bedrock/<model id>"; the
+		// simulated Bedrock endpoint checks SigV4 signatures made with
+		// these (its own published test credentials).
+		{Name: "azure", Type: "azure", BaseURL: base, APIKey: "demo", APIVersion: "2024-10-21"},
+		{Name: "bedrock", Type: "bedrock", BaseURL: base, Region: "us-east-1",
+			AWSAccessKeyID: DemoBedrockAccessKeyID, AWSSecretAccessKey: DemoBedrockSecretAccessKey},
 	}
 	var keep []Provider
 	for _, p := range c.Providers {
-		if p.Name != "openai" && p.Name != "anthropic" && p.Name != "sim" {
+		if !slices.ContainsFunc(demo, func(d Provider) bool { return d.Name == p.Name }) {
 			keep = append(keep, p)
 		}
 	}

@@ -167,8 +167,13 @@ func TestOperationsDocExampleIsValid(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("documented config does not validate: %v", err)
 	}
-	if len(cfg.Providers) != 4 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" {
+	if len(cfg.Providers) != 7 || len(cfg.Auth.Keys) != 2 || cfg.Models[0].Strategy != "least-latency" ||
+		cfg.Providers[6].Type != "bedrock" || cfg.Providers[6].Region != "us-east-1" {
 		t.Fatalf("documented config read wrongly: %+v", cfg)
+	}
+	if az, groq := cfg.Providers[4], cfg.Providers[5]; az.Type != "azure" || az.APIVersion != "2024-10-21" ||
+		groq.Type != "groq" || groq.BaseURL != "https://api.groq.com/openai/v1" {
+		t.Fatalf("documented azure and preset providers read wrongly: %+v %+v", az, groq)
 	}
 }
 
@@ -208,5 +213,56 @@ func TestMaxClientTTLFromEnvAndValidated(t *testing.T) {
 	cfg.Cache.MaxClientTTL = -1
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_client_ttl") {
 		t.Fatalf("negative max_client_ttl: %v", err)
+	}
+}
+
+func TestBedrockProviderReadsRegionAndKeys(t *testing.T) {
+	raw := []byte(`providers:
+  - name: aws
+    type: bedrock
+    region: eu-central-1
+    base_url: http://127.0.0.1:9000
+    aws_access_key_id: ${KEY_ID}
+    aws_secret_access_key: ${SECRET}
+    aws_session_token: tok
+models:
+  - name: claude
+    deployments: [{provider: aws, model: "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"}]
+`)
+	cfg := Default()
+	if err := Parse(&cfg, raw, env(map[string]string{"KEY_ID": "AKIDX", "SECRET": "s3cret"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Providers[0]
+	if p.Type != "bedrock" || p.Region != "eu-central-1" || p.AWSAccessKeyID != "AKIDX" || p.AWSSecretAccessKey != "s3cret" ||
+		p.AWSSessionToken != "tok" || p.BaseURL != "http://127.0.0.1:9000" {
+		t.Fatalf("bedrock provider: %+v", p)
+	}
+}
+
+func TestBudgetsAndRuntimeKeysFromEnvAndFile(t *testing.T) {
+	cfg, err := Load("", env(map[string]string{"BUDGET_HOLD_TTL_SECONDS": "90", "KEYS_FILE": "/var/lib/edge-agent/keys.json"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.BudgetHoldTTL.D() != 90*time.Second || cfg.Auth.KeysFile != "/var/lib/edge-agent/keys.json" {
+		t.Fatalf("BUDGET_HOLD_TTL_SECONDS, KEYS_FILE: %v %q", cfg.Auth.BudgetHoldTTL.D(), cfg.Auth.KeysFile)
+	}
+	if cfg, _ := Load("", env(nil)); cfg.Auth.BudgetHoldTTL.D() != 10*time.Minute {
+		t.Fatalf("default hold TTL %v", cfg.Auth.BudgetHoldTTL.D())
+	}
+	cfg = Default()
+	raw := "auth:\n  teams:\n    - {name: red, budget_daily_usd: 5, budget_monthly_usd: 100}\nprices:\n  my-model: {input: 1, output: 2, max_output: 8192}\n"
+	if err := Parse(&cfg, []byte(raw), env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.Teams[0] != (Team{Name: "red", BudgetDailyUSD: 5, BudgetMonthlyUSD: 100}) || cfg.Prices["my-model"].MaxOutput != 8192 {
+		t.Fatalf("teams, max_output: %+v %+v", cfg.Auth.Teams, cfg.Prices)
 	}
 }

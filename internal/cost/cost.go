@@ -1,5 +1,5 @@
 // Package cost prices LLM usage with a built-in, overridable table of
-// per-million-token prices for OpenAI and Anthropic models.
+// per-million-token prices for OpenAI, Anthropic and Google Gemini models.
 package cost
 
 import (
@@ -29,6 +29,9 @@ type Price struct {
 	CachedInputPerM  float64
 	CacheWrite5mPerM float64
 	CacheWrite1hPerM float64
+	// MaxOutputTokens is the model's output limit, the most completion
+	// tokens one answer can have; 0: unknown.
+	MaxOutputTokens int64
 }
 
 // Cache-write prices as multiples of the input price, used when the table
@@ -86,6 +89,7 @@ type fileEntry struct {
 	CachedInput  float64  `yaml:"cached_input"`
 	CacheWrite5m float64  `yaml:"cache_write_5m"`
 	CacheWrite1h float64  `yaml:"cache_write_1h"`
+	MaxOutput    int64    `yaml:"max_output"`
 	Aliases      []string `yaml:"aliases"`
 }
 
@@ -116,11 +120,11 @@ func parse(data []byte) (*Table, error) {
 		if err := validName(name); err != nil {
 			return nil, err
 		}
-		if e.Input < 0 || e.Output < 0 || e.CachedInput < 0 || e.CacheWrite5m < 0 || e.CacheWrite1h < 0 {
-			return nil, fmt.Errorf("model %q: negative price", name)
+		if e.Input < 0 || e.Output < 0 || e.CachedInput < 0 || e.CacheWrite5m < 0 || e.CacheWrite1h < 0 || e.MaxOutput < 0 {
+			return nil, fmt.Errorf("model %q: negative price or output limit", name)
 		}
 		t.prices[name] = Price{InputPerM: e.Input, OutputPerM: e.Output, CachedInputPerM: e.CachedInput,
-			CacheWrite5mPerM: e.CacheWrite5m, CacheWrite1hPerM: e.CacheWrite1h}
+			CacheWrite5mPerM: e.CacheWrite5m, CacheWrite1hPerM: e.CacheWrite1h, MaxOutputTokens: e.MaxOutput}
 		t.names[name] = name
 	}
 	for name, e := range f.Models {
@@ -276,6 +280,13 @@ func (p Price) Cost(u Usage) float64 {
 		float64(max(u.CacheWrite1hTokens, 0))*p.CacheWrite1h() +
 		float64(max(u.CompletionTokens, 0))*p.OutputPerM
 	return micro / 1e6
+}
+
+// MaxCost is what a request can cost at p before it is made: promptTokens
+// (an estimate) at the input price plus outputTokens, the most the answer
+// may have, at the output price.
+func (p Price) MaxCost(promptTokens int, outputTokens int64) float64 {
+	return (float64(max(promptTokens, 0))*p.InputPerM + float64(max(outputTokens, 0))*p.OutputPerM) / 1e6
 }
 
 // CachedInput is the price of a prompt-cache read per million tokens.

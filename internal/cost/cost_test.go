@@ -300,3 +300,56 @@ func BenchmarkCost(b *testing.B) {
 		tab.Cost("gpt-4o-2024-08-06", u)
 	}
 }
+
+func TestBedrockModelIdsAndInferenceProfilesArePriced(t *testing.T) {
+	tab := Default()
+	for _, c := range []struct {
+		model, canonical string
+		usage            Usage
+		want             float64
+	}{
+		// 1M input, 1M output at 3/15; cache reads at 0.30, 5-minute writes at 3.75.
+		{"anthropic.claude-3-5-sonnet-20241022-v2:0", "anthropic.claude-3-5-sonnet-20241022-v2:0",
+			Usage{PromptTokens: 1e6, CompletionTokens: 1e6, CacheReadTokens: 1e6, CacheWrite5mTokens: 1e6}, 3 + 15 + 0.30 + 3.75},
+		{"us.anthropic.claude-3-5-sonnet-20241022-v2:0", "anthropic.claude-3-5-sonnet-20241022-v2:0", Usage{PromptTokens: 1e6}, 3},
+		{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+			"anthropic.claude-3-7-sonnet-20250219-v1:0", Usage{CompletionTokens: 1e6}, 15},
+		// Nova: cache reads at a quarter of input, writes at the input price.
+		{"amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", Usage{PromptTokens: 1e6, CacheReadTokens: 1e6, CacheWrite5mTokens: 1e6}, 0.80 + 0.20 + 0.80},
+		{"amazon.titan-embed-text-v2:0", "amazon.titan-embed-text-v2:0", Usage{PromptTokens: 1e6}, 0.02},
+	} {
+		canonical, p, ok := tab.Lookup(c.model)
+		if !ok || canonical != c.canonical {
+			t.Errorf("%s resolves to %q (%v), want %q", c.model, canonical, ok, c.canonical)
+			continue
+		}
+		if got := p.Cost(c.usage); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s: cost %v, want %v", c.model, got, c.want)
+		}
+	}
+	if _, _, ok := tab.Lookup("eu.anthropic.claude-sonnet-4-5-20250929-v1:0"); ok {
+		t.Error("a geographic profile not in the table must stay unpriced, not take the model's price")
+	}
+}
+
+func TestOutputLimitsComeWithThePriceTable(t *testing.T) {
+	tab := Default()
+	for _, tt := range []struct {
+		model string
+		want  int64
+	}{
+		{"gpt-4o", 16384},
+		{"gpt-4o-2024-08-06", 16384}, // a dated snapshot takes its family's limit
+		{"claude-3-5-haiku-20241022", 8192},
+		{"claude-opus-4-7", 0}, // not listed: unknown, never guessed
+	} {
+		if _, p, ok := tab.Lookup(tt.model); !ok || p.MaxOutputTokens != tt.want {
+			t.Errorf("%s: max output %d (found %v), want %d", tt.model, p.MaxOutputTokens, ok, tt.want)
+		}
+	}
+	_, p, _ := tab.Lookup("gpt-4o")
+	// 1000 prompt tokens at $2.50/M and the 1M-token answer at $10/M.
+	if got := p.MaxCost(1000, 1_000_000); got < 10.0025-1e-9 || got > 10.0025+1e-9 {
+		t.Fatalf("MaxCost = %v, want 10.0025", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/cache/memory"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/surface/messages"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -257,6 +258,7 @@ func serveMessagesBench(b *testing.B, withCache bool, body []byte, want string) 
 		o.Cache = t
 	}
 	g := New(o)
+	h := g.Handler(messages.Surface{})
 	req := httptest.NewRequest(http.MethodPost, "/v1/messages", nil)
 	rd := &rewindBody{Reader: bytes.NewReader(body)}
 	req.Body = rd
@@ -266,7 +268,7 @@ func serveMessagesBench(b *testing.B, withCache bool, body []byte, want string) 
 		req.ContentLength = int64(len(body))
 		clear(w.h)
 		w.code, w.n = 0, 0
-		g.ServeMessages(w, req)
+		h.ServeHTTP(w, req)
 	}
 	serve()
 	b.ReportAllocs()

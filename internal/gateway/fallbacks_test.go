@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/surface/chat"
 )
 
 func TestRequestFallbacksRejectsNamesWithControlCharacters(t *testing.T) {
@@ -19,7 +20,7 @@ func TestRequestFallbacksRejectsNamesWithControlCharacters(t *testing.T) {
 		{"invalid UTF-8 in the header", `{"model":"m",` + msgs + `}`, "gpt-\xff", "X-Fallback-Models"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := api.ParseChatRequest([]byte(tt.body), api.DefaultLimits)
+			req, err := chat.Surface{}.Parse([]byte(tt.body), api.DefaultLimits)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,5 +1,7 @@
-// Package gateway is the request pipeline of POST /v1/chat/completions:
-// parse -> key -> cache -> route -> provider -> stream/record.
+// Package gateway is the request pipeline every API surface goes through:
+// read -> parse (the surface) -> resolve -> admit -> key -> L1/L2 ->
+// coalesce -> route -> provider -> stream capture -> store -> price ->
+// record. What differs between surfaces lives in internal/surface.
 package gateway
 
 import (
@@ -7,12 +9,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/tidwall/gjson"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edge-agent/edge-agent/internal/api"
@@ -20,6 +20,8 @@ import (
 	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/surface"
+	"github.com/edge-agent/edge-agent/internal/surface/chat"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -64,11 +66,30 @@ type Guard interface {
 	// Admit checks model permission, rate limits and budget. It may set
 	// headers (x-ratelimit-*) on h. It returns the cache namespace for the
 	// caller's key ("" for shared) and may rewrite the body (redaction).
-	Admit(ctx context.Context, h http.Header, model string, body []byte, estTokens int) (Admission, error)
+	Admit(ctx context.Context, h http.Header, model string, body []byte, est Estimate) (Admission, error)
+}
+
+// Estimate is what a request may use, known before the call: for token
+// rate limits and for the hold of a hard budget.
+type Estimate struct {
+	Model        string // the model it is priced at (the routed target's)
+	PromptTokens int    // the prompt's estimate
+	MaxTokens    int64  // the completion limit the client asked for; 0: none
+}
+
+// Tokens is what token rate limits spend before the call: the prompt plus
+// the completion limit asked for (256 without one).
+func (e Estimate) Tokens() int {
+	if e.MaxTokens > 0 {
+		return e.PromptTokens + int(min(e.MaxTokens, 1<<20))
+	}
+	return e.PromptTokens + 256
 }
 
 // Admission is what a Guard decided for one request.
 type Admission struct {
+	// Principal is the client key's stable name ("" on an open gateway).
+	Principal string
 	Namespace string
 	Body      []byte // possibly redacted; nil: unchanged
 	// MaxCacheTTL bounds the client's X-Cache-TTL and max-age (0: no bound).
@@ -85,7 +106,7 @@ type Admission struct {
 // text, some hundred times a long answer.
 const DefaultMaxCaptureBytes = 4 << 20
 
-// Gateway serves chat completions.
+// Gateway serves every surface through one pipeline.
 type Gateway struct {
 	o     Options
 	ids   *api.RequestIDs
@@ -133,12 +154,23 @@ var (
 	hdrJSON   = []string{"application/json"}
 )
 
-// ServeHTTP is the whole request path, top to bottom.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	x := exchange{g: g, w: w, r: r, start: time.Now()}
+// ServeHTTP serves POST /v1/chat/completions.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.serve(w, r, chat.Surface{}) }
+
+// Handler serves surface s through the pipeline.
+func (g *Gateway) Handler(s surface.Surface) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, s) })
+}
+
+// serve is the whole request path, top to bottom, for every surface: the
+// surface parses, keys, translates and replays; everything else is here.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surface) {
+	x := exchange{g: g, w: w, r: r, start: time.Now(), s: s}
 	// "bypass" until a lookup misses: a request refused before the cache
 	// (bad input, auth, limits) is not a cache miss.
 	x.rec.Cache = telemetry.CacheBypass
+	id := s.ID()
+	x.rec.Endpoint = id
 	defer x.finish()
 	if m := g.metrics(); m != nil {
 		m.InflightInc()
@@ -169,18 +201,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.fail(err)
 		return
 	}
-	req, err := api.ParseChatRequest(body, g.o.Limits)
+	req, err := s.Parse(body, g.o.Limits)
 	if err != nil {
 		x.fail(err)
 		return
 	}
-	x.rec.Model, x.rec.Stream = req.Model, req.Stream
+	x.req = req
+	info := req.Info()
+	x.rec.Model, x.rec.Stream = info.Model, info.Stream
 	fallbacks, err := requestFallbacks(req, r.Header)
 	if err != nil {
 		x.fail(err)
 		return
 	}
-	target, err := g.o.Router.Resolve(req.Model)
+	target, err := g.o.Router.Resolve(info.Model)
 	if err != nil {
 		x.fail(err)
 		return
@@ -189,18 +223,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.rec.Provider == "" {
 		x.rec.Provider = target.Group
 	}
+	// Chat is every provider's own API; another surface is passed through
+	// when every deployment of the target speaks it, translated otherwise.
+	x.native = id == provider.SurfaceChat || g.speaks(target, id)
 
 	var adm Admission
 	if g.o.Guard != nil {
-		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body, estimateTokens(req))
+		adm, err = g.o.Guard.Admit(ctx, h, info.Model, req.Raw(),
+			Estimate{Model: target.Model, PromptTokens: req.PromptTokens(), MaxTokens: info.MaxTokens})
 		if err != nil {
 			x.fail(err)
 			return
 		}
 		if adm.Body != nil {
-			req.Body = adm.Body
+			req.SetRaw(adm.Body)
 		}
-		x.admission = adm
+		x.tenant = tenant{principal: adm.Principal, namespace: adm.Namespace, hideKey: adm.HideCacheKey, done: adm.Done}
+	}
+	if p, ok := req.(surface.Preparer); ok {
+		if err := p.Prepare(ctx, x.scope(), x.native); err != nil {
+			x.fail(err)
+			return
+		}
 	}
 
 	cc, err := parseCacheControl(r.Header)
@@ -221,7 +265,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// never across tenants.
 			ns = ns + "\x00" + v
 		}
-		x.key, err = cache.ComputeKeyIgnoring(ns, target.String(), target.Model, req.Body, keyIgnored)
+		scope := target.String()
+		if id != provider.SurfaceChat {
+			// The surface is part of the key: an answer of one API never
+			// answers another. (Chat's keys carry no prefix, as before
+			// surfaces: entries in L2 survive the upgrade.)
+			scope = id.String() + "\x00" + scope
+		}
+		kb, ignore := req.KeyBody()
+		x.key, err = cache.ComputeKeyIgnoring(ns, scope, target.Model, kb, ignore)
 		if err != nil {
 			x.fail(api.InvalidRequest("", "request cannot be cached: %v", err))
 			return
@@ -232,7 +284,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var lead *cache.Call // set when this request leads a coalesced call
 	if x.keyOK && !cc.noCache {
 		if e, tier := g.lookup(ctx, &x); e != nil {
-			x.serveHit(req, e, tier)
+			x.markHit(tier)
+			x.serveStored(e)
 			return
 		}
 		x.rec.Cache = telemetry.CacheMiss
@@ -244,7 +297,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			e, ok := call.Wait(wctx)
 			cancel()
 			if ok {
-				x.serveCoalesced(req, e)
+				x.serveCoalesced(e)
 				return
 			}
 			if err := call.Err(); err != nil { // the leader's upstream failure is ours too
@@ -258,8 +311,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h["X-Cache-Status"] = hdrMiss
 	}
 
-	preq := &provider.Request{Body: req.Body, Model: target.Model, Stream: req.Stream, MaxTokens: req.MaxTokens}
-	if g.o.Tracer.Enabled() {
+	ubody, uh, err := req.Upstream(x.native, r.Header)
+	if err != nil {
+		lead.Fail(ctx, err)
+		x.fail(err)
+		return
+	}
+	preq := &provider.Request{Body: ubody, Model: target.Model, Stream: info.Stream, MaxTokens: info.MaxTokens, Header: uh}
+	if x.native {
+		preq.Surface = id
+	}
+	if g.o.Tracer.Enabled() && preq.Header == nil {
 		preq.Header = make(http.Header, 1) // filled with traceparent in callProvider
 	}
 	x.provStart = time.Now()
@@ -277,11 +339,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The wait until the provider answered (a stream's first byte); a
 	// stream adds its waits for each chunk.
 	x.rec.ProviderLatency = time.Since(x.provStart)
-	if req.Stream {
-		x.serveStream(req, resp.Stream)
+	if info.Stream {
+		x.serveStream(resp.Stream)
 		return
 	}
-	x.serveJSON(req, resp.Body, resp.Usage)
+	x.serveAnswer(resp)
 }
 
 func (g *Gateway) callProvider(ctx context.Context, t route.Target, req *provider.Request, fallbacks []string) (*provider.Response, error) {
@@ -308,10 +370,6 @@ func (g *Gateway) lookup(ctx context.Context, x *exchange) (*cache.Entry, cache.
 	return g.o.Cache.Get(ctx, x.key, x.cc.maxAge)
 }
 
-// keyIgnored are the request fields that cannot change the answer (or are
-// the gateway's own), left out of the cache key on top of cache's defaults.
-var keyIgnored = []string{"fallbacks"}
-
 func (g *Gateway) metrics() *telemetry.Metrics {
 	if g.o.Observer == nil {
 		return nil
@@ -327,10 +385,10 @@ func (g *Gateway) putBuffer(b *bytes.Buffer) {
 	g.pool.Put(b)
 }
 
-// requestFallbacks reads the per-request fallback models: a "fallbacks"
-// array in the body (removed before forwarding by the router) or the
-// X-Fallback-Models header (comma-separated).
-func requestFallbacks(req *api.ChatRequest, h http.Header) ([]string, error) {
+// requestFallbacks reads the per-request fallback models: the
+// X-Fallback-Models header (comma-separated) and those the body names (chat's
+// "fallbacks" array, removed before forwarding by the router).
+func requestFallbacks(req surface.Request, h http.Header) ([]string, error) {
 	var out []string
 	if v := headerValue(h, "X-Fallback-Models"); v != "" {
 		for m := range strings.SplitSeq(v, ",") {
@@ -342,49 +400,14 @@ func requestFallbacks(req *api.ChatRequest, h http.Header) ([]string, error) {
 			}
 		}
 	}
-	if !req.HasFallbacks { // spares a scan of the body on nearly every request
-		return out, nil
+	in, err := req.Fallbacks()
+	if err != nil || len(in) == 0 {
+		return out, err
 	}
-	f := gjson.GetBytes(req.Body, "fallbacks")
-	if !f.Exists() || f.Type == gjson.Null {
-		return out, nil
-	}
-	if !f.IsArray() {
-		return nil, api.InvalidRequest("fallbacks", "fallbacks must be an array of model names")
-	}
-	var bad *api.Error
-	i := 0
-	f.ForEach(func(_, m gjson.Result) bool {
-		if m.Type != gjson.String || m.Str == "" {
-			bad = api.InvalidRequest("fallbacks", "fallbacks must be an array of model names")
-			return false
-		}
-		if bad = api.CheckModelName("fallbacks["+strconv.Itoa(i)+"]", m.Str); bad != nil {
-			return false
-		}
-		out = append(out, m.Str)
-		i++
-		return true
-	})
-	if bad != nil {
-		return nil, bad
-	}
-	if len(out) > 8 {
+	if out = append(out, in...); len(out) > 8 {
 		return nil, api.InvalidRequest("fallbacks", "at most 8 fallback models")
 	}
 	return out, nil
-}
-
-// estimateTokens guesses the tokens a request will use before the call, for
-// token rate limits: prompt bytes / 4 plus the completion budget asked for.
-func estimateTokens(req *api.ChatRequest) int {
-	n := cost.EstimateTokens(req.Body)
-	if req.MaxTokens > 0 {
-		n += int(min(req.MaxTokens, 1<<20))
-	} else {
-		n += 256
-	}
-	return n
 }
 
 // headerValue is h.Get(key) for a key already in canonical form, without

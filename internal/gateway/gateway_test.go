@@ -16,6 +16,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/cache/memory"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/surface/chat"
 )
 
 // echoRouter answers with a body that carries the provider's own
@@ -79,7 +80,7 @@ func TestRequestFallbacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := api.ParseChatRequest([]byte(tt.body), api.DefaultLimits)
+			req, err := chat.Surface{}.Parse([]byte(tt.body), api.DefaultLimits)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,19 +9,14 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unsafe"
-
-	"github.com/tidwall/gjson"
-	"github.com/tidwall/sjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cache"
 	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/sse"
-	"github.com/edge-agent/edge-agent/internal/surface/messages"
+	"github.com/edge-agent/edge-agent/internal/surface"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
 )
 
@@ -36,12 +31,21 @@ type exchange struct {
 	cc        cacheControl
 	key       cache.Key
 	keyOK     bool
-	surface   provider.Surface // chat (zero) or messages: which envelope errors use; in keyOK's padding
-	stored    *cache.Entry     // the leader's cached answer, handed to followers
+	native    bool // the provider speaks the surface: the client's bytes go upstream; in keyOK's padding
+	s         surface.Surface
+	req       surface.Request // nil until parsed
+	stored    *cache.Entry    // the leader's cached answer, handed to followers
 	attempts  int
-	admission Admission
-	vals      [8]string // backing for one-value headers, see set
+	tenant    tenant
+	vals      [6]string // backing for one-value headers (at most 6 per answer), see set
 	nv        int
+}
+
+// tenant is what the exchange keeps of its Admission.
+type tenant struct {
+	principal, namespace string
+	done                 func(tokens int, usd float64)
+	hideKey              bool
 }
 
 // fail answers with the error envelope, unless the answer has started.
@@ -65,11 +69,7 @@ func (x *exchange) fail(err error) {
 	if e.Status == 499 {
 		return // nobody is listening
 	}
-	if x.surface == provider.SurfaceMessages {
-		messages.WriteError(x.w, e)
-		return
-	}
-	api.WriteError(x.w, e)
+	x.s.WriteError(x.w, e)
 }
 
 // stoppedBy turns e, when it says the request's context was cancelled, into
@@ -109,7 +109,7 @@ func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Tim
 	}
 	var buf [96]byte
 	b := buf[:0]
-	showKey := x.keyOK && !x.admission.HideCacheKey
+	showKey := x.keyOK && !x.tenant.hideKey
 	if showKey {
 		b = x.key.AppendHex(b)
 	}
@@ -139,14 +139,7 @@ func (x *exchange) setEdgeHeaders(h http.Header, contentLength int, now time.Tim
 	}
 }
 
-// serveHit answers from a cached entry, as JSON or as a replayed stream.
-func (x *exchange) serveHit(req *api.ChatRequest, e *cache.Entry, tier cache.Tier) {
-	x.markHit(tier)
-	x.serveStored(req, e)
-}
-
-// markHit records a cache hit from tier and sets its headers, on every
-// surface.
+// markHit records a cache hit from tier and sets its headers.
 func (x *exchange) markHit(tier cache.Tier) {
 	h := x.w.Header()
 	x.rec.Cache = tier.String()
@@ -162,16 +155,16 @@ func (x *exchange) markHit(tier cache.Tier) {
 // waited for. It is a HIT to the client (no provider call of its own) with
 // its own layer, and its own outcome in metrics: its latency is the
 // provider's, so it must not count as a hit there.
-func (x *exchange) serveCoalesced(req *api.ChatRequest, e *cache.Entry) {
+func (x *exchange) serveCoalesced(e *cache.Entry) {
 	h := x.w.Header()
 	x.rec.Cache = telemetry.CacheCoalesced
 	h["X-Cache-Status"] = hdrHit
 	h["X-Cache-Layer"] = hdrCoal
-	x.serveStored(req, e)
+	x.serveStored(e)
 }
 
-// serveStored writes a stored answer, as JSON or as a replayed stream.
-func (x *exchange) serveStored(req *api.ChatRequest, e *cache.Entry) {
+// serveStored writes a stored answer, as JSON or as the surface's stream.
+func (x *exchange) serveStored(e *cache.Entry) {
 	x.rec.Provider = e.Provider
 	x.rec.Status = http.StatusOK
 	// What the miss cost, priced by token kind when it was stored; older
@@ -180,62 +173,62 @@ func (x *exchange) serveStored(req *api.ChatRequest, e *cache.Entry) {
 		x.rec.SavedUSD, _ = x.g.o.Prices.Cost(e.Model, cost.Usage{PromptTokens: e.PromptTokens, CompletionTokens: e.CompletionTokens})
 	}
 	x.rec.CostKnown = true // a hit costs nothing, and we know it
-	if req.Stream {
-		x.replay(req, e.Body)
+	if x.rec.Stream {
+		x.replay(e.Body)
 		return
 	}
 	x.writeJSON(e.Body, e.Provider, e.Model)
 }
 
-// replay writes a cached answer as one burst of SSE events.
-func (x *exchange) replay(req *api.ChatRequest, completion []byte) {
-	chunks, err := api.StreamChunks(completion, req.IncludeUsage)
+// replay writes a stored answer as the surface's events, in one burst.
+func (x *exchange) replay(answer []byte) {
+	buf := x.g.pool.Get().(*bytes.Buffer)
+	defer x.g.putBuffer(buf)
+	out, err := x.req.AppendReplay(buf.AvailableBuffer(), answer)
 	if err != nil {
-		// A stored answer that does not parse is a bug, not the client's
+		// A stored answer that does not replay is a bug, not the client's
 		// problem; it was validated when stored.
 		x.fail(err)
 		return
 	}
-	sse.SetHeaders(x.w.Header())
-	x.setEdgeHeaders(x.w.Header(), -1, time.Now())
+	h := x.w.Header()
+	sse.SetHeaders(h)
+	x.setEdgeHeaders(h, -1, time.Now())
 	x.w.WriteHeader(http.StatusOK)
-	sw := sse.NewWriter(x.w)
-	for _, c := range chunks {
-		if sw.Data(c) != nil {
-			return
-		}
+	_, _ = x.w.Write(out)
+	if f, ok := x.w.(http.Flusher); ok {
+		f.Flush()
 	}
-	_ = sw.Data(sse.Done)
-	_ = sw.Flush()
 	x.rec.TTFT = time.Since(x.start)
+	x.record(out, false)
 }
 
-// serveJSON answers a non-streaming miss and stores it when cacheable.
-// ku is the adapter's usage by kind, when it has one.
-func (x *exchange) serveJSON(req *api.ChatRequest, body []byte, ku *cost.Usage) {
-	body = withoutMetadata(body) // ours is the only metadata, stored or sent
-	a := readAnswer(body)
-	if ku != nil {
-		a.usage = *ku
+// serveAnswer answers a non-streamed miss and stores it when cacheable.
+func (x *exchange) serveAnswer(resp *provider.Response) {
+	a, err := x.req.Answer(resp.Body, x.native)
+	if err != nil {
+		x.fail(err)
+		return
 	}
-	model := a.model
+	if resp.Usage != nil && (!x.native || x.s.ID() == provider.SurfaceChat) {
+		a.Usage, a.Estimated = *resp.Usage, false // the adapter's count by kind
+	}
+	model := a.Model
 	if model == "" {
 		model = x.rec.Model
 	}
-	x.price(model, a.usage, false)
+	x.price(model, a.Usage, a.Estimated)
 	x.rec.Status = http.StatusOK
-	if x.cacheable(a.finish) {
-		x.store(body, a.usage)
+	if x.cacheable(a.Finish) {
+		x.store(a.Body, a.Usage)
 	}
-	x.writeJSON(body, x.answeredBy(), model)
+	x.writeJSON(a.Body, x.rec.Provider, model)
 }
 
-func (x *exchange) answeredBy() string { return x.rec.Provider }
-
-// serveStream copies a streamed answer to the client chunk by chunk,
-// flushing each, while capturing it for the cache.
-func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
-	defer s.Close()
+// serveStream copies a streamed answer to the client event by event,
+// flushing each, while the surface accumulates it for the cache.
+func (x *exchange) serveStream(ps provider.Stream) {
+	defer ps.Close()
 	h := x.w.Header()
 	sse.SetHeaders(h)
 	// X-Edge-Overhead-Ms is the gateway's time up to here, the provider's
@@ -243,90 +236,117 @@ func (x *exchange) serveStream(req *api.ChatRequest, s provider.Stream) {
 	x.setEdgeHeaders(h, -1, time.Now())
 	x.w.WriteHeader(http.StatusOK)
 	x.rec.Status = http.StatusOK
-	sw := sse.NewWriter(x.w)
-	var acc api.Accumulator
-	acc.SetLimit(x.g.o.MaxCaptureBytes)
+	st := x.req.NewStream(x.native, x.g.o.MaxCaptureBytes)
+	// Whatever ends the stream, what the provider produced is charged: its
+	// usage when it reported it, an estimate from the text delivered when
+	// not (the client left, the upstream cut, an error event).
+	charged := false
+	defer func() {
+		if !charged {
+			u, est := st.Partial()
+			x.price(x.rec.Model, u, est)
+		}
+	}()
+	flusher, _ := x.w.(http.Flusher)
+	buf := x.g.pool.Get().(*bytes.Buffer)
+	defer x.g.putBuffer(buf)
+	out := buf.AvailableBuffer()
 	first := true
+	fail := func(err error) {
+		e := x.stoppedBy(api.FromError(err))
+		x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
+		if e.Status != 499 {
+			if _, werr := x.w.Write(st.AppendError(out[:0], e)); werr == nil && flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
 	for {
 		// Time spent waiting on the provider is its latency; the rest of
 		// the stream's time is the gateway's overhead, in the log and
 		// metrics.
 		waitStart := time.Now()
-		chunk, err := s.Next()
+		chunk, err := ps.Next()
 		x.rec.ProviderLatency += time.Since(waitStart)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			e := x.stoppedBy(api.FromError(err))
-			x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
-			if e.Status != 499 {
-				// OpenAI's own way to report a failure inside a stream; the
-				// SDKs raise it. No [DONE]: the answer is not complete.
-				_ = sw.Data(e.AppendEnvelope(nil))
-				_ = sw.Flush()
-			}
+			fail(err)
 			return
 		}
 		if first {
 			x.rec.TTFT = time.Since(x.start)
 			first = false
 		}
-		if err := acc.Add(chunk); err != nil {
-			x.rec.Status, x.rec.ErrorCode = http.StatusBadGateway, "upstream_invalid_chunk"
-			_ = sw.Data((&api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_chunk",
-				Message: "provider sent a stream chunk that is not JSON"}).AppendEnvelope(nil))
-			_ = sw.Flush()
+		if out, err = st.Add(out[:0], chunk); err != nil {
+			fail(err)
 			return
 		}
-		if !req.IncludeUsage && isUsageOnly(chunk) {
-			continue // we asked for it to price the answer; the client did not
-		}
-		if sw.Data(chunk) != nil || sw.Flush() != nil {
-			x.rec.Status, x.rec.ErrorCode = 499, "client_closed_request"
+		if len(out) > 0 && !x.send(out, flusher) {
 			return
 		}
 	}
-	if sw.Data(sse.Done) != nil || sw.Flush() != nil {
+	_, records := x.req.(surface.Recorder)
+	out, a, err := st.End(out[:0], records || x.keyOK && !x.cc.noStore)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if !x.send(out, flusher) {
+		return
+	}
+	if a == nil {
+		// Sent whole but not rebuilt (too large to hold, or malformed):
+		// priced from what was seen (the deferred charge), not stored.
+		if st.Overflowed() {
+			x.g.o.Logger.LogAttrs(x.r.Context(), slog.LevelWarn, "stream answer not cached: larger than max_capture_bytes",
+				slog.String("request_id", x.rec.RequestID), slog.Int("max_capture_bytes", x.g.o.MaxCaptureBytes))
+		}
+		return
+	}
+	if ur, ok := ps.(provider.UsageReporter); ok && (!x.native || x.s.ID() == provider.SurfaceChat) {
+		if ku, ok := ur.Usage(); ok {
+			a.Usage, a.Estimated = ku, false // the adapter's count by kind
+		}
+	}
+	charged = true
+	x.price(x.rec.Model, a.Usage, a.Estimated)
+	if x.cacheable(a.Finish) {
+		x.store(a.Body, a.Usage)
+	}
+	x.record(a.Body, true)
+}
+
+// send writes and flushes one piece of a stream; false when the client is
+// gone.
+func (x *exchange) send(b []byte, f http.Flusher) bool {
+	if _, err := x.w.Write(b); err != nil {
 		x.rec.Status, x.rec.ErrorCode = 499, "client_closed_request"
+		return false
+	}
+	if f != nil {
+		f.Flush()
+	}
+	return true
+}
+
+// record hands an answer the client received whole to a surface that keeps
+// its answers (the Responses API's store).
+func (x *exchange) record(answer []byte, fresh bool) {
+	rc, ok := x.req.(surface.Recorder)
+	if !ok {
 		return
 	}
-	var u cost.Usage
-	estimated := false
-	if au := acc.Usage(); au != nil {
-		u = cost.Usage{PromptTokens: au.PromptTokens, CompletionTokens: au.CompletionTokens}
-		if au.PromptTokensDetails != nil {
-			u.CachedTokens = au.PromptTokensDetails.CachedTokens
-		}
-		if ur, ok := s.(provider.UsageReporter); ok {
-			if ku, ok := ur.Usage(); ok {
-				u = ku
-			}
-		}
-	} else {
-		// The upstream reported no usage; estimate, and say so.
-		estimated = true
-		u = cost.Usage{PromptTokens: cost.EstimateTokens(req.Body)}
-		if acc.Overflowed() {
-			u.CompletionTokens = (acc.TextBytes() + 3) / 4 // as cost.EstimateTokens, from the count kept
-		} else if b, err := acc.CompletionJSON(); err == nil {
-			u.CompletionTokens = cost.EstimateTokens(b)
-		}
+	if err := rc.Record(x.r.Context(), x.scope(), answer, fresh); err != nil {
+		x.g.o.Logger.LogAttrs(x.r.Context(), slog.LevelWarn, "answer not kept",
+			slog.String("request_id", x.rec.RequestID), slog.String("error", err.Error()))
 	}
-	model := x.rec.Model
-	x.price(model, u, estimated)
-	if acc.Overflowed() {
-		// Sent whole, priced, but too large to hold: not cached.
-		x.g.o.Logger.LogAttrs(x.r.Context(), slog.LevelWarn, "stream answer not cached: larger than max_capture_bytes",
-			slog.String("request_id", x.rec.RequestID), slog.Int("max_capture_bytes", x.g.o.MaxCaptureBytes),
-			slog.Int("text_bytes", acc.TextBytes()))
-		return
-	}
-	if acc.Complete() && x.cacheable(acc.FinishReasons()) && !estimated {
-		if b, err := acc.CompletionJSON(); err == nil {
-			x.store(b, u)
-		}
-	}
+}
+
+// scope is who the caller is, for surfaces that keep state.
+func (x *exchange) scope() surface.Scope {
+	return surface.Scope{Principal: x.tenant.principal, Namespace: x.tenant.namespace}
 }
 
 // price fills the record's tokens and cost.
@@ -356,7 +376,7 @@ func (x *exchange) cacheable(finish []string) bool {
 // store puts a complete answer in the cache (L1 now, L2 in the background)
 // and keeps it for coalesced followers.
 func (x *exchange) store(body []byte, u cost.Usage) {
-	e := &cache.Entry{Body: body, Provider: x.answeredBy(), Model: x.rec.Model, StoredAt: time.Now(),
+	e := &cache.Entry{Body: body, Provider: x.rec.Provider, Model: x.rec.Model, StoredAt: time.Now(),
 		PromptTokens: u.InputTokens(), CompletionTokens: u.CompletionTokens, CostUSD: math.NaN()}
 	if x.rec.CostKnown {
 		e.CostUSD = x.rec.CostUSD
@@ -365,7 +385,8 @@ func (x *exchange) store(body []byte, u cost.Usage) {
 	x.stored = e
 }
 
-// writeJSON writes a chat.completion with the gateway's metadata object.
+// writeJSON writes a non-streamed answer, with the gateway's metadata
+// where the surface carries it.
 func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	buf := x.g.pool.Get().(*bytes.Buffer)
 	defer x.g.putBuffer(buf)
@@ -373,7 +394,13 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	// the answer is assembled: both leave out that last step (well under a
 	// microsecond), and they agree with each other.
 	now := time.Now()
-	out := appendWithMetadata(buf.AvailableBuffer(), body, x, providerName, model, now.Sub(x.start))
+	m := surface.Meta{Provider: providerName, Model: model, RequestID: x.rec.RequestID, Elapsed: now.Sub(x.start),
+		ProviderLatency: x.rec.ProviderLatency, CostUSD: x.rec.CostUSD, SavedUSD: x.rec.SavedUSD,
+		CostKnown: x.rec.CostKnown, CostEstimated: x.rec.CostEstimated, Attempts: x.attempts}
+	if x.rec.Cache != telemetry.CacheMiss && x.rec.Cache != telemetry.CacheBypass {
+		m.Tier = x.rec.Cache
+	}
+	out := x.req.AppendJSON(buf.AvailableBuffer(), body, m)
 	h := x.w.Header()
 	h["Content-Type"] = hdrJSON
 	// net/http sets Content-Length itself for a body that fits its
@@ -388,133 +415,25 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	x.setEdgeHeaders(h, cl, now)
 	x.w.WriteHeader(http.StatusOK)
 	_, _ = x.w.Write(out)
+	x.record(body, m.Tier == "")
 }
 
 // autoContentLengthMax is the body size from which net/http would switch to
 // chunked encoding unless Content-Length is set.
 const autoContentLengthMax = 2048
 
-// appendWithMetadata appends body with a "metadata" member added before
-// its closing brace. body has no metadata of its own: provider answers are
-// cleaned by serveJSON (OpenAI echoes stored metadata), and cached ones were
-// cleaned before they were stored.
-func appendWithMetadata(dst, body []byte, x *exchange, providerName, model string, elapsed time.Duration) []byte {
-	body = bytes.TrimRight(body, " \t\r\n")
-	if len(body) < 2 || body[len(body)-1] != '}' {
-		return append(dst, body...)
-	}
-	dst = append(dst, body[:len(body)-1]...)
-	if len(bytes.TrimSpace(body[1:len(body)-1])) > 0 {
-		dst = append(dst, ',')
-	}
-	// Every value is a string, as OpenAI's schema declares metadata (a map
-	// of strings to strings); a value we do not have is left out, not null.
-	cached := x.rec.Cache != telemetry.CacheMiss && x.rec.Cache != telemetry.CacheBypass
-	dst = append(dst, `"metadata":{"provider":`...)
-	dst = api.AppendString(dst, providerName)
-	dst = append(dst, `,"model":`...)
-	dst = api.AppendString(dst, model)
-	if cached {
-		dst = append(dst, `,"cached":"true","cache_tier":"`...)
-		dst = append(dst, x.rec.Cache...)
-		dst = append(dst, `","latency_ms":"`...)
-		dst = api.AppendMillis(dst, elapsed)
-		dst = append(dst, `","cost_usd":"0","saved_cost_usd":"`...)
-		dst = api.AppendFloat(dst, x.rec.SavedUSD, 8)
-		dst = append(dst, '"')
-	} else {
-		dst = append(dst, `,"cached":"false","latency_ms":"`...)
-		dst = api.AppendMillis(dst, elapsed)
-		dst = append(dst, `","provider_latency_ms":"`...)
-		dst = api.AppendMillis(dst, x.rec.ProviderLatency)
-		dst = append(dst, '"')
-		if x.rec.CostKnown {
-			dst = append(dst, `,"cost_usd":"`...)
-			dst = api.AppendFloat(dst, x.rec.CostUSD, 8)
-			dst = append(dst, '"')
-			if x.rec.CostEstimated {
-				dst = append(dst, `,"cost_estimated":"true"`...)
-			}
-		}
-	}
-	if x.attempts > 1 {
-		dst = append(dst, `,"attempts":"`...)
-		dst = strconv.AppendInt(dst, int64(x.attempts), 10)
-		dst = append(dst, '"')
-	}
-	dst = append(dst, `,"request_id":`...)
-	dst = api.AppendString(dst, x.rec.RequestID)
-	return append(dst, "}}\n"...)
-}
-
-// withoutMetadata removes a "metadata" member from an answer, so ours is
-// the only one.
-func withoutMetadata(body []byte) []byte {
-	if !bytes.Contains(body, []byte(`"metadata"`)) || !gjson.GetBytes(body, "metadata").Exists() {
-		return body
-	}
-	if b, err := sjson.DeleteBytes(bytes.Clone(body), "metadata"); err == nil {
-		return b
-	}
-	return body
-}
-
 // finish records the request once: metrics, stats, the log line, and the
 // guard's accounting.
 func (x *exchange) finish() {
 	x.rec.TotalLatency = time.Since(x.start)
-	if x.admission.Done != nil {
+	if x.tenant.done != nil {
 		spent := 0.0
 		if x.rec.Cache == telemetry.CacheMiss || x.rec.Cache == telemetry.CacheBypass {
 			spent = x.rec.CostUSD
 		}
-		x.admission.Done(x.rec.PromptTokens+x.rec.CompletionTokens, spent)
+		x.tenant.done(x.rec.PromptTokens+x.rec.CompletionTokens, spent)
 	}
 	if o := x.g.o.Observer; o != nil {
 		o.Observe(x.r.Context(), &x.rec)
 	}
-}
-
-// answer is what the gateway reads from a chat.completion.
-type answer struct {
-	model  string
-	usage  cost.Usage
-	finish []string // the finish_reason of each choice
-}
-
-// readAnswer reads model, usage and finish reasons in one pass over the
-// answer's top-level members, instead of a scan from the start for each.
-// The body is read in place (no copy); only model outlives the call, and
-// it is copied.
-func readAnswer(body []byte) answer {
-	var a answer
-	js := unsafe.String(unsafe.SliceData(body), len(body))
-	gjson.Parse(js).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "model":
-			a.model = strings.Clone(v.String())
-		case "usage":
-			a.usage = cost.Usage{
-				PromptTokens:     int(v.Get("prompt_tokens").Int()),
-				CompletionTokens: int(v.Get("completion_tokens").Int()),
-				CachedTokens:     int(v.Get("prompt_tokens_details.cached_tokens").Int()),
-			}
-		case "choices":
-			v.ForEach(func(_, c gjson.Result) bool {
-				a.finish = append(a.finish, c.Get("finish_reason").String())
-				return true
-			})
-		}
-		return true
-	})
-	return a
-}
-
-// isUsageOnly reports the extra usage chunk: no choices, a usage object.
-func isUsageOnly(chunk []byte) bool {
-	if !bytes.Contains(chunk, []byte(`"usage"`)) {
-		return false
-	}
-	r := gjson.GetManyBytes(chunk, "choices.#", "usage")
-	return r[0].Int() == 0 && r[1].IsObject()
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/edge-agent/edge-agent/internal/api"
 )
@@ -79,19 +81,33 @@ type Principal struct {
 	ShowCacheKey bool
 	Admin        bool // authenticated with ADMIN_API_KEY
 	Anonymous    bool // the gateway runs open (no keys configured)
+	Runtime      bool // created through /admin/keys
+	// ExpiresAt is when the key stops working; zero: never.
+	ExpiresAt time.Time
 
 	RPM, TPM, Burst                  int // as in KeyConfig: 0 default, <0 unlimited
 	BudgetDailyUSD, BudgetMonthlyUSD float64
 	Redact                           *bool
 
 	models modelMatcher
-	// rate limiter bucket names, built once so Check does not allocate them
-	bucketReq, bucketTok string
+	// rate limiter bucket names and the team's budget scope, built once so
+	// requests do not allocate them
+	bucketReq, bucketTok, team string
 }
 
 func newPrincipal(p Principal) *Principal {
 	p.bucketReq, p.bucketTok = "k:"+p.Name+":r", "k:"+p.Name+":t"
+	if p.Team != "" {
+		p.team = TeamScope(p.Team)
+	}
 	return &p
+}
+
+func (p *Principal) teamScope() string {
+	if p.team != "" || p.Team == "" {
+		return p.team
+	}
+	return TeamScope(p.Team)
 }
 
 // AllowsModel reports whether the principal may call model.
@@ -109,9 +125,14 @@ func ModelNotAllowed(model string) *api.Error {
 // Auth checks client and admin keys. It holds only SHA-256 digests of keys.
 type Auth struct {
 	keys     []storedKey
-	admin    storedKey // admin.principal == nil: no admin key configured
+	static   map[string]bool // names of keys
+	admin    storedKey       // admin.principal == nil: no admin key configured
 	anon     *Principal
 	hasAdmin bool
+	// runtime are the keys created through /admin/keys (SetRuntimeKeys),
+	// swapped whole so requests never wait for a change.
+	runtime atomic.Pointer[runtimeKeys]
+	now     func() time.Time
 }
 
 type storedKey struct {
@@ -123,8 +144,9 @@ type storedKey struct {
 // ("" for none). Every configuration error names the key by its name, never
 // by its value.
 func NewAuth(keys []KeyConfig, adminKey string) (*Auth, error) {
-	a := &Auth{anon: newPrincipal(Principal{Name: AnonymousName, Anonymous: true, AllowCacheBypass: true, ShowCacheKey: true})}
 	names := make(map[string]bool, len(keys))
+	a := &Auth{anon: newPrincipal(Principal{Name: AnonymousName, Anonymous: true, AllowCacheBypass: true, ShowCacheKey: true}),
+		static: names, now: time.Now}
 	digests := make(map[[sha256.Size]byte]string, len(keys)+1)
 	if adminKey != "" {
 		a.hasAdmin = true
@@ -223,9 +245,9 @@ func validName(name string) error {
 	return nil
 }
 
-// Open reports whether no client keys are configured, so that every request
-// is let in as the anonymous principal.
-func (a *Auth) Open() bool { return len(a.keys) == 0 }
+// Open reports whether there are no client keys, configured or created at
+// runtime, so that every request is let in as the anonymous principal.
+func (a *Auth) Open() bool { return len(a.keys) == 0 && a.runtimeCount() == 0 }
 
 // Anonymous is the principal of every caller of an open gateway; nil when
 // keys are configured.
@@ -255,6 +277,10 @@ func (a *Auth) Authenticate(r *http.Request) (*Principal, error) {
 	if p == nil {
 		return nil, errInvalidKey()
 	}
+	if !p.ExpiresAt.IsZero() && !a.now().Before(p.ExpiresAt) {
+		return nil, &api.Error{Status: http.StatusUnauthorized, Type: api.TypeInvalidRequest, Code: "api_key_expired",
+			Message: "This API key has expired."}
+	}
 	return p, nil
 }
 
@@ -267,6 +293,9 @@ func (a *Auth) match(d [sha256.Size]byte) *Principal {
 	}
 	if a.hasAdmin && subtle.ConstantTimeCompare(d[:], a.admin.digest[:]) == 1 {
 		found = a.admin.principal
+	}
+	if found == nil {
+		found = a.matchRuntime(d)
 	}
 	return found
 }

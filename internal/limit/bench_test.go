@@ -51,3 +51,30 @@ func BenchmarkLimitsCheckLocal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBudgetPerRequest is the budget's share of one request: the hold
+// before it and the settle after it, in memory.
+func BenchmarkBudgetPerRequest(b *testing.B) {
+	for _, c := range []struct {
+		name   string
+		budget float64
+	}{{"no-budget", 0}, {"budget", 1e9}} {
+		b.Run(c.name, func(b *testing.B) {
+			bud := NewBudgets(NewLocalBudgetStore(), BudgetOptions{})
+			p := newPrincipal(Principal{Name: "bench", BudgetDailyUSD: c.budget})
+			ctx := b.Context()
+			b.ReportAllocs()
+			for b.Loop() {
+				if !bud.Budgeted(p) { // as the guard does
+					_ = bud.Add(ctx, p, 0.001)
+					continue
+				}
+				r, err := bud.Reserve(ctx, p, 0.002)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = r.Settle(ctx, 0.001)
+			}
+		})
+	}
+}

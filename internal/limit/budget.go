@@ -4,48 +4,57 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
-
-	"github.com/edge-agent/edge-agent/internal/api"
 )
 
 // TypeInsufficientQuota is the error type OpenAI uses when spend is used up.
 const TypeInsufficientQuota = "insufficient_quota"
 
-// Spend is what a key has spent in the current UTC day and month, in USD.
+// Spend is what a key (or team) has spent in the current UTC day and
+// month, in USD, and what requests in flight hold against its budget.
 type Spend struct {
 	Day     string  `json:"day"`   // "2026-11-26"
 	Month   string  `json:"month"` // "2026-11"
 	Daily   float64 `json:"daily_usd"`
 	Monthly float64 `json:"monthly_usd"`
+	Held    float64 `json:"held_usd"`
 }
 
-// BudgetStore keeps spend per key name and UTC period. day and month name
-// the current periods; spend of any other period is not returned.
+// BudgetStore keeps spend per scope name (a key, or "team:<team>") and UTC
+// period, and the holds of hard budgets. day and month name the current
+// periods; spend of any other period is not returned.
 type BudgetStore interface {
+	Holder
 	Add(ctx context.Context, name string, usd float64, day, month string) (Spend, error)
 	Get(ctx context.Context, name, day, month string) (Spend, error)
 	Reset(ctx context.Context, name, day, month string) error
 }
 
-// Budgets tracks spend per key and refuses keys that used up their budget.
+// Budgets enforces hard budgets per key and per team: see Reserve.
 type Budgets struct {
-	store BudgetStore
-	now   func() time.Time
+	store    BudgetStore
+	now      func() time.Time
+	teams    map[string]TeamBudget
+	holdTTL  time.Duration
+	idPrefix string // unique to this instance, so hold ids never meet
+	seq      atomic.Uint64
 }
 
-// NewBudgets returns Budgets on store; now is the clock (nil: time.Now).
-func NewBudgets(store BudgetStore, now func() time.Time) *Budgets {
-	if now == nil {
-		now = time.Now
+// NewBudgets returns Budgets on store.
+func NewBudgets(store BudgetStore, o BudgetOptions) *Budgets {
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return &Budgets{store: store, now: now}
+	if o.HoldTTL <= 0 {
+		o.HoldTTL = DefaultHoldTTL
+	}
+	return &Budgets{store: store, now: o.Now, teams: o.Teams, holdTTL: o.HoldTTL, idPrefix: newIDPrefix()}
 }
 
 func periods(t time.Time) (day, month string) {
@@ -55,56 +64,39 @@ func periods(t time.Time) (day, month string) {
 	return string(d), string(d[:7])
 }
 
-// Check refuses, with a 429 naming the period and the budget, a principal
-// that has already spent its daily or monthly budget. The cost of a request
-// is known only after it, so the request that crosses the line still runs.
-func (b *Budgets) Check(ctx context.Context, p *Principal) error {
-	if !p.HasBudget() {
-		return nil
-	}
-	now := b.now().UTC()
-	day, month := periods(now)
-	s, err := b.store.Get(ctx, p.Name, day, month)
-	if err != nil {
-		return api.FromError(err)
-	}
-	if p.BudgetDailyUSD > 0 && s.Daily >= p.BudgetDailyUSD {
-		next := time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 0, 0, time.UTC)
-		return budgetExceeded(p.Name, "daily", p.BudgetDailyUSD, s.Daily, "at 00:00 UTC", next.Sub(now))
-	}
-	if p.BudgetMonthlyUSD > 0 && s.Monthly >= p.BudgetMonthlyUSD {
-		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-		return budgetExceeded(p.Name, "monthly", p.BudgetMonthlyUSD, s.Monthly, "on the 1st of next month (UTC)", next.Sub(now))
-	}
-	return nil
+// Team returns the budget of team and whether it has one.
+func (b *Budgets) Team(team string) (TeamBudget, bool) {
+	t, ok := b.teams[team]
+	return t, ok
 }
 
-func budgetExceeded(name, period string, budget, spent float64, when string, retry time.Duration) *api.Error {
-	return &api.Error{Status: http.StatusTooManyRequests, Type: TypeInsufficientQuota, Code: "budget_exceeded",
-		Message: fmt.Sprintf("The %s budget of $%.2f for API key %q is used up ($%.4f spent); it resets %s.",
-			period, budget, name, spent, when),
-		RetryAfter: retry}
-}
-
-// Add records usd spent by p. Spend is tracked for every key, with or
-// without a budget, so the admin endpoints can show it. It runs after the
-// answer, so it ignores the cancellation of ctx.
+// Add records usd spent by p (and by its team) without a hold. It runs
+// after the answer, so it ignores the cancellation of ctx.
 func (b *Budgets) Add(ctx context.Context, p *Principal, usd float64) error {
 	if usd <= 0 {
 		return nil
 	}
+	ctx = context.WithoutCancel(ctx)
 	day, month := periods(b.now())
-	_, err := b.store.Add(context.WithoutCancel(ctx), p.Name, usd, day, month)
+	if _, err := b.store.Add(ctx, p.Name, usd, day, month); err != nil {
+		return err
+	}
+	if p.Team == "" {
+		return nil
+	}
+	_, err := b.store.Add(ctx, p.teamScope(), usd, day, month)
 	return err
 }
 
-// Spend reads what the key called name has spent in the current periods.
+// Spend reads what the scope called name (a key's name, or TeamScope(team))
+// has spent in the current periods.
 func (b *Budgets) Spend(ctx context.Context, name string) (Spend, error) {
 	day, month := periods(b.now())
 	return b.store.Get(ctx, name, day, month)
 }
 
-// Reset sets the key's spend of the current day and month back to zero.
+// Reset sets the scope's spend of the current day and month back to zero.
+// Holds of requests in flight stay: they settle as they end.
 func (b *Budgets) Reset(ctx context.Context, name string) error {
 	day, month := periods(b.now())
 	return b.store.Reset(ctx, name, day, month)
@@ -114,11 +106,17 @@ func (b *Budgets) Reset(ctx context.Context, name string) error {
 type LocalBudgetStore struct {
 	mu    sync.Mutex
 	spend map[string]*Spend
+	h     localHolds
+	now   func() time.Time
 }
 
 // NewLocalBudgetStore returns an empty in-memory store.
-func NewLocalBudgetStore() *LocalBudgetStore {
-	return &LocalBudgetStore{spend: make(map[string]*Spend)}
+func NewLocalBudgetStore() *LocalBudgetStore { return NewLocalBudgetStoreAt(time.Now) }
+
+// NewLocalBudgetStoreAt is NewLocalBudgetStore with now as the clock of
+// hold expiry.
+func NewLocalBudgetStoreAt(now func() time.Time) *LocalBudgetStore {
+	return &LocalBudgetStore{spend: make(map[string]*Spend), h: localHolds{holds: make(map[string]map[string]localHold)}, now: now}
 }
 
 // current returns name's entry with periods other than day and month zeroed.
@@ -151,10 +149,12 @@ func (l *LocalBudgetStore) Add(_ context.Context, name string, usd float64, day,
 func (l *LocalBudgetStore) Get(_ context.Context, name, day, month string) (Spend, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	out := Spend{Day: day, Month: month}
 	if s := l.spend[name]; s != nil {
-		return *l.current(name, day, month), nil
+		out = *l.current(name, day, month)
 	}
-	return Spend{Day: day, Month: month}, nil
+	out.Held = l.heldLocked(name)
+	return out, nil
 }
 
 // Reset implements BudgetStore.
@@ -300,11 +300,11 @@ func (r *RedisBudgetStore) get(ctx context.Context, name, day, month string) (Sp
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	dk, mk := r.keys(name, day, month)
-	vals, err := r.client.Do(ctx, r.client.B().Mget().Key(dk, mk).Build()).ToArray()
+	vals, err := r.client.Do(ctx, r.client.B().Mget().Key(dk, mk, r.opts.Prefix+name+":held").Build()).ToArray()
 	if err != nil {
 		return Spend{}, fmt.Errorf("redis budget get: %w", err)
 	}
-	if len(vals) != 2 {
+	if len(vals) != 3 {
 		return Spend{}, errors.New("redis budget get: unexpected reply")
 	}
 	s := Spend{Day: day, Month: month}
@@ -318,10 +318,13 @@ func (r *RedisBudgetStore) get(ctx context.Context, name, day, month string) (Sp
 			// known; the next Add replaces the key and counts the repair.
 			continue
 		}
-		if i == 0 {
+		switch i {
+		case 0:
 			s.Daily = f
-		} else {
+		case 1:
 			s.Monthly = f
+		default:
+			s.Held = f
 		}
 	}
 	return s, nil

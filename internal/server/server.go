@@ -31,12 +31,10 @@ type Options struct {
 	Logger  *slog.Logger
 	// Chat serves POST /v1/chat/completions.
 	Chat http.Handler
-	// Messages serves POST /v1/messages, CountTokens POST
-	// /v1/messages/count_tokens (Anthropic's API); nil: not served. Every
-	// error on these routes, auth and 404/405 included, is in Anthropic's
-	// envelope.
-	Messages    http.Handler
-	CountTokens http.Handler
+	// Routes are the other API surfaces (POST /v1/messages, /v1/responses,
+	// ...), each behind client authentication. Errors on /v1/messages*,
+	// auth and 404/405 included, are in Anthropic's envelope.
+	Routes []Route
 	// Models lists what GET /v1/models returns.
 	Models func() []api.Model
 	// Health reports per-component status; called by /health.
@@ -56,6 +54,13 @@ type Options struct {
 	AuthenticateAdmin func(r *http.Request) error
 	// Admin adds more admin routes (budgets); patterns must start with /admin/.
 	Admin map[string]http.HandlerFunc
+}
+
+// Route is one API route: Method on Path (a net/http ServeMux pattern
+// without the method, e.g. "/v1/responses/{id}").
+type Route struct {
+	Method, Path string
+	Handler      http.Handler
 }
 
 // Server is the HTTP handler of edge-agent.
@@ -81,11 +86,8 @@ func New(o Options) *Server {
 	s.chat = chat
 	s.handle("/v1/chat/completions", http.MethodPost, chat)
 	s.handle("/chat/completions", http.MethodPost, chat) // clients configured without /v1
-	if o.Messages != nil {
-		s.handle("/v1/messages", http.MethodPost, s.authenticated(o.Messages))
-	}
-	if o.CountTokens != nil {
-		s.handle("/v1/messages/count_tokens", http.MethodPost, s.authenticated(o.CountTokens))
+	for _, rt := range o.Routes {
+		s.handle(rt.Path, rt.Method, s.authenticated(rt.Handler))
 	}
 	s.handle("/v1/models", http.MethodGet, s.authenticated(http.HandlerFunc(s.models)))
 	s.handle("/health", http.MethodGet, http.HandlerFunc(s.health))

@@ -83,7 +83,7 @@ type Metrics struct {
 
 type pairKey struct{ a, b string }
 
-type reqKey struct{ provider, model, cache, status string }
+type reqKey struct{ endpoint, provider, model, cache, status string }
 
 type reqSeries struct {
 	requests prometheus.Counter
@@ -156,13 +156,13 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_edge_requests_total",
-		Help: "Finished chat completion requests, by provider, model and status class.",
-	}, []string{"provider", "model", "status"})
+		Help: "Finished requests, by endpoint (the API surface: chat, messages, responses, embeddings, completions), provider, model and status class.",
+	}, []string{"endpoint", "provider", "model", "status"})
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "llm_edge_request_duration_ms",
-		Help:    "Time from request arrival to the last byte of the response, in milliseconds. cache is hit, coalesced, miss or bypass.",
+		Help:    "Time from request arrival to the last byte of the response, in milliseconds, by endpoint. cache is hit, coalesced, miss or bypass.",
 		Buckets: latencyBucketsMs,
-	}, []string{"provider", "model", "cache", "status"})
+	}, []string{"endpoint", "provider", "model", "cache", "status"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_edge_tokens_total",
 		Help: "Tokens billed by providers (cache hits consume none), by type: input (uncached prompt), cache_read, cache_write (prompt tokens read from or written to the provider's prompt cache) or output (reasoning included). The types sum to every token.",
@@ -318,7 +318,7 @@ func (m *Metrics) ObserveRequest(r *Record) {
 		cacheLabel = "miss"
 	}
 
-	rs := m.reqSeries(reqKey{provider, model, cacheLabel, status})
+	rs := m.reqSeries(reqKey{r.Endpoint.String(), provider, model, cacheLabel, status})
 	rs.requests.Inc()
 	rs.duration.Observe(ms(r.TotalLatency))
 
@@ -364,8 +364,8 @@ func (m *Metrics) reqSeries(k reqKey) *reqSeries {
 	defer m.mu.Unlock()
 	if s, ok = m.reqs[k]; !ok {
 		s = &reqSeries{
-			requests: m.requests.WithLabelValues(k.provider, k.model, k.status),
-			duration: m.duration.WithLabelValues(k.provider, k.model, k.cache, k.status),
+			requests: m.requests.WithLabelValues(k.endpoint, k.provider, k.model, k.status),
+			duration: m.duration.WithLabelValues(k.endpoint, k.provider, k.model, k.cache, k.status),
 		}
 		m.reqs[k] = s
 	}

@@ -315,7 +315,7 @@ func TestHandlerServesTheGuideMetricsWithRuntimeCollectors(t *testing.T) {
 	for _, want := range []string{
 		`llm_edge_cache_hits_total{tier="l1"} 1`,
 		`llm_edge_cache_misses_total 1`,
-		`llm_edge_request_duration_ms_bucket{cache="hit",model="gpt-4o",provider="openai",status="2xx",le="1"} 1`,
+		`llm_edge_request_duration_ms_bucket{cache="hit",endpoint="chat",model="gpt-4o",provider="openai",status="2xx",le="1"} 1`,
 		`llm_edge_tokens_total{model="gpt-4o",provider="openai",type="input"} 10`,
 		`llm_edge_cost_usd_total{model="gpt-4o",provider="openai"} 7.5e-05`,
 		"go_goroutines ", "process_cpu_seconds_total",

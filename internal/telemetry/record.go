@@ -4,6 +4,8 @@
 package telemetry
 
 import (
+	"github.com/edge-agent/edge-agent/internal/provider"
+
 	"context"
 	"time"
 )
@@ -28,8 +30,9 @@ type Record struct {
 	Provider  string // provider name from config; "" when no provider was involved
 	Model     string // model as priced: the upstream model id
 	Stream    bool
-	Cache     string // CacheL1, CacheL2, CacheCoalesced, CacheMiss or CacheBypass; "" counts as bypass
-	Status    int    // HTTP status sent to the client
+	Endpoint  provider.Surface // the API surface served (in Stream's padding)
+	Cache     string           // CacheL1, CacheL2, CacheCoalesced, CacheMiss or CacheBypass; "" counts as bypass
+	Status    int              // HTTP status sent to the client
 
 	TotalLatency    time.Duration // arrival to last byte written
 	ProviderLatency time.Duration // time spent waiting on the provider; 0 when none was called

@@ -47,6 +47,27 @@ type Config struct {
 	// them is passed through to {BaseURL}/responses, /embeddings,
 	// /completions. Others are translated through chat by the gateway.
 	Surfaces []provider.Surface
+
+	// The hooks below let a cloud whose API is OpenAI's behind other paths
+	// and credentials (Azure OpenAI) reuse this adapter. Nil hooks keep
+	// OpenAI's behaviour.
+
+	// Type is what Type reports ("" : "openai").
+	Type string
+	// Endpoint, when set, is the URL of a request on surface s for the
+	// upstream model (Azure's per-deployment paths and api-version) in
+	// place of BaseURL plus the surface's path. The URL is only read.
+	Endpoint func(s provider.Surface, model string) (*url.URL, error)
+	// Authorize, when set, puts the credential on each upstream request
+	// (an api-key header, a fresh Entra ID token) instead of the Bearer
+	// APIKey. Its error fails the call as it is.
+	Authorize func(ctx context.Context, h http.Header) error
+	// MapError, when set, maps an upstream error answer in place of
+	// provider.UpstreamError (the result is still scrubbed of APIKey).
+	MapError func(status int, header http.Header, body []byte) *api.Error
+	// OmitStreamUsage leaves stream_options out of streamed requests, for
+	// an upstream that refuses it; their usage is then estimated.
+	OmitStreamUsage bool
 }
 
 // Provider talks to one OpenAI-compatible upstream.
@@ -69,6 +90,15 @@ type Provider struct {
 	// native[s] is the endpoint of surface s when the upstream speaks it
 	// (nil: it does not).
 	native [8]*url.URL
+	// speaks[s]: s is a configured surface (with endpoint, whose URLs
+	// native then does not hold).
+	speaks [8]bool
+
+	typ             string
+	endpointFn      func(provider.Surface, string) (*url.URL, error)
+	authorize       func(context.Context, http.Header) error
+	mapError        func(int, http.Header, []byte) *api.Error
+	omitStreamUsage bool
 
 	// events lends the read buffers of streamed answers: a stream that
 	// ends hands its buffer to the next one.
@@ -86,11 +116,15 @@ func New(cfg Config) *Provider {
 		client = &http.Client{Transport: provider.NewTransport(provider.TransportOptions{})}
 	}
 	p := &Provider{name: cfg.Name, url: base + "/chat/completions", key: cfg.APIKey, models: cfg.Models, client: client,
-		maxBody: cfg.MaxResponseBytes, hJSON: []string{"application/json"}, hSSE: []string{"text/event-stream"}}
+		maxBody: cfg.MaxResponseBytes, hJSON: []string{"application/json"}, hSSE: []string{"text/event-stream"},
+		typ: cfg.Type, endpointFn: cfg.Endpoint, authorize: cfg.Authorize, mapError: cfg.MapError, omitStreamUsage: cfg.OmitStreamUsage}
+	if p.typ == "" {
+		p.typ = "openai"
+	}
 	if p.maxBody <= 0 {
 		p.maxBody = DefaultMaxResponseBytes
 	}
-	if cfg.APIKey != "" {
+	if cfg.APIKey != "" && cfg.Authorize == nil {
 		p.auth = "Bearer " + cfg.APIKey
 		p.hAuth = []string{p.auth}
 	}
@@ -104,6 +138,10 @@ func New(cfg Config) *Provider {
 	for _, s := range cfg.Surfaces {
 		path, ok := nativePaths[s]
 		if !ok || int(s) >= len(p.native) {
+			continue
+		}
+		if cfg.Endpoint != nil {
+			p.speaks[s] = true
 			continue
 		}
 		if u, err := url.Parse(base + path); err == nil {
@@ -124,14 +162,14 @@ var nativePaths = map[provider.Surface]string{
 
 // Speaks reports the surfaces configured as served by the upstream itself.
 func (p *Provider) Speaks(s provider.Surface) bool {
-	return s == provider.SurfaceChat || int(s) < len(p.native) && p.native[s] != nil
+	return s == provider.SurfaceChat || int(s) < len(p.native) && (p.native[s] != nil || p.speaks[s])
 }
 
 // Name is the configured provider name.
 func (p *Provider) Name() string { return p.name }
 
-// Type is "openai".
-func (p *Provider) Type() string { return "openai" }
+// Type is "openai", or the Config's Type.
+func (p *Provider) Type() string { return p.typ }
 
 // Models are the models this upstream is configured to advertise.
 func (p *Provider) Models() []string { return p.models }
@@ -144,7 +182,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 		return p.passthrough(ctx, req)
 	}
 	body := req.Body
-	if req.Stream && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
+	if req.Stream && !p.omitStreamUsage && !gjson.GetBytes(body, "stream_options.include_usage").Bool() {
 		var err error
 		body, err = sjson.SetBytes(bytes.Clone(body), "stream_options.include_usage", true)
 		if err != nil {
@@ -160,9 +198,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 		return nil, provider.TransportError(ctx, p.name, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
+		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
 		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body)}}, nil
@@ -198,10 +234,31 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 // stays empty, which net/http reads as URL.Host (what NewRequest would have
 // set it to), and which spares http.Client a copy of the URL per call.
 func (p *Provider) newRequest(ctx context.Context, body []byte, req *provider.Request) (*http.Request, error) {
+	if p.endpointFn != nil {
+		u, err := p.endpointFn(provider.SurfaceChat, req.Model)
+		if err != nil {
+			return nil, err
+		}
+		return p.newRequestTo(ctx, u, body, req)
+	}
 	if p.urlErr != nil {
 		return nil, p.urlErr
 	}
 	return p.newRequestTo(ctx, &p.endpoint, body, req)
+}
+
+// upstreamError reads an error answer and maps it (MapError or
+// provider.UpstreamError), with the key scrubbed.
+func (p *Provider) upstreamError(resp *http.Response) *api.Error {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var e *api.Error
+	if p.mapError != nil {
+		e = p.mapError(resp.StatusCode, resp.Header, b)
+	} else {
+		e = provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b)
+	}
+	return provider.ScrubSecret(e, p.key)
 }
 
 func (p *Provider) newRequestTo(ctx context.Context, endpoint *url.URL, body []byte, req *provider.Request) (*http.Request, error) {
@@ -222,6 +279,12 @@ func (p *Provider) newRequestTo(ctx context.Context, endpoint *url.URL, body []b
 	}
 	for k, v := range req.Header {
 		h[k] = v
+	}
+	if p.authorize != nil {
+		// After the propagated headers, so none can replace the credential.
+		if err := p.authorize(ctx, h); err != nil {
+			return nil, err
+		}
 	}
 	provider.MarkReplayable(h)
 	return hreq, nil
@@ -328,7 +391,14 @@ func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*pro
 		return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "surface_not_supported",
 			Message: fmt.Sprintf("provider %s is not configured to serve the %s API", p.name, req.Surface)}
 	}
-	hreq, err := p.newRequestTo(ctx, p.native[req.Surface], req.Body, req)
+	endpoint := p.native[req.Surface]
+	if p.endpointFn != nil {
+		var err error
+		if endpoint, err = p.endpointFn(req.Surface, req.Model); err != nil {
+			return nil, fmt.Errorf("openai: build request: %w", err)
+		}
+	}
+	hreq, err := p.newRequestTo(ctx, endpoint, req.Body, req)
 	if err != nil {
 		return nil, fmt.Errorf("openai: build request: %w", err)
 	}
@@ -337,9 +407,7 @@ func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*pro
 		return nil, provider.TransportError(ctx, p.name, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, provider.ScrubSecret(provider.UpstreamError(p.name, resp.StatusCode, resp.Header, b), p.key)
+		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
 		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body),

@@ -1,6 +1,6 @@
 // Package simulated is a built-in fake LLM provider that speaks the OpenAI
-// Chat Completions and Anthropic Messages wire formats, for the demo, tests
-// and load benchmarks.
+// Chat Completions, Anthropic Messages, Azure OpenAI, AWS Bedrock Converse
+// and Google Gemini wire formats, for the demo, tests and load benchmarks.
 //
 // # Routes
 //
@@ -8,6 +8,22 @@
 //	POST /v1/messages           Anthropic Messages, JSON or SSE (stream: true)
 //	GET  /v1/models             OpenAI model list; Anthropic's format when the
 //	                            request carries an anthropic-version header
+//	POST /openai/...            Azure OpenAI: chat, embeddings and Responses on the
+//	                            per-deployment and v1 paths, with Azure's api-version,
+//	                            deployment and api-key checks, errors and content
+//	                            filter (see azure.go)
+//	POST /model/{id}/converse   AWS Bedrock Converse; /converse-stream answers in
+//	                            AWS's binary event-stream framing; /invoke serves
+//	                            the Titan and Cohere embedding models. Every call
+//	                            must be SigV4-signed with BedrockAccessKeyID and
+//	                            BedrockSecretAccessKey (service bedrock, any
+//	                            region, within 5 minutes), or gets Bedrock's 403
+//	POST /v1beta/models/{model}:generateContent, :streamGenerateContent?alt=sse,
+//	     :embedContent, :batchEmbedContents       Google's Gemini API (AI Studio)
+//	POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:generateContent,
+//	     :streamGenerateContent?alt=sse, :predict  Vertex AI
+//	POST /oauth2/token          an OAuth2 token endpoint (JWT bearer grant) whose
+//	                            tokens the Vertex AI routes accept (see gemini.go)
 //
 // # Answers
 //
@@ -66,6 +82,7 @@
 //	                  cache_creation_input_tokens (OpenAI has no such count)
 //	SIM_TOOL_CALL     a tool call, when the request offers tools (what
 //	                  tool_choice auto does anyway; kept for older tests)
+//	SIM_SAFETY        (Gemini only) finishReason SAFETY and no content
 //
 // Cut connections abort the handler with panic(http.ErrAbortHandler), which
 // net/http turns into a dropped connection; call the Server through an

@@ -2,6 +2,7 @@ package simulated
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,10 @@ type Options struct {
 	Words        int           // answer length in words; default 24
 	APIKey       string        // when set, requests must carry it (Bearer or x-api-key)
 	Models       []string      // served by GET /v1/models
+	// GoogleTokenKey, when set, is the public key of the service account
+	// whose JWTs the OAuth2 token endpoint (/oauth2/token) accepts: it then
+	// checks their signatures too.
+	GoogleTokenKey *rsa.PublicKey
 	// Headers are added to every chat answer. Benchmarks use them to give
 	// the provider's answers the gateway's response shape (its nine
 	// headers), to measure what that shape alone costs.
@@ -67,6 +73,8 @@ type Server struct {
 	calls atomic.Int64
 	seq   atomic.Uint64 // drives the fault and jitter draws
 	pool  sync.Pool     // *exchange
+
+	google googleAuth // the OAuth2 token endpoint's issued tokens
 
 	lastMu     sync.Mutex
 	lastPath   string
@@ -168,6 +176,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/v1/models":
 		s.models(w, r)
 	default:
+		if strings.HasPrefix(r.URL.Path, "/openai/") {
+			s.azure(w, r) // Azure OpenAI: azure.go
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/model/") { // Bedrock: /model/{modelId}/converse, ...
+			s.bedrock(w, r)
+			return
+		}
+		if s.serveGoogle(w, r) {
+			return
+		}
 		d := dialectOpenAI
 		if len(r.Header["Anthropic-Version"]) > 0 {
 			d = dialectAnthropic

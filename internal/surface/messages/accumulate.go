@@ -9,6 +9,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
+	"github.com/edge-agent/edge-agent/internal/cost"
 )
 
 // maxBlocks bounds the content block index an event may name, so a hostile
@@ -35,6 +36,33 @@ type Accumulator struct {
 	started  bool
 	complete bool
 	events   int
+	text     int // bytes of text, thinking and tool input delivered
+	limit    int // past this many bytes the answer is not held (0: no limit)
+	over     bool
+}
+
+// SetLimit bounds the text the accumulator holds: past n bytes it stops
+// keeping the answer (Overflowed) but still counts what it is fed.
+func (a *Accumulator) SetLimit(n int) { a.limit = n }
+
+// StopReason is the stop_reason reported so far ("" when none).
+func (a *Accumulator) StopReason() string {
+	return gjson.Parse(a.stop).Str
+}
+
+// Overflowed reports that the answer outgrew the limit.
+func (a *Accumulator) Overflowed() bool { return a.over }
+
+// TextBytes counts the text, thinking and tool input delivered so far.
+func (a *Accumulator) TextBytes() int { return a.text }
+
+// Usage is the usage reported so far (message_start's, updated by
+// message_delta's); ok false when no event carried any.
+func (a *Accumulator) Usage() (u cost.Usage, ok bool) {
+	if len(a.usage) == 0 {
+		return u, false
+	}
+	return Usage(appendWith(make([]byte, 0, 128), "{}", a.usage)), true
 }
 
 type field struct{ key, raw string }
@@ -61,16 +89,25 @@ func (a *Accumulator) Add(data []byte) error {
 	a.events++
 	// Parsed in place; what is kept is copied (Builders, strings.Clone).
 	root := gjson.Parse(bstr(data))
-	switch root.Get("type").Str {
+	typ := root.Get("type").Str
+	if typ == "message_start" || typ == "message_delta" {
+		// Their members are kept as they are: one copy of the event, the
+		// members cut from it, instead of a copy per member.
+		root = gjson.Parse(strings.Clone(bstr(data)))
+		if a.msg == nil {
+			a.msg, a.usage = make([]field, 0, 8), make([]field, 0, 8)
+		}
+	}
+	switch typ {
 	case "message_start":
 		a.started = true
 		root.Get("message").ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
 			case "content":
 			case "stop_reason":
-				a.stop = strings.Clone(v.Raw)
+				a.stop = v.Raw
 			case "stop_sequence":
-				a.stopSeq = strings.Clone(v.Raw)
+				a.stopSeq = v.Raw
 			case "usage":
 				a.usage = merge(a.usage, v)
 			default:
@@ -92,18 +129,34 @@ func (a *Accumulator) Add(data []byte) error {
 			return err
 		}
 		d := root.Get("delta")
+		if a.limit > 0 && a.text > a.limit {
+			a.over = true
+		}
+		if a.over {
+			// Counted for pricing, no longer held.
+			for _, f := range [...]string{"text", "thinking", "partial_json"} {
+				a.text += len(d.Get(f).Str)
+			}
+			break
+		}
 		switch d.Get("type").Str {
 		case "text_delta":
-			b.text.WriteString(d.Get("text").Str)
+			t := d.Get("text").Str
+			b.text.WriteString(t)
 			b.hasText = true
+			a.text += len(t)
 		case "thinking_delta":
-			b.thinking.WriteString(d.Get("thinking").Str)
+			t := d.Get("thinking").Str
+			b.thinking.WriteString(t)
 			b.hasThink = true
+			a.text += len(t)
 		case "signature_delta":
 			b.signature.WriteString(d.Get("signature").Str)
 			b.hasSig = true
 		case "input_json_delta":
-			b.partial.WriteString(d.Get("partial_json").Str)
+			t := d.Get("partial_json").Str
+			b.partial.WriteString(t)
+			a.text += len(t)
 		case "citations_delta":
 			if c := d.Get("citation"); c.IsObject() {
 				b.citations = append(b.citations, strings.Clone(c.Raw))
@@ -113,9 +166,9 @@ func (a *Accumulator) Add(data []byte) error {
 		root.Get("delta").ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
 			case "stop_reason":
-				a.stop = strings.Clone(v.Raw)
+				a.stop = v.Raw
 			case "stop_sequence":
-				a.stopSeq = strings.Clone(v.Raw)
+				a.stopSeq = v.Raw
 			default:
 				a.msg = set(a.msg, k.Str, v.Raw)
 			}
@@ -302,14 +355,15 @@ func replayBlock(dst []byte, i int, b gjson.Result) []byte {
 }
 
 // set replaces the member key of fs, or adds it at the end.
+// key and raw must be the accumulator's own (not the caller's buffer).
 func set(fs []field, key, raw string) []field {
 	for i := range fs {
 		if fs[i].key == key {
-			fs[i].raw = strings.Clone(raw)
+			fs[i].raw = raw
 			return fs
 		}
 	}
-	return append(fs, field{strings.Clone(key), strings.Clone(raw)})
+	return append(fs, field{key, raw})
 }
 
 // merge sets every member of obj in fs.

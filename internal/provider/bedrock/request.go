@@ -1,0 +1,719 @@
+package bedrock
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+)
+
+// TranslateRequest turns an OpenAI chat completion request into the body
+// of a Bedrock Converse (or ConverseStream: the body is the same, the path
+// differs) call. The model id travels in the URL, not the body. Input
+// Converse cannot express is an *api.Error 400 naming the field at fault.
+//
+// Differences worth knowing:
+//   - system and developer messages become the top-level system blocks
+//     wherever they appear in the conversation;
+//   - consecutive messages of one role are merged into one turn, since
+//     Converse wants user and assistant turns to alternate (tool results
+//     are user content and merge with the user turn around them);
+//   - a part's cache_control (the Anthropic extension some clients send)
+//     becomes a cachePoint block after it, in system, messages and tools;
+//   - images must be base64 data URLs: Converse takes image bytes, not
+//     URLs, and the gateway does not fetch them;
+//   - temperature is clamped to 1, the top of Converse's range;
+//   - tool_choice "none" drops the tools, unless the conversation already
+//     holds tool calls (Converse then requires toolConfig) and they are
+//     sent with the model's default choice;
+//   - an empty tool result is sent as "(empty)": Converse rejects blank text;
+//   - response_format, seed, penalties, logit_bias, user and
+//     parallel_tool_calls have no Converse equivalent and are dropped; n > 1
+//     and logprobs are refused, because dropping them would return
+//     something other than what was asked for.
+func TranslateRequest(openAIBody []byte) ([]byte, error) {
+	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody)
+}
+
+// requestFields are the top-level fields of an OpenAI request we act on.
+type requestFields struct {
+	messages, tools, toolChoice, stop           gjson.Result
+	maxTokens, maxCompletion, temperature, topP gjson.Result
+	n, logprobs                                 gjson.Result
+}
+
+func translateRequest(dst, body []byte) ([]byte, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, api.InvalidRequest("", "request body is not valid JSON")
+	}
+	root := gjson.Parse(bstr(body))
+	if !root.IsObject() {
+		return nil, api.InvalidRequest("", "request body must be a JSON object")
+	}
+	var f requestFields
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messages":
+			f.messages = v
+		case "tools":
+			f.tools = v
+		case "tool_choice":
+			f.toolChoice = v
+		case "stop":
+			f.stop = v
+		case "max_tokens":
+			f.maxTokens = v
+		case "max_completion_tokens":
+			f.maxCompletion = v
+		case "temperature":
+			f.temperature = v
+		case "top_p":
+			f.topP = v
+		case "n":
+			f.n = v
+		case "logprobs":
+			f.logprobs = v
+		}
+		return true
+	})
+	if f.n.Type == gjson.Number && f.n.Int() > 1 {
+		return nil, api.InvalidRequest("n", "n > 1 is not supported by Bedrock models")
+	}
+	if f.logprobs.Type == gjson.True {
+		return nil, api.InvalidRequest("logprobs", "logprobs are not supported by Bedrock models")
+	}
+	if !f.messages.IsArray() {
+		return nil, api.InvalidRequest("messages", "messages must be an array of message objects")
+	}
+
+	dst = append(dst, '{')
+	var err error
+	var hasToolBlocks bool
+	if dst, hasToolBlocks, err = appendMessages(dst, f.messages); err != nil {
+		return nil, err
+	}
+	if dst, err = appendSystem(dst, f.messages); err != nil {
+		return nil, err
+	}
+	if dst, err = appendInference(dst, &f); err != nil {
+		return nil, err
+	}
+	if dst, err = appendTools(dst, f.tools, f.toolChoice, hasToolBlocks); err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+// appendInference writes inferenceConfig: maxTokens, temperature, topP,
+// stopSequences; nothing when the client set none of them.
+func appendInference(dst []byte, f *requestFields) ([]byte, error) {
+	mark := len(dst)
+	dst = append(dst, `,"inferenceConfig":{`...)
+	start := len(dst)
+	sep := func() {
+		if len(dst) > start {
+			dst = append(dst, ',')
+		}
+	}
+	mt := f.maxTokens
+	if f.maxCompletion.Type == gjson.Number {
+		mt = f.maxCompletion
+	}
+	switch mt.Type {
+	case gjson.Null:
+	case gjson.Number:
+		if mt.Int() < 1 {
+			return nil, api.InvalidRequest("max_tokens", "max_tokens must be at least 1")
+		}
+		sep()
+		dst = append(dst, `"maxTokens":`...)
+		dst = strconv.AppendInt(dst, mt.Int(), 10)
+	default:
+		return nil, api.InvalidRequest("max_tokens", "max_tokens must be an integer")
+	}
+	switch f.temperature.Type {
+	case gjson.Null:
+	case gjson.Number:
+		sep()
+		dst = append(dst, `"temperature":`...)
+		if f.temperature.Num > 1 {
+			dst = append(dst, '1')
+		} else {
+			dst = append(dst, f.temperature.Raw...)
+		}
+	default:
+		return nil, api.InvalidRequest("temperature", "temperature must be a number")
+	}
+	switch f.topP.Type {
+	case gjson.Null:
+	case gjson.Number:
+		sep()
+		dst = append(dst, `"topP":`...)
+		dst = append(dst, f.topP.Raw...)
+	default:
+		return nil, api.InvalidRequest("top_p", "top_p must be a number")
+	}
+	var err error
+	stopMark := len(dst)
+	sep()
+	if dst, err = appendStop(dst, f.stop); err != nil {
+		return nil, err
+	}
+	if len(dst) == stopMark+1 { // only the separator: no stop sequences
+		dst = dst[:stopMark]
+	}
+	if len(dst) == start {
+		return dst[:mark], nil
+	}
+	return append(dst, '}'), nil
+}
+
+// appendSystem writes the system and developer messages as system blocks.
+func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
+	mark := len(dst)
+	dst = append(dst, `,"system":[`...)
+	first := true
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := parseMessage(m)
+		if !isSystemRole(f.role.Str) {
+			return true
+		}
+		c := f.content
+		switch {
+		case c.Type == gjson.String:
+			if c.Str != "" {
+				dst = appendTextBlock(dst, &first, c.Raw, gjson.Result{})
+			}
+		case c.IsArray():
+			j := -1
+			c.ForEach(func(_, v gjson.Result) bool {
+				j++
+				p := parsePart(v)
+				if p.typ.Str != "text" {
+					err = api.InvalidRequest(contentParam(i, j)+".type",
+						"%s.type: system messages may only contain text parts", contentParam(i, j))
+					return false
+				}
+				if p.text.Str != "" {
+					dst = appendTextBlock(dst, &first, p.text.Raw, p.cacheControl)
+				}
+				return true
+			})
+		case c.Type == gjson.Null || !c.Exists():
+		default:
+			err = api.InvalidRequest(msgParam(i)+".content", "%s.content must be a string or an array of content parts", msgParam(i))
+		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if first { // no system text at all
+		return dst[:mark], nil
+	}
+	return append(dst, ']'), nil
+}
+
+func isSystemRole(role string) bool { return role == "system" || role == "developer" }
+
+// turnWriter writes Converse messages, merging consecutive blocks of one
+// role into a single turn and never opening a turn without a block.
+type turnWriter struct {
+	dst   []byte
+	role  string // role of the open turn, "" when none is open
+	tools bool   // a toolUse or toolResult block was written
+}
+
+// block prepares dst for one more content block in a turn of role.
+func (w *turnWriter) block(role string) {
+	if w.role == role {
+		w.dst = append(w.dst, ',')
+		return
+	}
+	if w.role != "" {
+		w.dst = append(w.dst, "]},"...)
+	}
+	w.dst = append(w.dst, `{"role":"`...)
+	w.dst = append(w.dst, role...)
+	w.dst = append(w.dst, `","content":[`...)
+	w.role = role
+}
+
+// text writes a text block and, for a part marked with cache_control, the
+// cache point after it.
+func (w *turnWriter) text(role, raw string, cacheControl gjson.Result) {
+	w.block(role)
+	w.dst = appendText(w.dst, raw)
+	if cacheControl.IsObject() {
+		w.block(role)
+		w.dst = append(w.dst, cachePoint...)
+	}
+}
+
+const cachePoint = `{"cachePoint":{"type":"default"}}`
+
+func appendMessages(dst []byte, messages gjson.Result) ([]byte, bool, error) {
+	dst = append(dst, `"messages":[`...)
+	w := turnWriter{dst: dst}
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := parseMessage(m)
+		switch role := f.role.Str; role {
+		case "system", "developer":
+		case "user":
+			err = w.userContent(f.content, i)
+		case "assistant":
+			err = w.assistant(f, i)
+		case "tool":
+			err = w.toolResult(f, i)
+		default:
+			err = api.InvalidRequest(msgParam(i)+".role", "%s.role: role %q is not supported by Bedrock models", msgParam(i), role)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if w.role == "" {
+		return nil, false, api.InvalidRequest("messages", "messages must contain at least one user or assistant message with content")
+	}
+	return append(w.dst, "]}]"...), w.tools, nil
+}
+
+func (w *turnWriter) userContent(c gjson.Result, i int) error {
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.text("user", c.Raw, gjson.Result{})
+		}
+		return nil
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			switch typ := p.typ.Str; typ {
+			case "text":
+				if p.text.Str != "" {
+					w.text("user", p.text.Raw, p.cacheControl)
+				}
+			case "image_url":
+				w.block("user")
+				w.dst, err = appendImage(w.dst, p.imageURL, i, j)
+			default:
+				err = api.InvalidRequest(contentParam(i, j)+".type",
+					"%s.type: content part type %q is not supported by Bedrock models", contentParam(i, j), typ)
+			}
+			return err == nil
+		})
+		return err
+	case c.Type == gjson.Null || !c.Exists():
+		return nil
+	}
+	return api.InvalidRequest(msgParam(i)+".content", "%s.content must be a string or an array of content parts", msgParam(i))
+}
+
+func (w *turnWriter) assistant(m message, i int) error {
+	c := m.content
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.text("assistant", c.Raw, gjson.Result{})
+		}
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			var t gjson.Result
+			switch typ := p.typ.Str; typ {
+			case "text":
+				t = p.text
+			case "refusal":
+				t = p.refusal
+			default:
+				err = api.InvalidRequest(contentParam(i, j)+".type",
+					"%s.type: assistant content part type %q is not supported by Bedrock models", contentParam(i, j), typ)
+				return false
+			}
+			if t.Type == gjson.String && t.Str != "" {
+				w.text("assistant", t.Raw, p.cacheControl)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var err error
+	j := -1
+	m.toolCalls.ForEach(func(_, tc gjson.Result) bool {
+		j++
+		p := msgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
+		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
+			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
+			return false
+		}
+		id, name := tc.Get("id"), tc.Get("function.name")
+		if id.Type != gjson.String || id.Str == "" {
+			err = api.InvalidRequest(p+".id", "%s.id must be a non-empty string", p)
+			return false
+		}
+		if name.Type != gjson.String || name.Str == "" {
+			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
+			return false
+		}
+		args := tc.Get("function.arguments")
+		input := strings.TrimSpace(args.Str)
+		if input == "" {
+			input = "{}"
+		}
+		if args.Exists() && args.Type != gjson.String && args.Type != gjson.Null ||
+			!gjson.Valid(input) || !gjson.Parse(input).IsObject() {
+			err = api.InvalidRequest(p+".function.arguments", "%s.function.arguments must be a JSON object encoded as a string", p)
+			return false
+		}
+		w.block("assistant")
+		w.tools = true
+		w.dst = append(w.dst, `{"toolUse":{"toolUseId":`...)
+		w.dst = append(w.dst, id.Raw...)
+		w.dst = append(w.dst, `,"name":`...)
+		w.dst = append(w.dst, name.Raw...)
+		w.dst = append(w.dst, `,"input":`...)
+		w.dst = appendCompact(w.dst, input)
+		w.dst = append(w.dst, "}}"...)
+		return true
+	})
+	return err
+}
+
+func (w *turnWriter) toolResult(m message, i int) error {
+	id := m.toolCallID
+	if id.Type != gjson.String || id.Str == "" {
+		return api.InvalidRequest(msgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", msgParam(i))
+	}
+	w.block("user")
+	w.tools = true
+	w.dst = append(w.dst, `{"toolResult":{"toolUseId":`...)
+	w.dst = append(w.dst, id.Raw...)
+	w.dst = append(w.dst, `,"content":[`...)
+	first := true
+	c := m.content
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.dst = appendTextBlock(w.dst, &first, c.Raw, gjson.Result{})
+		}
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			if p.typ.Str != "text" {
+				err = api.InvalidRequest(contentParam(i, j)+".type", "%s.type: tool messages may only contain text parts", contentParam(i, j))
+				return false
+			}
+			if p.text.Str != "" {
+				w.dst = appendTextBlock(w.dst, &first, p.text.Raw, gjson.Result{})
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if first {
+		w.dst = append(w.dst, `{"text":"(empty)"}`...)
+	}
+	w.dst = append(w.dst, "]}}"...)
+	return nil
+}
+
+// imageFormat is Converse's image format for a media type, "" for one it
+// does not take.
+func imageFormat(mediaType string) string {
+	switch mediaType {
+	case "image/png":
+		return "png"
+	case "image/jpeg", "image/jpg":
+		return "jpeg"
+	case "image/gif":
+		return "gif"
+	case "image/webp":
+		return "webp"
+	}
+	return ""
+}
+
+// appendImage writes an image_url part, a base64 data URL, as a Converse
+// image block. The JSON protocol carries blobs as base64, so the data is
+// copied as it came once it is known to decode.
+func appendImage(dst []byte, imageURL gjson.Result, i, j int) ([]byte, error) {
+	u := imageURL
+	if u.IsObject() {
+		u = u.Get("url")
+	} // else some clients send the URL as a plain string
+	p := contentParam(i, j) + ".image_url.url"
+	if u.Type != gjson.String || u.Str == "" {
+		return nil, api.InvalidRequest(p, "%s must be a non-empty string", p)
+	}
+	url := u.Str
+	if !strings.HasPrefix(url, "data:") {
+		return nil, api.InvalidRequest(p, "%s: Bedrock models take images as base64 data URLs (data:image/png;base64,...), not links", p)
+	}
+	meta, data, ok := strings.Cut(url[len("data:"):], ",")
+	mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
+	if !ok || !isBase64 || data == "" {
+		return nil, api.InvalidRequest(p, "%s: data URLs must look like data:image/<type>;base64,<data>", p)
+	}
+	format := imageFormat(mediaType)
+	if format == "" {
+		return nil, api.InvalidRequest(p, "%s: image type %q is not one of png, jpeg, gif, webp", p, mediaType)
+	}
+	// Checked as a stream, so a large image is not decoded into memory.
+	if _, err := io.Copy(io.Discard, base64.NewDecoder(base64.StdEncoding, strings.NewReader(data))); err != nil {
+		return nil, api.InvalidRequest(p, "%s: the data URL's data is not valid base64", p)
+	}
+	dst = append(dst, `{"image":{"format":"`...)
+	dst = append(dst, format...)
+	dst = append(dst, `","source":{"bytes":`...)
+	dst = api.AppendString(dst, data)
+	return append(dst, "}}}"...), nil
+}
+
+// appendTools writes toolConfig: the tools as toolSpecs and tool_choice.
+func appendTools(dst []byte, tools, choice gjson.Result, history bool) ([]byte, error) {
+	if tools.Exists() && tools.Type != gjson.Null && !tools.IsArray() {
+		return nil, api.InvalidRequest("tools", "tools must be an array")
+	}
+	var typ, name string
+	switch {
+	case choice.Type == gjson.Null || !choice.Exists():
+		typ = "auto"
+	case choice.Type == gjson.String:
+		switch choice.Str {
+		case "auto", "none":
+			typ = choice.Str
+		case "required":
+			typ = "any"
+		default:
+			return nil, api.InvalidRequest("tool_choice", "tool_choice %q is not one of none, auto, required", choice.Str)
+		}
+	case choice.IsObject() && choice.Get("type").Str == "function":
+		nm := choice.Get("function.name")
+		if nm.Type != gjson.String || nm.Str == "" {
+			return nil, api.InvalidRequest("tool_choice.function.name", "tool_choice.function.name must be a non-empty string")
+		}
+		typ, name = "tool", nm.Raw
+	default:
+		return nil, api.InvalidRequest("tool_choice", "tool_choice must be none, auto, required or a function choice")
+	}
+
+	mark := len(dst)
+	dst = append(dst, `,"toolConfig":{"tools":[`...)
+	n := 0
+	var err error
+	tools.ForEach(func(_, t gjson.Result) bool {
+		p := "tools[" + strconv.Itoa(n) + "]"
+		if typ := t.Get("type").Str; typ != "function" {
+			err = api.InvalidRequest(p+".type", "%s.type: tool type %q is not supported by Bedrock models", p, typ)
+			return false
+		}
+		name := t.Get("function.name")
+		if name.Type != gjson.String || name.Str == "" {
+			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
+			return false
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, `{"toolSpec":{"name":`...)
+		dst = append(dst, name.Raw...)
+		if d := t.Get("function.description"); d.Type == gjson.String && d.Str != "" {
+			dst = append(dst, `,"description":`...)
+			dst = append(dst, d.Raw...)
+		}
+		dst = append(dst, `,"inputSchema":{"json":`...)
+		if params := t.Get("function.parameters"); params.IsObject() {
+			dst = appendCompact(dst, params.Raw)
+		} else {
+			// Converse requires a schema; a function without parameters
+			// takes an empty object.
+			dst = append(dst, `{"type":"object","properties":{}}`...)
+		}
+		dst = append(dst, "}}}"...)
+		if t.Get("cache_control").IsObject() {
+			dst = append(dst, ',')
+			dst = append(dst, cachePoint...)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || typ == "none" && !history {
+		return dst[:mark], nil
+	}
+	dst = append(dst, ']')
+	switch typ {
+	case "any":
+		dst = append(dst, `,"toolChoice":{"any":{}}`...)
+	case "tool":
+		dst = append(dst, `,"toolChoice":{"tool":{"name":`...)
+		dst = append(dst, name...)
+		dst = append(dst, "}}"...)
+	} // auto is Converse's default, and "none" with a tool history sends none
+	return append(dst, '}'), nil
+}
+
+func appendStop(dst []byte, stop gjson.Result) ([]byte, error) {
+	switch {
+	case stop.Type == gjson.Null || !stop.Exists():
+		return dst, nil
+	case stop.Type == gjson.String:
+		if stop.Str == "" {
+			return dst, nil
+		}
+		dst = append(dst, `"stopSequences":[`...)
+		dst = append(dst, stop.Raw...)
+		return append(dst, ']'), nil
+	case stop.IsArray():
+		n := 0
+		var err error
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				err = api.InvalidRequest("stop", "stop must be a string or an array of strings")
+				return false
+			}
+			if s.Str == "" {
+				return true
+			}
+			if n == 0 {
+				dst = append(dst, `"stopSequences":[`...)
+			} else {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = append(dst, s.Raw...)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			dst = append(dst, ']')
+		}
+		return dst, nil
+	}
+	return nil, api.InvalidRequest("stop", "stop must be a string or an array of strings")
+}
+
+// appendText writes a text block; raw is the JSON string literal as the
+// client sent it, copied without unescaping.
+func appendText(dst []byte, raw string) []byte {
+	dst = append(dst, `{"text":`...)
+	dst = append(dst, raw...)
+	return append(dst, '}')
+}
+
+// appendTextBlock is appendText inside an array that may already hold
+// blocks, followed by a cache point when the part asks for one.
+func appendTextBlock(dst []byte, first *bool, raw string, cacheControl gjson.Result) []byte {
+	if !*first {
+		dst = append(dst, ',')
+	}
+	*first = false
+	dst = appendText(dst, raw)
+	if cacheControl.IsObject() {
+		dst = append(dst, ',')
+		dst = append(dst, cachePoint...)
+	}
+	return dst
+}
+
+// appendCompact appends valid JSON without insignificant whitespace.
+func appendCompact(dst []byte, raw string) []byte {
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
+		// Callers validate first; keep the bytes rather than lose them.
+		return append(dst, raw...)
+	}
+	return buf.Bytes()
+}
+
+// message holds the fields of one OpenAI message, read in a single pass.
+type message struct {
+	role, content, toolCalls, toolCallID gjson.Result
+}
+
+func parseMessage(m gjson.Result) (f message) {
+	m.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			f.role = v
+		case "content":
+			f.content = v
+		case "tool_calls":
+			f.toolCalls = v
+		case "tool_call_id":
+			f.toolCallID = v
+		}
+		return true
+	})
+	return f
+}
+
+// part holds the fields of one content part, read in a single pass.
+type part struct {
+	typ, text, refusal, imageURL, cacheControl gjson.Result
+}
+
+func parsePart(p gjson.Result) (f part) {
+	p.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			f.typ = v
+		case "text":
+			f.text = v
+		case "refusal":
+			f.refusal = v
+		case "image_url":
+			f.imageURL = v
+		case "cache_control":
+			f.cacheControl = v
+		}
+		return true
+	})
+	return f
+}
+
+func msgParam(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
+
+func contentParam(i, j int) string {
+	return msgParam(i) + ".content[" + strconv.Itoa(j) + "]"
+}
+
+// bstr views b as a string without copying. gjson results taken from it
+// point into b, so they are copied (appended) before b can change.
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

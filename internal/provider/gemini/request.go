@@ -1,0 +1,955 @@
+package gemini
+
+import (
+	"bytes"
+	"encoding/json"
+	"path"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
+)
+
+// TranslateRequest turns an OpenAI chat completion request into a Gemini
+// generateContent request (the model and the stream flag travel in the
+// URL, not the body). Input Gemini cannot express is an *api.Error 400
+// naming the field at fault.
+//
+// Differences worth knowing:
+//   - system and developer messages become systemInstruction wherever they
+//     appear in the conversation;
+//   - assistant turns are role "model"; consecutive messages of one role
+//     are merged into one turn, so the answers to parallel tool calls
+//     travel together as Gemini wants them;
+//   - a tool message becomes a functionResponse named after the call its
+//     tool_call_id answers (found in the conversation); a JSON object
+//     content is the response itself, anything else is {"content": text};
+//   - images are inlineData (base64 data URLs) or fileData (gs:// and
+//     https URLs, with the MIME type their extension gives);
+//   - JSON schemas (tool parameters, response_format) are rewritten to
+//     Gemini's Schema subset: type arrays become type + nullable, const
+//     becomes a one-value enum, keywords Gemini does not know
+//     (additionalProperties, $schema, strict...) are dropped; $ref is
+//     refused, since dropping it would change the schema's meaning;
+//   - reasoning_effort becomes thinkingConfig.thinkingBudget (none and
+//     minimal 0, low 1024, medium 8192, high 24576, as Google's
+//     OpenAI-compatible endpoint does);
+//   - n > 1 is candidateCount (each candidate a choice); on streams it is
+//     refused, as are logprobs;
+//   - parallel_tool_calls, user and logit_bias have no Gemini field and are
+//     dropped.
+func TranslateRequest(openAIBody []byte) ([]byte, error) {
+	stream := gjson.GetBytes(openAIBody, "stream").Type == gjson.True
+	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody, stream)
+}
+
+// requestFields are the top-level fields of an OpenAI request we act on.
+type requestFields struct {
+	messages, tools, toolChoice, stop, format   gjson.Result
+	maxTokens, maxCompletion, temperature, topP gjson.Result
+	topK, seed, presence, frequency, n          gjson.Result
+	logprobs, effort                            gjson.Result
+}
+
+func translateRequest(dst, body []byte, stream bool) ([]byte, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, api.InvalidRequest("", "request body is not valid JSON")
+	}
+	root := gjson.Parse(bstr(body))
+	if !root.IsObject() {
+		return nil, api.InvalidRequest("", "request body must be a JSON object")
+	}
+	var f requestFields
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messages":
+			f.messages = v
+		case "tools":
+			f.tools = v
+		case "tool_choice":
+			f.toolChoice = v
+		case "stop":
+			f.stop = v
+		case "response_format":
+			f.format = v
+		case "max_tokens":
+			f.maxTokens = v
+		case "max_completion_tokens":
+			f.maxCompletion = v
+		case "temperature":
+			f.temperature = v
+		case "top_p":
+			f.topP = v
+		case "top_k":
+			f.topK = v
+		case "seed":
+			f.seed = v
+		case "presence_penalty":
+			f.presence = v
+		case "frequency_penalty":
+			f.frequency = v
+		case "n":
+			f.n = v
+		case "logprobs":
+			f.logprobs = v
+		case "reasoning_effort":
+			f.effort = v
+		}
+		return true
+	})
+	if f.n.Type == gjson.Number && f.n.Int() > 1 && stream {
+		return nil, api.InvalidRequest("n", "n > 1 is not supported on streams by the gateway's Gemini adapter")
+	}
+	if f.logprobs.Type == gjson.True {
+		return nil, api.InvalidRequest("logprobs", "logprobs are not supported by the gateway's Gemini adapter")
+	}
+	if !f.messages.IsArray() {
+		return nil, api.InvalidRequest("messages", "messages must be an array of message objects")
+	}
+
+	dst = append(dst, '{')
+	var err error
+	if dst, err = appendContents(dst, f.messages); err != nil {
+		return nil, err
+	}
+	if dst, err = appendSystem(dst, f.messages); err != nil {
+		return nil, err
+	}
+	if dst, err = appendTools(dst, f.tools, f.toolChoice); err != nil {
+		return nil, err
+	}
+	if dst, err = appendGenerationConfig(dst, &f); err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+// turnWriter writes Gemini contents, merging consecutive parts of one role
+// into a single turn and never opening a turn without a part.
+type turnWriter struct {
+	dst  []byte
+	role string // role of the open turn, "" when none is open
+	n    int    // turns written
+}
+
+// part prepares dst for one more part in a turn of role.
+func (w *turnWriter) part(role string) {
+	if w.role == role {
+		w.dst = append(w.dst, ',')
+		return
+	}
+	if w.role != "" {
+		w.dst = append(w.dst, "]},"...)
+	}
+	w.dst = append(w.dst, `{"role":"`...)
+	w.dst = append(w.dst, role...)
+	w.dst = append(w.dst, `","parts":[`...)
+	w.role = role
+	w.n++
+}
+
+func appendContents(dst []byte, messages gjson.Result) ([]byte, error) {
+	dst = append(dst, `"contents":[`...)
+	w := turnWriter{dst: dst}
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := parseMessage(m)
+		switch role := f.role.Str; role {
+		case "system", "developer":
+		case "user":
+			err = w.userContent(f.content, i)
+		case "assistant":
+			err = w.assistant(f, i)
+		case "tool":
+			err = w.toolResult(f, messages, i)
+		default:
+			err = api.InvalidRequest(msgParam(i)+".role", "%s.role: role %q is not supported by Gemini models", msgParam(i), role)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if w.n == 0 {
+		return nil, api.InvalidRequest("messages", "messages must contain at least one user or assistant message with content")
+	}
+	return append(w.dst, "]}]"...), nil
+}
+
+func (w *turnWriter) userContent(c gjson.Result, i int) error {
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.part("user")
+			w.dst = appendText(w.dst, c.Raw)
+		}
+		return nil
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			switch typ := p.typ.Str; typ {
+			case "text":
+				if p.text.Str != "" {
+					w.part("user")
+					w.dst = appendText(w.dst, p.text.Raw)
+				}
+			case "image_url":
+				w.part("user")
+				w.dst, err = appendImage(w.dst, p.imageURL, i, j)
+			case "input_audio":
+				w.part("user")
+				w.dst, err = appendAudio(w.dst, p.audio, i, j)
+			default:
+				err = api.InvalidRequest(contentParam(i, j)+".type",
+					"%s.type: content part type %q is not supported by Gemini models", contentParam(i, j), typ)
+			}
+			return err == nil
+		})
+		return err
+	case c.Type == gjson.Null || !c.Exists():
+		return nil
+	}
+	return api.InvalidRequest(msgParam(i)+".content", "%s.content must be a string or an array of content parts", msgParam(i))
+}
+
+func (w *turnWriter) assistant(m message, i int) error {
+	c := m.content
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			w.part("model")
+			w.dst = appendText(w.dst, c.Raw)
+		}
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			var t gjson.Result
+			switch typ := p.typ.Str; typ {
+			case "text":
+				t = p.text
+			case "refusal":
+				t = p.refusal
+			default:
+				err = api.InvalidRequest(contentParam(i, j)+".type",
+					"%s.type: assistant content part type %q is not supported by Gemini models", contentParam(i, j), typ)
+				return false
+			}
+			if t.Type == gjson.String && t.Str != "" {
+				w.part("model")
+				w.dst = appendText(w.dst, t.Raw)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	var err error
+	j := -1
+	m.toolCalls.ForEach(func(_, tc gjson.Result) bool {
+		j++
+		p := msgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
+		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
+			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
+			return false
+		}
+		name := tc.Get("function.name")
+		if name.Type != gjson.String || name.Str == "" {
+			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
+			return false
+		}
+		args := tc.Get("function.arguments")
+		input := strings.TrimSpace(args.Str)
+		if input == "" {
+			input = "{}"
+		}
+		if args.Exists() && args.Type != gjson.String && args.Type != gjson.Null ||
+			!gjson.Valid(input) || !gjson.Parse(input).IsObject() {
+			err = api.InvalidRequest(p+".function.arguments", "%s.function.arguments must be a JSON object encoded as a string", p)
+			return false
+		}
+		w.part("model")
+		w.dst = append(w.dst, `{"functionCall":{"name":`...)
+		w.dst = append(w.dst, name.Raw...)
+		w.dst = append(w.dst, `,"args":`...)
+		w.dst = appendCompact(w.dst, input)
+		w.dst = append(w.dst, "}}"...)
+		return true
+	})
+	return err
+}
+
+// toolResult writes a functionResponse part. Gemini names the function a
+// response answers, where OpenAI gives the call's id: the name is that of
+// the assistant tool call with the id.
+func (w *turnWriter) toolResult(m message, messages gjson.Result, i int) error {
+	id := m.toolCallID
+	if id.Type != gjson.String || id.Str == "" {
+		return api.InvalidRequest(msgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", msgParam(i))
+	}
+	name := callName(messages, id.Str, i)
+	if name.Type != gjson.String || name.Str == "" {
+		return api.InvalidRequest(msgParam(i)+".tool_call_id",
+			"%s.tool_call_id %q answers no earlier assistant tool call (Gemini needs the function's name)", msgParam(i), id.Str)
+	}
+	var text strings.Builder
+	c := m.content
+	switch {
+	case c.Type == gjson.String:
+		text.WriteString(c.Str)
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := parsePart(v)
+			if p.typ.Str != "text" {
+				err = api.InvalidRequest(contentParam(i, j)+".type", "%s.type: tool messages may only contain text parts", contentParam(i, j))
+				return false
+			}
+			text.WriteString(p.text.Str)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	w.part("user")
+	w.dst = append(w.dst, `{"functionResponse":{"name":`...)
+	w.dst = append(w.dst, name.Raw...)
+	w.dst = append(w.dst, `,"response":`...)
+	if t := strings.TrimSpace(text.String()); gjson.Valid(t) && gjson.Parse(t).IsObject() {
+		w.dst = appendCompact(w.dst, t)
+	} else {
+		w.dst = append(w.dst, `{"content":`...)
+		w.dst = api.AppendString(w.dst, text.String())
+		w.dst = append(w.dst, '}')
+	}
+	w.dst = append(w.dst, "}}"...)
+	return nil
+}
+
+// callName finds the function name of tool call id among the assistant
+// messages before message before.
+func callName(messages gjson.Result, id string, before int) gjson.Result {
+	var name gjson.Result
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		if i >= before {
+			return false
+		}
+		if m.Get("role").Str != "assistant" {
+			return true
+		}
+		m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+			if tc.Get("id").Str == id {
+				name = tc.Get("function.name")
+			}
+			return true
+		})
+		return true
+	})
+	return name
+}
+
+// appendSystem writes the system and developer messages as
+// systemInstruction, one text part each.
+func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
+	mark := len(dst)
+	dst = append(dst, `,"systemInstruction":{"parts":[`...)
+	first := true
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := parseMessage(m)
+		if r := f.role.Str; r != "system" && r != "developer" {
+			return true
+		}
+		c := f.content
+		switch {
+		case c.Type == gjson.String:
+			if c.Str != "" {
+				dst = appendTextPart(dst, &first, c.Raw)
+			}
+		case c.IsArray():
+			j := -1
+			c.ForEach(func(_, v gjson.Result) bool {
+				j++
+				p := parsePart(v)
+				if p.typ.Str != "text" {
+					err = api.InvalidRequest(contentParam(i, j)+".type",
+						"%s.type: system messages may only contain text parts", contentParam(i, j))
+					return false
+				}
+				if p.text.Str != "" {
+					dst = appendTextPart(dst, &first, p.text.Raw)
+				}
+				return true
+			})
+		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if first { // no system text: send no systemInstruction at all
+		return dst[:mark], nil
+	}
+	return append(dst, "]}"...), nil
+}
+
+// imageTypes are the MIME types of image URLs, by extension.
+var imageTypes = map[string]string{
+	".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+	".gif": "image/gif", ".heic": "image/heic", ".heif": "image/heif",
+}
+
+// appendImage writes an image_url part: data URLs as inlineData, gs:// and
+// http(s) URLs as fileData.
+func appendImage(dst []byte, imageURL gjson.Result, i, j int) ([]byte, error) {
+	u := imageURL
+	if u.IsObject() {
+		u = u.Get("url")
+	} // else some clients send the URL as a plain string
+	p := contentParam(i, j) + ".image_url.url"
+	if u.Type != gjson.String || u.Str == "" {
+		return nil, api.InvalidRequest(p, "%s must be a non-empty string", p)
+	}
+	s := u.Str
+	if strings.HasPrefix(s, "data:") {
+		meta, data, ok := strings.Cut(s[len("data:"):], ",")
+		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
+		if !ok || !isBase64 || !strings.HasPrefix(mediaType, "image/") || data == "" {
+			return nil, api.InvalidRequest(p, "%s: data URLs must look like data:image/<type>;base64,<data>", p)
+		}
+		return appendInline(dst, mediaType, data), nil
+	}
+	if strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "gs://") {
+		clean := s
+		if k := strings.IndexAny(clean, "?#"); k >= 0 {
+			clean = clean[:k]
+		}
+		mime, ok := imageTypes[strings.ToLower(path.Ext(clean))]
+		if !ok {
+			return nil, api.InvalidRequest(p, "%s: the image type cannot be told from the URL (use .png, .jpg, .webp, .gif, .heic or a base64 data URL)", p)
+		}
+		dst = append(dst, `{"fileData":{"mimeType":"`...)
+		dst = append(dst, mime...)
+		dst = append(dst, `","fileUri":`...)
+		dst = append(dst, u.Raw...)
+		return append(dst, "}}"...), nil
+	}
+	return nil, api.InvalidRequest(p, "%s must be a gs:// or http(s) URL or a base64 data URL", p)
+}
+
+// appendAudio writes an input_audio part ({"data": base64, "format": wav|mp3}) as inlineData.
+func appendAudio(dst []byte, audio gjson.Result, i, j int) ([]byte, error) {
+	p := contentParam(i, j) + ".input_audio"
+	data, format := audio.Get("data"), audio.Get("format").Str
+	if data.Type != gjson.String || data.Str == "" {
+		return nil, api.InvalidRequest(p+".data", "%s.data must be a non-empty base64 string", p)
+	}
+	switch format {
+	case "wav", "mp3":
+	default:
+		return nil, api.InvalidRequest(p+".format", "%s.format must be wav or mp3", p)
+	}
+	return appendInline(dst, "audio/"+format, data.Str), nil
+}
+
+func appendInline(dst []byte, mime, data string) []byte {
+	dst = append(dst, `{"inlineData":{"mimeType":`...)
+	dst = api.AppendString(dst, mime)
+	dst = append(dst, `,"data":`...)
+	dst = api.AppendString(dst, data)
+	return append(dst, "}}"...)
+}
+
+// appendTools writes tools as functionDeclarations and tool_choice as
+// toolConfig.functionCallingConfig.
+func appendTools(dst []byte, tools, choice gjson.Result) ([]byte, error) {
+	if tools.Exists() && tools.Type != gjson.Null && !tools.IsArray() {
+		return nil, api.InvalidRequest("tools", "tools must be an array")
+	}
+	n := 0
+	var err error
+	tools.ForEach(func(_, t gjson.Result) bool {
+		p := "tools[" + strconv.Itoa(n) + "]"
+		if typ := t.Get("type").Str; typ != "function" {
+			err = api.InvalidRequest(p+".type", "%s.type: tool type %q is not supported by Gemini models", p, typ)
+			return false
+		}
+		name := t.Get("function.name")
+		if name.Type != gjson.String || name.Str == "" {
+			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
+			return false
+		}
+		if n == 0 {
+			dst = append(dst, `,"tools":[{"functionDeclarations":[`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, `{"name":`...)
+		dst = append(dst, name.Raw...)
+		if d := t.Get("function.description"); d.Type == gjson.String && d.Str != "" {
+			dst = append(dst, `,"description":`...)
+			dst = append(dst, d.Raw...)
+		}
+		if params := t.Get("function.parameters"); params.IsObject() && !emptyObjectSchema(params) {
+			dst = append(dst, `,"parameters":`...)
+			if dst, err = appendSchema(dst, params, p+".function.parameters"); err != nil {
+				return false
+			}
+		}
+		dst = append(dst, '}')
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		dst = append(dst, "]}]"...)
+	}
+
+	var mode, name string
+	switch {
+	case choice.Type == gjson.Null || !choice.Exists():
+		mode = "AUTO"
+	case choice.Type == gjson.String:
+		switch choice.Str {
+		case "auto":
+			mode = "AUTO"
+		case "required":
+			mode = "ANY"
+		case "none":
+			mode = "NONE"
+		default:
+			return nil, api.InvalidRequest("tool_choice", "tool_choice %q is not one of none, auto, required", choice.Str)
+		}
+	case choice.IsObject() && choice.Get("type").Str == "function":
+		nm := choice.Get("function.name")
+		if nm.Type != gjson.String || nm.Str == "" {
+			return nil, api.InvalidRequest("tool_choice.function.name", "tool_choice.function.name must be a non-empty string")
+		}
+		mode, name = "ANY", nm.Raw
+	default:
+		return nil, api.InvalidRequest("tool_choice", "tool_choice must be none, auto, required or a function choice")
+	}
+	// AUTO is Gemini's default, and a toolConfig without tools says nothing.
+	if n == 0 || mode == "AUTO" {
+		return dst, nil
+	}
+	dst = append(dst, `,"toolConfig":{"functionCallingConfig":{"mode":"`...)
+	dst = append(dst, mode...)
+	dst = append(dst, '"')
+	if name != "" {
+		dst = append(dst, `,"allowedFunctionNames":[`...)
+		dst = append(dst, name...)
+		dst = append(dst, ']')
+	}
+	return append(dst, "}}"...), nil
+}
+
+// emptyObjectSchema reports {"type":"object"} or {"type":"object",
+// "properties":{}}: a function without parameters, which Gemini wants
+// declared without a parameters schema.
+func emptyObjectSchema(s gjson.Result) bool {
+	props := s.Get("properties")
+	return s.Get("type").Str == "object" && (!props.Exists() || props.IsObject() && len(props.Map()) == 0) &&
+		!s.Get("anyOf").Exists()
+}
+
+// appendGenerationConfig writes generationConfig from the sampling,
+// length, stop and response_format fields, or nothing when none is set.
+func appendGenerationConfig(dst []byte, f *requestFields) ([]byte, error) {
+	mark := len(dst)
+	dst = append(dst, `,"generationConfig":{`...)
+	start := len(dst)
+	num := func(key string, v gjson.Result, param string) error {
+		switch v.Type {
+		case gjson.Null:
+			return nil
+		case gjson.Number:
+			if len(dst) > start {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = append(dst, key...)
+			dst = append(dst, `":`...)
+			dst = append(dst, v.Raw...)
+			return nil
+		}
+		return api.InvalidRequest(param, "%s must be a number", param)
+	}
+	var candidates gjson.Result // n > 1 only: one candidate is Gemini's default
+	if f.n.Type == gjson.Number && f.n.Int() > 1 {
+		candidates = f.n
+	} else if f.n.Exists() && f.n.Type != gjson.Null && f.n.Type != gjson.Number {
+		return nil, api.InvalidRequest("n", "n must be a number")
+	}
+	maxTokens := f.maxTokens
+	if f.maxCompletion.Exists() && f.maxCompletion.Type != gjson.Null {
+		maxTokens = f.maxCompletion
+	}
+	for _, n := range [...]struct {
+		key   string
+		v     gjson.Result
+		param string
+	}{
+		{"temperature", f.temperature, "temperature"}, {"topP", f.topP, "top_p"}, {"topK", f.topK, "top_k"},
+		{"maxOutputTokens", maxTokens, "max_tokens"}, {"seed", f.seed, "seed"},
+		{"presencePenalty", f.presence, "presence_penalty"}, {"frequencyPenalty", f.frequency, "frequency_penalty"},
+		{"candidateCount", candidates, "n"},
+	} {
+		if err := num(n.key, n.v, n.param); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if dst, err = appendStop(dst, start, f.stop); err != nil {
+		return nil, err
+	}
+	if dst, err = appendResponseFormat(dst, start, f.format); err != nil {
+		return nil, err
+	}
+	if dst, err = appendThinking(dst, start, f.effort); err != nil {
+		return nil, err
+	}
+	if len(dst) == start {
+		return dst[:mark], nil
+	}
+	return append(dst, '}'), nil
+}
+
+func appendStop(dst []byte, start int, stop gjson.Result) ([]byte, error) {
+	n := 0
+	add := func(s gjson.Result) {
+		if s.Str == "" {
+			return
+		}
+		if n == 0 {
+			if len(dst) > start {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"stopSequences":[`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, s.Raw...)
+	}
+	switch {
+	case stop.Type == gjson.Null || !stop.Exists():
+		return dst, nil
+	case stop.Type == gjson.String:
+		add(stop)
+	case stop.IsArray():
+		var err error
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				err = api.InvalidRequest("stop", "stop must be a string or an array of strings")
+				return false
+			}
+			add(s)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, api.InvalidRequest("stop", "stop must be a string or an array of strings")
+	}
+	if n > 0 {
+		dst = append(dst, ']')
+	}
+	return dst, nil
+}
+
+// appendResponseFormat writes responseMimeType (and responseSchema) for
+// response_format json_object and json_schema.
+func appendResponseFormat(dst []byte, start int, format gjson.Result) ([]byte, error) {
+	if !format.Exists() || format.Type == gjson.Null {
+		return dst, nil
+	}
+	switch typ := format.Get("type").Str; typ {
+	case "text":
+		return dst, nil
+	case "json_object", "json_schema":
+		if len(dst) > start {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"responseMimeType":"application/json"`...)
+		if typ == "json_object" {
+			return dst, nil
+		}
+		schema := format.Get("json_schema.schema")
+		if !schema.IsObject() {
+			return nil, api.InvalidRequest("response_format.json_schema.schema", "response_format.json_schema.schema must be a JSON Schema object")
+		}
+		dst = append(dst, `,"responseSchema":`...)
+		return appendSchema(dst, schema, "response_format.json_schema.schema")
+	default:
+		return nil, api.InvalidRequest("response_format.type", "response_format.type %q is not one of text, json_object, json_schema", typ)
+	}
+}
+
+// thinkingBudgets are the thinking budgets of OpenAI's reasoning_effort
+// values, as Google's own OpenAI-compatible endpoint maps them.
+var thinkingBudgets = map[string]string{"none": "0", "minimal": "0", "low": "1024", "medium": "8192", "high": "24576"}
+
+// appendThinking writes reasoning_effort as thinkingConfig.thinkingBudget.
+func appendThinking(dst []byte, start int, effort gjson.Result) ([]byte, error) {
+	if !effort.Exists() || effort.Type == gjson.Null {
+		return dst, nil
+	}
+	budget, ok := thinkingBudgets[effort.Str]
+	if effort.Type != gjson.String || !ok {
+		return nil, api.InvalidRequest("reasoning_effort", "reasoning_effort must be one of none, minimal, low, medium, high")
+	}
+	if len(dst) > start {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"thinkingConfig":{"thinkingBudget":`...)
+	dst = append(dst, budget...)
+	return append(dst, '}'), nil
+}
+
+// schemaKeys are the keywords of Gemini's Schema object kept as they are.
+var schemaKeys = map[string]bool{
+	"format": true, "title": true, "description": true, "nullable": true,
+	"required": true, "minItems": true, "maxItems": true, "minimum": true, "maximum": true,
+	"minLength": true, "maxLength": true, "pattern": true, "minProperties": true, "maxProperties": true,
+	"propertyOrdering": true, "default": true, "example": true,
+}
+
+// appendSchema writes a JSON Schema as Gemini's Schema subset (see
+// TranslateRequest).
+func appendSchema(dst []byte, s gjson.Result, param string) ([]byte, error) {
+	if !s.IsObject() {
+		return nil, api.InvalidRequest(param, "%s must be a JSON Schema object", param)
+	}
+	dst = append(dst, '{')
+	first := true
+	key := func(k string) {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = api.AppendString(dst, k)
+		dst = append(dst, ':')
+	}
+	var err error
+	nullable, typed := false, s.Get("type").Exists()
+	s.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "$ref":
+			err = api.InvalidRequest(param, "%s: $ref is not supported by Gemini's response and parameter schemas; inline the definition", param)
+		case "type":
+			if v.IsArray() {
+				var t gjson.Result
+				v.ForEach(func(_, e gjson.Result) bool {
+					if e.Str == "null" {
+						nullable = true
+					} else if !t.Exists() {
+						t = e
+					}
+					return true
+				})
+				if t.Exists() {
+					key("type")
+					dst = append(dst, t.Raw...)
+				}
+			} else {
+				key("type")
+				dst = append(dst, v.Raw...)
+			}
+		case "const":
+			// Gemini's enum is a list of strings of a string-typed schema.
+			if !typed && v.Type == gjson.String {
+				key("type")
+				dst = append(dst, `"string"`...)
+			}
+			key("enum")
+			dst = append(dst, '[')
+			dst = appendCompact(dst, v.Raw)
+			dst = append(dst, ']')
+		case "enum":
+			if !v.IsArray() {
+				return true
+			}
+			// null in an enum is nullable to Gemini.
+			key("enum")
+			dst = append(dst, '[')
+			n := 0
+			v.ForEach(func(_, e gjson.Result) bool {
+				if e.Type == gjson.Null {
+					nullable = true
+					return true
+				}
+				if n > 0 {
+					dst = append(dst, ',')
+				}
+				n++
+				dst = appendCompact(dst, e.Raw)
+				return true
+			})
+			dst = append(dst, ']')
+		case "properties":
+			if !v.IsObject() {
+				return true
+			}
+			key("properties")
+			dst = append(dst, '{')
+			n := 0
+			v.ForEach(func(pk, pv gjson.Result) bool {
+				if n > 0 {
+					dst = append(dst, ',')
+				}
+				n++
+				dst = append(dst, pk.Raw...)
+				dst = append(dst, ':')
+				dst, err = appendSchema(dst, pv, param+".properties."+pk.Str)
+				return err == nil
+			})
+			dst = append(dst, '}')
+		case "items":
+			key("items")
+			dst, err = appendSchema(dst, v, param+".items")
+		case "anyOf":
+			if !v.IsArray() {
+				return true
+			}
+			key("anyOf")
+			dst = append(dst, '[')
+			n := 0
+			v.ForEach(func(_, e gjson.Result) bool {
+				if n > 0 {
+					dst = append(dst, ',')
+				}
+				dst, err = appendSchema(dst, e, param+".anyOf["+strconv.Itoa(n)+"]")
+				n++
+				return err == nil
+			})
+			dst = append(dst, ']')
+		default:
+			if schemaKeys[k.Str] {
+				if k.Str == "nullable" {
+					nullable = nullable || v.Type == gjson.True
+					return true
+				}
+				key(k.Str)
+				dst = appendCompact(dst, v.Raw)
+			}
+		}
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if nullable {
+		key("nullable")
+		dst = append(dst, "true"...)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendText writes a text part; raw is the JSON string literal as the
+// client sent it, copied without unescaping.
+func appendText(dst []byte, raw string) []byte {
+	dst = append(dst, `{"text":`...)
+	dst = append(dst, raw...)
+	return append(dst, '}')
+}
+
+func appendTextPart(dst []byte, first *bool, raw string) []byte {
+	if !*first {
+		dst = append(dst, ',')
+	}
+	*first = false
+	return appendText(dst, raw)
+}
+
+// appendCompact appends valid JSON without insignificant whitespace.
+func appendCompact(dst []byte, raw string) []byte {
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
+		// Callers validate first; keep the bytes rather than lose them.
+		return append(dst, raw...)
+	}
+	return buf.Bytes()
+}
+
+// message holds the fields of one OpenAI message, read in a single pass.
+type message struct {
+	role, content, toolCalls, toolCallID gjson.Result
+}
+
+func parseMessage(m gjson.Result) (f message) {
+	m.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			f.role = v
+		case "content":
+			f.content = v
+		case "tool_calls":
+			f.toolCalls = v
+		case "tool_call_id":
+			f.toolCallID = v
+		}
+		return true
+	})
+	return f
+}
+
+// part holds the fields of one content part, read in a single pass.
+type part struct {
+	typ, text, refusal, imageURL, audio gjson.Result
+}
+
+func parsePart(p gjson.Result) (f part) {
+	p.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			f.typ = v
+		case "text":
+			f.text = v
+		case "refusal":
+			f.refusal = v
+		case "image_url":
+			f.imageURL = v
+		case "input_audio":
+			f.audio = v
+		}
+		return true
+	})
+	return f
+}
+
+func msgParam(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
+
+func contentParam(i, j int) string {
+	return msgParam(i) + ".content[" + strconv.Itoa(j) + "]"
+}
+
+// bstr views b as a string without copying. gjson results taken from it
+// point into b, so they are copied (appended) before b can change.
+func bstr(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
