@@ -212,6 +212,16 @@ func logAxis(a *plot.Axis, lo, hi float64) {
 	a.Min, a.Max = lo, hi
 }
 
+// legendRoom is the share of the plot's height to keep free above the data
+// for a legend of n entries in the top corner.
+func legendRoom(n int) float64 { return min(0.06*float64(n)+0.04, 0.6) }
+
+// roomAbove raises a linear axis's maximum so that the data [lo, hi] ends
+// below a legend of n entries.
+func roomAbove(a *plot.Axis, lo, hi float64, n int) {
+	a.Max = lo + (hi-lo)/(1-legendRoom(n))
+}
+
 // bounds is the least and greatest of vs (which are not empty).
 func bounds(vs []float64) (lo, hi float64) {
 	return slices.Min(vs), slices.Max(vs)
@@ -282,7 +292,8 @@ func requestCharts(ins []input) ([]chart, error) {
 	lp.X.Tick.Marker = ticks
 	logAxis(&lp.X, lo, hi)
 	lp.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	logAxis(&lp.Y, lat0, lat1)
+	// On a log axis the room above the data is a factor, not a length.
+	logAxis(&lp.Y, lat0, lat0*math.Pow(lat1/lat0, 1/(1-legendRoom(len(lat)))))
 	if err := addLines(lp, lat, true); err != nil {
 		return nil, err
 	}
@@ -290,6 +301,8 @@ func requestCharts(ins []input) ([]chart, error) {
 	tp.X.Tick.Marker = ticks
 	logAxis(&tp.X, lo, hi)
 	tp.Y.Min = 0
+	_, rmax := bounds(ys(tput))
+	roomAbove(&tp.Y, 0, rmax, len(tput))
 	if err := addLines(tp, tput, false); err != nil {
 		return nil, err
 	}
@@ -421,6 +434,8 @@ func streamCharts(rows []streamRow) ([]chart, error) {
 		p.X.Tick.Marker = ticks
 		logAxis(&p.X, lo, hi)
 		p.Y.Min = math.Min(0, minY(lines))
+		_, ymax := bounds(ys(lines))
+		roomAbove(&p.Y, p.Y.Min, ymax, len(lines))
 		if err := addLines(p, lines, false); err != nil {
 			return chart{}, err
 		}
