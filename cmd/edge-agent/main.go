@@ -5,6 +5,7 @@
 //	edge-agent simulate [flags]                   run the simulated provider
 //	edge-agent bench [flags]                      load-test a gateway
 //	edge-agent stats [--url URL]                  print a running gateway's stats
+//	edge-agent health [--url URL] [--live]        exit 0 when the gateway is ready (container health check)
 //	edge-agent version                            also --version
 //	edge-agent help [COMMAND]                     also -h, --help
 //
@@ -13,7 +14,10 @@
 package main
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/edge-agent/edge-agent/internal/app"
 	"github.com/edge-agent/edge-agent/internal/bench"
@@ -47,6 +53,8 @@ const usage = `Usage:
   edge-agent simulate [flags]     run the simulated provider as a standalone upstream
   edge-agent bench [flags]        load-test a gateway
   edge-agent stats [--url URL]    print a running gateway's /admin/stats
+  edge-agent health [--live]      exit 0 when the local gateway is ready (live), 1 if not:
+                                  the container health check (no shell or curl needed)
   edge-agent version              print the version (also --version)
   edge-agent help [COMMAND]       this text, or a command's flags (also -h, --help)
 
@@ -122,6 +130,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bench.Main(ctx, args, stdout, stderr)
 	case "stats":
 		return stats(ctx, args, stdout, stderr)
+	case "health":
+		return health(ctx, args, os.Getenv, stdout, stderr)
 	case "version":
 		return version(args, stdout)
 	case "help":
@@ -129,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// print the overview.
 		if len(args) > 0 {
 			switch args[0] {
-			case "serve", "simulate", "bench", "stats":
+			case "serve", "simulate", "bench", "stats", "health":
 				return run(ctx, []string{args[0], "-h"}, stdout, stderr)
 			}
 		}
@@ -172,6 +182,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer logger.Close() // writes the lines still batched in memory
+	// The OpenTelemetry SDK reports exporter errors through a process-wide
+	// handler; without this one they are plain text in the JSON stream.
+	otel.SetErrorHandler(telemetry.ExportErrorHandler(logger.Logger))
 	if before, after, err := app.RaiseFileLimit(); err != nil {
 		logger.Warn("file-descriptor limit not raised; unset concurrency caps follow the current one", "error", err)
 	} else {
@@ -183,11 +196,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		logger.Info("Go memory limit set to 90% of the cgroup's", "bytes", l)
 	}
 	defer gctune.Start(cfg.GCMinHeap).Stop()
+	demoBase := ""
 	if *demo {
-		base, err := startDemoProvider(ctx, *demoLatency, logger)
+		base, stopDemo, err := startDemoProvider(*demoLatency)
 		if err != nil {
 			return err
 		}
+		// Stopped once the gateway has returned: streams still being
+		// served during the drain keep their upstream.
+		defer stopDemo()
+		demoBase = base
 		config.UseDemoProvider(&cfg, base)
 		logger.Info("demo mode: OpenAI and Anthropic models are served by the built-in simulated provider", "upstream", base)
 	}
@@ -195,26 +213,48 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	// SIGHUP, or a change of the --config file, reloads providers, models,
+	// keys and limits; an invalid file keeps the running configuration.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	load := func() (config.Config, error) {
+		c, err := config.Load(*cfgPath, os.Getenv)
+		if err == nil && demoBase != "" {
+			config.UseDemoProvider(&c, demoBase)
+		}
+		return c, err
+	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		a.WatchConfig(wctx, *cfgPath, 2*time.Second, hup, load)
+	}()
+	err = a.Run(ctx)
+	stopWatch()
+	<-watched
+	return err
 }
 
-// startDemoProvider serves the simulated provider on a loopback port for
-// the lifetime of ctx, with the latency of a real one (500-2000 ms).
-func startDemoProvider(ctx context.Context, ttft time.Duration, logger interface {
-	Info(string, ...any)
-}) (string, error) {
+// startDemoProvider serves the simulated provider on a loopback port, with
+// the latency of a real one (500-2000 ms), until stop is called.
+func startDemoProvider(ttft time.Duration) (base string, stop func(), err error) {
 	ln, err := app.ListenLoopback()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	sim := simulated.New(simulated.Options{TTFT: ttft, Jitter: ttft * 6 / 10, ChunkDelay: 15 * time.Millisecond})
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	done := make(chan struct{})
 	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
+		defer close(done)
+		_ = srv.Serve(ln)
 	}()
-	return "http://" + ln.Addr().String(), nil
+	return "http://" + ln.Addr().String(), func() {
+		_ = srv.Close()
+		<-done
+	}, nil
 }
 
 func simulate(ctx context.Context, args []string, stderr io.Writer) error {
@@ -249,6 +289,54 @@ func simulate(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	return simulated.Run(ctx, *addr, simulated.Options{TTFT: *latency, Jitter: *jitter, ChunkDelay: *chunk,
 		ErrorRate500: *e500, ErrorRate429: *e429, Words: *words, APIKey: *key, Headers: headers}, logger.Logger)
+}
+
+// health asks the gateway on this host whether it is ready (or, with
+// --live, alive): the container health check of a distroless image, which
+// has no shell and no curl. The default URL is the one the gateway listens
+// on given the same environment: 127.0.0.1:$PORT, https when TLS is on
+// (the certificate is not checked: it names the service, not 127.0.0.1,
+// and the connection never leaves the host).
+func health(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge-agent health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scheme, port := "http", cmp.Or(getenv("PORT"), "8080")
+	if getenv("TLS_CERT_PATH") != "" {
+		scheme = "https"
+	}
+	url := fs.String("url", scheme+"://127.0.0.1:"+port, "gateway base URL (default from $PORT and $TLS_CERT_PATH)")
+	live := fs.Bool("live", false, "check liveness (/health/live) instead of readiness (/health/ready)")
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return badUsage("unexpected argument %q (health takes only flags)", fs.Arg(0))
+	}
+	path := "/health/ready"
+	if *live {
+		path = "/health/live"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(*url, "/")+path, nil)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // loopback health check, see above
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s answered %s: %s", path, resp.Status, bytes.TrimSpace(body))
+	}
+	_, err = stdout.Write(body)
+	return err
 }
 
 func stats(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edge-agent/edge-agent/internal/app"
+	"github.com/edge-agent/edge-agent/internal/server"
 	"github.com/edge-agent/edge-agent/internal/testutil/redistest"
 )
 
@@ -206,4 +207,114 @@ func TestBenchExitsNonZeroWhenEveryRequestFailed(t *testing.T) {
 	if code := exitCode(err, &stderr); code != 1 || !strings.Contains(stderr.String(), "no request succeeded") {
 		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
+}
+
+// TestHealthCommandExitsZeroOnlyWhenTheGatewayIsReady checks the container
+// health check against the server's real health routes: ready is exit 0,
+// draining or not ready is exit 1 with the reason, nobody listening is
+// exit 1, and the default URL follows $PORT.
+func TestHealthCommandExitsZeroOnlyWhenTheGatewayIsReady(t *testing.T) {
+	ready := true
+	srv := server.New(server.Options{Chat: http.NotFoundHandler(), Ready: func() bool { return ready }})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	port := ts.URL[strings.LastIndexByte(ts.URL, ':')+1:]
+	env := func(k string) string {
+		if k == "PORT" {
+			return port
+		}
+		return ""
+	}
+	tests := []struct {
+		name     string
+		args     []string
+		setup    func()
+		wantCode int
+		wantOut  string
+	}{
+		{name: "ready", wantCode: 0, wantOut: `"ready"`},
+		{name: "live", args: []string{"--live"}, wantCode: 0, wantOut: `"alive"`},
+		{name: "no provider", setup: func() { ready = false }, wantCode: 1, wantOut: "no provider is configured"},
+		{name: "draining", setup: srv.SetDraining, wantCode: 1, wantOut: "draining"},
+		{name: "alive while draining", args: []string{"--live"}, wantCode: 0, wantOut: `"alive"`},
+		{name: "nobody listening", args: []string{"--url", "http://127.0.0.1:1"}, wantCode: 1, wantOut: "health:"},
+		{name: "stray argument", args: []string{"now"}, wantCode: 2, wantOut: "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.setup != nil {
+				tt.setup()
+			}
+			var stdout, stderr bytes.Buffer
+			err := health(context.Background(), tt.args, env, &stdout, &stderr)
+			code := exitCode(err, &stderr)
+			if code != tt.wantCode || !strings.Contains(stdout.String()+stderr.String(), tt.wantOut) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d mentioning %q", code, stdout.String(), stderr.String(), tt.wantCode, tt.wantOut)
+			}
+		})
+	}
+}
+
+// TestDemoStreamsInFlightAtShutdownFinish: on SIGTERM in --demo, a stream
+// already running still gets every chunk and [DONE]: the built-in provider
+// stays up until the gateway has finished, and readiness is 503 meanwhile.
+func TestDemoStreamsInFlightAtShutdownFinish(t *testing.T) {
+	port := redistest.FreePort(t)
+	t.Setenv("PORT", strconv.Itoa(port))
+	t.Setenv("HOST", "127.0.0.1")
+	t.Setenv("METRICS_PORT", "0")
+	t.Setenv("OPENAI_API_KEY", "")
+	t.Setenv("REDIS_URL", "")
+	t.Setenv("SHUTDOWN_DRAIN_DELAY_SECONDS", "0.3")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--demo", "--demo-latency", "20ms"}, &bytes.Buffer{}, &bytes.Buffer{})
+	}()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	body := `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"SIM_WORDS_60 tell me a long story"}]}`
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 64)
+	if _, err := io.ReadAtLeast(resp.Body, first, 1); err != nil {
+		t.Fatalf("first bytes: %v", err)
+	}
+	cancel() // SIGTERM with the stream half way (60 words at 15 ms a chunk)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.Contains(string(rest), "data: [DONE]") {
+		t.Fatalf("the in-flight stream did not finish: %v; tail %q", err, tail(string(rest), 200))
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("gateway did not shut down")
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }

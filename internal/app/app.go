@@ -11,8 +11,12 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +67,22 @@ type App struct {
 	// upstream are the providers' transports; Close drops their idle
 	// keep-alive connections (and the goroutines serving them).
 	upstream []*provider.Transport
+
+	// Reload (reload.go): root is the App Run was called on; it serves
+	// whichever generation live holds. A generation borrows the caches
+	// and the tracer of the one before it; owns* say who closes them.
+	root        *App
+	live        atomic.Pointer[App]
+	inflight    atomic.Int64 // requests this generation is serving
+	retired     atomic.Bool  // replaced by a reload: no new requests
+	ownsCache   bool
+	ownsTracer  bool
+	reloads     atomic.Int64 // on root
+	reloadFails atomic.Int64 // on root
+	reloadMu    sync.Mutex   // on root: one reload at a time
+	draining    bool         // on root, under reloadMu: shutdown began
+	retiring    sync.WaitGroup
+	closeOnce   sync.Once
 }
 
 // Option changes how New builds the App.
@@ -80,6 +100,10 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	a := &App{cfg: cfg, logger: logger}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.root == nil {
+		a.root = a
+		a.live.Store(a)
 	}
 	ok := false
 	defer func() {
@@ -128,7 +152,13 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	// Cache tiers.
 	var l1Stats, l2Stats telemetry.TierStats
 	var l2Up func() bool
-	if cfg.Cache.Enabled {
+	if a.l1 != nil { // borrowed from the generation before a reload
+		l1Stats = func() (int64, int64) { return int64(a.l1.Len()), a.l1.Bytes() }
+		if a.l2 != nil {
+			l2Up, l2Stats = a.l2.Healthy, a.l2Entries
+		}
+	} else if cfg.Cache.Enabled {
+		a.ownsCache = true
 		var err error
 		a.l1, err = memory.New(memory.Options{MaxBytes: cfg.Cache.L1MaxBytes, MaxEntries: cfg.Cache.L1MaxEntries, TTL: cfg.Cache.L1TTL.D()})
 		if err != nil {
@@ -142,20 +172,36 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 				return nil, fmt.Errorf("L2 cache: %w", err)
 			}
 			l2Up = a.l2.Healthy
+			l2Stats = a.l2Entries
 		}
 	}
 
 	// Telemetry.
-	a.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{Providers: providerNames, Models: modelNames, Prices: prices,
-		L1Stats: l1Stats, L2Stats: l2Stats, L2Up: l2Up})
-	a.stats = telemetry.NewStats()
-	rm := newRouteMetrics(a.metrics.Registry())
-	rcfg.OnRetry = func(_, deployment string) { rm.retries.WithLabelValues(label(deployment, providerNames)).Inc() }
-	rcfg.OnFallback = func(_, _ string) { rm.fallbacks.Inc() }
-	rcfg.OnBreakerChange = func(deployment string, s route.State) {
-		rm.breaker.WithLabelValues(label(deployment, providerNames)).Set(float64(s))
+	var outcomes []string
+	for _, o := range route.AttemptOutcomes() {
+		outcomes = append(outcomes, o.String())
 	}
+	a.metrics = telemetry.NewMetrics(telemetry.MetricsOptions{Providers: providerNames, Models: modelNames, Prices: prices,
+		L1Stats: l1Stats, L2Stats: l2Stats, L2Up: l2Up, AttemptOutcomes: outcomes, Version: Version})
+	a.stats = telemetry.NewStats()
+	rcfg.OnRetry = func(_, deployment string) { a.metrics.Retry(deployment) }
+	rcfg.OnFallback = func(_, _ string) { a.metrics.Fallback() }
+	rcfg.OnAttempt = func(_, provider string, o route.AttemptOutcome) { a.metrics.UpstreamAttempt(provider, o.String()) }
+	rcfg.OnBreakerChange = func(deployment string, s route.State) { a.metrics.BreakerState(deployment, float64(s)) }
 	var err error
+	if a.tracer == nil {
+		a.ownsTracer = true
+		a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %w", err)
+		}
+	}
+	if a.tracer.Enabled() {
+		rcfg.TraceAttempt = func(ctx context.Context, h http.Header, deployment, typ, model string) (context.Context, func(route.AttemptOutcome)) {
+			ctx, end := a.tracer.StartAttempt(ctx, h, deployment, typ, model)
+			return ctx, func(o route.AttemptOutcome) { end(o.String(), o != route.AttemptOK) }
+		}
+	}
 	a.router, err = route.New(rcfg)
 	if err != nil {
 		return nil, fmt.Errorf("routing: %w", err)
@@ -164,19 +210,14 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 	for _, h := range a.router.Health() {
 		// Export every series from the start, so dashboards and alerts see
 		// zeros rather than nothing.
-		rm.breaker.WithLabelValues(label(h.Name, providerNames)).Set(float64(h.State))
-		rm.retries.WithLabelValues(label(h.Name, providerNames))
-	}
-	if a.tracer == nil {
-		a.tracer, a.traceFn, err = telemetry.SetupTracing(ctx, Version)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: %w", err)
-		}
+		a.metrics.BreakerState(h.Name, float64(h.State))
 	}
 
-	if cfg.Cache.Enabled {
+	if cfg.Cache.Enabled && a.tiered == nil {
+		root := a.root
 		t := cache.Options{L1: a.l1, L1TTL: cfg.Cache.L1TTL.D(), L2TTL: cfg.Cache.L2TTL.D(),
-			OnError: func(tier cache.Tier, op string, _ error) { a.metrics.CacheError(tier.String(), op) }}
+			// The live generation's metrics: the tiers outlive reloads.
+			OnError: func(tier cache.Tier, op string, _ error) { root.live.Load().metrics.CacheError(tier.String(), op) }}
 		if a.tracer.Enabled() {
 			t.Trace = func(ctx context.Context, tier cache.Tier) (context.Context, func(bool)) {
 				ctx, span := a.tracer.StartSpan(ctx, "cache."+tier.String())
@@ -212,6 +253,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 
 	bodies := gateway.NewBodyBudget(cfg.MaxBodyMemoryBytes)
 	registerBodyMetrics(a.metrics.Registry(), bodies)
+	registerReloadMetrics(a.metrics.Registry(), a.root)
 	gw := gateway.New(gateway.Options{
 		Router: a.router, Cache: a.tiered, CoalesceWait: cfg.Cache.CoalesceWait.D(), Prices: prices,
 		Observer: &telemetry.Observer{Metrics: a.metrics, Stats: a.stats, Logger: logger},
@@ -248,7 +290,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 // with an error, for Close.
 func newProvider(ctx context.Context, p config.Provider, httpClient string) (provider.Provider, *provider.Transport, error) {
 	tr := provider.NewTransport(provider.TransportOptions{ConnectTimeout: p.ConnectTimeout.D(), MaxIdleConnsPerHost: p.MaxIdleConns,
-		StdOnly: httpClient == "std"})
+		StdOnly: httpClient == "std", UserAgent: "edge-agent/" + Version})
 	client := &http.Client{Transport: tr}
 	switch p.Type {
 	case "anthropic":
@@ -320,35 +362,6 @@ func routeConfig(cfg config.Config, providers map[string]provider.Provider, pric
 		rc.Groups = append(rc.Groups, g)
 	}
 	return rc
-}
-
-// label keeps a deployment label bounded to configured names.
-func label(name string, known []string) string {
-	for _, k := range known {
-		if k == name {
-			return name
-		}
-	}
-	return "other"
-}
-
-type routeMetrics struct {
-	retries   *prometheus.CounterVec
-	fallbacks prometheus.Counter
-	breaker   *prometheus.GaugeVec
-}
-
-func newRouteMetrics(reg *prometheus.Registry) *routeMetrics {
-	m := &routeMetrics{
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llm_edge_retries_total",
-			Help: "Upstream calls retried, by the deployment that failed."}, []string{"deployment"}),
-		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "llm_edge_fallbacks_total",
-			Help: "Requests that moved to a fallback model."}),
-		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "llm_edge_circuit_breaker_state",
-			Help: "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open."}, []string{"deployment"}),
-	}
-	reg.MustRegister(m.retries, m.fallbacks, m.breaker)
-	return m
 }
 
 // registerInflightMetrics exports the router's concurrency cap and counts
@@ -423,12 +436,26 @@ func (a *App) health(ctx context.Context) map[string]server.Component {
 	return comps
 }
 
+// l2Entries feeds llm_edge_cache_entries{tier="l2"}: the keys under the
+// cache's prefix, counted with SCAN at most once a minute, within a second
+// (the scrape goes on without it otherwise). The bytes are unknown.
+func (a *App) l2Entries() (entries, bytes int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	n, err := a.l2.Entries(ctx, time.Minute)
+	if err != nil {
+		return -1, -1
+	}
+	return n, -1
+}
+
 // Handler is the gateway's HTTP handler, for tests and embedding.
-func (a *App) Handler() http.Handler { return a.server }
+func (a *App) Handler() http.Handler { return http.HandlerFunc(a.serveLive) }
 
 // Run listens on HOST:PORT (and METRICS_PORT) until ctx ends, then shuts
-// down gracefully: readiness turns 503, new connections are refused, and
-// in-flight requests and streams finish up to the shutdown timeout.
+// down gracefully: readiness turns 503 while requests are still accepted
+// for the drain delay, then new connections are refused and in-flight
+// requests and streams finish up to the shutdown timeout.
 func (a *App) Run(ctx context.Context) error {
 	defer a.Close()
 	addr := net.JoinHostPort(a.cfg.Host, strconv.Itoa(a.cfg.Port))
@@ -444,13 +471,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.auth != nil && a.auth.Open() {
 		a.logger.Warn("no API keys configured: the gateway is open to anyone who can reach it")
 	}
+	a.reportStartup(ctx)
 	// Every request's context derives from hard: at the shutdown deadline
 	// it is cancelled with api.ShuttingDown as the cause, so the requests
 	// and streams still running end with an error their clients can read
 	// rather than a cut connection.
 	hard, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
-	srv := newHTTPServer(a.server)
+	srv := newHTTPServer(http.HandlerFunc(a.serveLive))
 	srv.BaseContext = func(net.Listener) context.Context { return hard }
 	errc := make(chan error, 2)
 	tls := a.cfg.TLS.CertPath != ""
@@ -482,7 +510,20 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	a.server.SetDraining()
+	a.setDraining()
+	if d := a.cfg.ShutdownDrainDelay.D(); d > 0 {
+		// Readiness answers 503 while the listener still accepts and
+		// serves, so endpoints controllers and load balancers stop sending
+		// before connections are refused.
+		a.logger.Info("draining: readiness answers 503, still serving", "drain_delay", d.String())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case err := <-errc:
+			t.Stop()
+			return err
+		}
+	}
 	a.logger.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.D().String())
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.D())
 	defer cancel()
@@ -501,20 +542,57 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// reportStartup says what the gateway runs with where an operator would
+// otherwise find out from failing requests: no provider, Redis not
+// answering, and where traces go.
+func (a *App) reportStartup(ctx context.Context) {
+	if len(a.cfg.Providers) == 0 {
+		a.logger.Warn("no provider configured: every model request will fail and /health/ready answers 503; " +
+			"set OPENAI_API_KEY or ANTHROPIC_API_KEY, or providers in the --config file")
+	}
+	if a.l2 != nil {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := a.l2.Ping(pctx)
+		cancel()
+		if err != nil {
+			a.logger.Warn("Redis unreachable at start: serving from L1 and providers, rate limits and budgets per instance, until it answers",
+				"redis", redactURL(a.cfg.Cache.RedisURL), "error", err)
+		}
+	}
+	if dest := telemetry.TracesDestination(); a.tracer.Enabled() && dest != "" {
+		a.logger.Info("tracing on: spans exported over OTLP/HTTP", "endpoint", dest)
+	} else if a.tracer.Enabled() {
+		a.logger.Info("tracing on: spans go to the tracer provider the embedding program set")
+	} else {
+		a.logger.Info("tracing off (set OTEL_EXPORTER_OTLP_ENDPOINT to export spans)")
+	}
+}
+
+// redactURL drops the password of a Redis URL (there may be several,
+// comma-separated) for a log line.
+func redactURL(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // metricsListenerHandler is /metrics on the METRICS_PORT listener. It asks
 // for the admin key exactly as /metrics on the main port does (once keys
 // are configured), so binding the listener wider never opens it.
 func (a *App) metricsListenerHandler() http.Handler {
-	h := a.metrics.Handler()
-	if a.auth == nil {
-		return h
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := a.auth.AuthenticateAdmin(r); err != nil {
-			api.WriteError(w, err)
-			return
+		g := a.live.Load() // the live generation's registry and keys
+		if g.auth != nil {
+			if err := g.auth.AuthenticateAdmin(r); err != nil {
+				api.WriteError(w, err)
+				return
+			}
 		}
-		h.ServeHTTP(w, r)
+		g.metrics.Handler().ServeHTTP(w, r)
 	})
 }
 
@@ -532,17 +610,36 @@ func newHTTPServer(h http.Handler) *http.Server {
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
 }
 
-// Close releases every component; safe on a partly built App.
+// Close releases every component; safe on a partly built App. On the App
+// Run was called on it closes the live generation too, after the ones a
+// reload retired have finished their requests.
 func (a *App) Close() {
+	if a.root == a {
+		a.retiring.Wait()
+		if g := a.live.Load(); g != nil && g != a {
+			g.closeGeneration()
+		}
+	}
+	a.closeGeneration()
+}
+
+// closeGeneration releases what this generation owns, once.
+func (a *App) closeGeneration() {
+	a.closeOnce.Do(a.release)
+}
+
+func (a *App) release() {
 	a.keys.close()
-	if a.tiered != nil {
-		a.tiered.Close()
-	}
-	if a.l1 != nil {
-		a.l1.Close()
-	}
-	if a.l2 != nil {
-		a.l2.Close()
+	if a.ownsCache {
+		if a.tiered != nil {
+			a.tiered.Close()
+		}
+		if a.l1 != nil {
+			a.l1.Close()
+		}
+		if a.l2 != nil {
+			a.l2.Close()
+		}
 	}
 	if a.rdb != nil {
 		a.rdb.Close()
@@ -553,7 +650,7 @@ func (a *App) Close() {
 	for _, tr := range a.upstream {
 		tr.CloseIdleConnections()
 	}
-	if a.traceFn != nil {
+	if a.traceFn != nil && a.ownsTracer {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.traceFn(ctx)
 		cancel()

@@ -138,3 +138,25 @@ func TestRequestsAreCountedByEndpoint(t *testing.T) {
 		t.Errorf("messages requests = %v, want 1", v)
 	}
 }
+
+// TestTraceContextAndRequestIDReachTheProviderWithTracingOff: a trace
+// passing through a gateway that does not trace still joins up upstream.
+func TestTraceContextAndRequestIDReachTheProviderWithTracingOff(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`))
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, upstreamConfig(t, up.URL, "k"))
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp, body := post(t, g.URL, chat("up/gpt-4o-mini", "trace me"), "Traceparent: "+tp, "Baggage: tenant=a", "X-Request-Id: req-trace-1")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	h := <-seen
+	if h.Get("Traceparent") != tp || h.Get("Baggage") != "tenant=a" || h.Get("X-Request-Id") != "req-trace-1" {
+		t.Fatalf("upstream saw traceparent %q, baggage %q, X-Request-Id %q", h.Get("Traceparent"), h.Get("Baggage"), h.Get("X-Request-Id"))
+	}
+}

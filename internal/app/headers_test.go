@@ -132,7 +132,7 @@ func TestRequestsRefusedBeforeTheCacheAreBypass(t *testing.T) {
 			}
 		}
 	}
-	misses = uint64(fams.value("llm_edge_cache_misses_total"))
+	misses = uint64(fams.sum("llm_edge_cache_misses_total"))
 	// Every refusal the gateway saw (all but the one without a key, and the
 	// rate-limited one) is a bypass; only the admitted requests are misses.
 	if want := uint64(len(cases) - 1 + 1); bypass != want || misses != 2 {
@@ -186,7 +186,7 @@ func TestCoalescedWaitersAreTheirOwnOutcome(t *testing.T) {
 			if v := fams.value("llm_edge_cache_coalesced_total"); v != n-1 {
 				t.Errorf("llm_edge_cache_coalesced_total %v, want %d", v, n-1)
 			}
-			if v := fams.value("llm_edge_cache_hits_total", "tier=l1"); v != 0 {
+			if v := fams.sum("llm_edge_cache_hits_total", "tier=l1"); v != 0 {
 				t.Errorf("llm_edge_cache_hits_total{tier=l1} %v: coalesced waiters counted as hits", v)
 			}
 			if c := durationCount(t, g.URL, "coalesced"); c != n-1 {

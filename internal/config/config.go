@@ -32,9 +32,14 @@ type Config struct {
 	MetricsHost     string   `yaml:"metrics_host"`
 	MaxRequestSize  int64    `yaml:"max_request_size"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
-	LogLevel        string   `yaml:"log_level"`
-	LogFormat       string   `yaml:"log_format"`
-	LogContent      bool     `yaml:"log_content"` // message content in debug logs; off unless asked
+	// ShutdownDrainDelay is how long, after SIGTERM, readiness answers 503
+	// while the listener still accepts and serves, before in-flight
+	// requests are given ShutdownTimeout to finish: the time endpoints
+	// controllers and load balancers take to stop sending (a preStop).
+	ShutdownDrainDelay Duration `yaml:"shutdown_drain_delay"`
+	LogLevel           string   `yaml:"log_level"`
+	LogFormat          string   `yaml:"log_format"`
+	LogContent         bool     `yaml:"log_content"` // message content in debug logs; off unless asked
 	// LogFlushInterval batches log lines in memory for at most this long
 	// (warnings and errors are written at once); 0 writes every line at once.
 	LogFlushInterval Duration `yaml:"log_flush_interval"`
@@ -427,6 +432,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 	str("TLS_CERT_PATH", &cfg.TLS.CertPath)
 	str("TLS_KEY_PATH", &cfg.TLS.KeyPath)
 	seconds("SHUTDOWN_TIMEOUT_SECONDS", &cfg.ShutdownTimeout)
+	seconds("SHUTDOWN_DRAIN_DELAY_SECONDS", &cfg.ShutdownDrainDelay)
 
 	boolean("CACHE_ENABLED", &cfg.Cache.Enabled)
 	int64v("L1_MAX_BYTES", &cfg.Cache.L1MaxBytes)
@@ -546,6 +552,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Routing.DeploymentMaxInflight < 0 {
 		bad("routing.deployment_max_inflight: must be 0 (from the file-descriptor limit) or positive")
+	}
+	if c.ShutdownDrainDelay < 0 {
+		bad("shutdown_drain_delay: must not be negative")
 	}
 	if c.MaxRequestSize <= 0 {
 		bad("max_request_size: must be positive")

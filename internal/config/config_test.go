@@ -266,3 +266,20 @@ func TestBudgetsAndRuntimeKeysFromEnvAndFile(t *testing.T) {
 		t.Fatalf("teams, max_output: %+v %+v", cfg.Auth.Teams, cfg.Prices)
 	}
 }
+
+func TestShutdownDrainDelayFromEnvAndYAML(t *testing.T) {
+	cfg, err := Load("", env(map[string]string{"SHUTDOWN_DRAIN_DELAY_SECONDS": "5"}))
+	if err != nil || cfg.ShutdownDrainDelay.D() != 5*time.Second {
+		t.Fatalf("SHUTDOWN_DRAIN_DELAY_SECONDS=5: %v, %v", cfg.ShutdownDrainDelay.D(), err)
+	}
+	if cfg, _ := Load("", env(nil)); cfg.ShutdownDrainDelay != 0 {
+		t.Fatalf("default drain delay %v, want 0", cfg.ShutdownDrainDelay.D())
+	}
+	c := Default()
+	if err := Parse(&c, []byte("shutdown_drain_delay: 2s\n"), env(nil)); err != nil || c.ShutdownDrainDelay.D() != 2*time.Second {
+		t.Fatalf("shutdown_drain_delay: 2s: %v, %v", c.ShutdownDrainDelay.D(), err)
+	}
+	if _, err := Load("", env(map[string]string{"SHUTDOWN_DRAIN_DELAY_SECONDS": "-1"})); err == nil {
+		t.Fatal("a negative drain delay was accepted")
+	}
+}

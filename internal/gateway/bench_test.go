@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"github.com/edge-agent/edge-agent/internal/testutil/benchcpu"
+
 	"bytes"
 	"context"
 	"io"
@@ -118,6 +120,7 @@ func serveBench(b *testing.B, g *Gateway, body []byte, want string) {
 	}
 	serve() // warm up: fills the cache when there is one
 	b.ReportAllocs()
+	defer benchcpu.Report(b)()
 	for b.Loop() {
 		serve()
 		if w.code != 200 || w.h.Get("X-Cache-Status") != want {
@@ -272,6 +275,7 @@ func serveMessagesBench(b *testing.B, withCache bool, body []byte, want string) 
 	}
 	serve()
 	b.ReportAllocs()
+	defer benchcpu.Report(b)()
 	for b.Loop() {
 		serve()
 		if w.code != 200 || w.h.Get("X-Cache-Status") != want {

@@ -321,9 +321,10 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 	if x.native {
 		preq.Surface = id
 	}
-	if g.o.Tracer.Enabled() && preq.Header == nil {
-		preq.Header = make(http.Header, 1) // filled with traceparent in callProvider
-	}
+	// The client's trace context and the request id go upstream whether or
+	// not the gateway traces (with tracing on, callProvider's span
+	// replaces traceparent).
+	preq.Header = telemetry.UpstreamHeaders(preq.Header, r.Header, x.rec.RequestID)
 	x.provStart = time.Now()
 	resp, err := g.callProvider(ctx, target, preq, fallbacks)
 	if err != nil {

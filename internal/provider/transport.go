@@ -30,6 +30,9 @@ type TransportOptions struct {
 	// StdOnly sends plain-http calls through http.Transport too, instead of
 	// the direct HTTP/1.1 client.
 	StdOnly bool
+	// UserAgent is sent on every call that sets none ("edge-agent/VERSION");
+	// "": Go's default.
+	UserAgent string
 }
 
 // Transport is the http.RoundTripper of one provider. Calls to a plain
@@ -41,6 +44,7 @@ type Transport struct {
 	std    *http.Transport
 	direct *direct
 	addrs  sync.Map // URL.Host -> dial address, or "" when a proxy applies
+	ua     []string // shared: setting it allocates nothing
 }
 
 // NewTransport returns a Transport tuned for a gateway: a large keep-alive
@@ -79,11 +83,19 @@ func NewTransport(o TransportOptions) *Transport {
 	if !o.StdOnly && o.MaxConnsPerHost <= 0 && o.ResponseHeaderTimeout <= 0 {
 		t.direct = &direct{dial: d.DialContext, maxIdle: o.MaxIdleConnsPerHost, idleTimeout: o.IdleConnTimeout}
 	}
+	if o.UserAgent != "" {
+		t.ua = []string{o.UserAgent}
+	}
 	return t
 }
 
 // RoundTrip sends req through the direct client or the http.Transport.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.ua != nil && req.Header["User-Agent"] == nil {
+		// The adapters build each request for this one call, so its
+		// header map is ours to complete.
+		req.Header["User-Agent"] = t.ua
+	}
 	if t.direct != nil && req.URL.Scheme == "http" {
 		if addr := t.directAddr(req); addr != "" {
 			return t.direct.roundTrip(req, addr)

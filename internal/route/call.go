@@ -289,6 +289,7 @@ func (c *call) acquire(g *group, tried, banned uint64) (d *deployment, idx int, 
 
 func (c *call) noteUnavailable(g *group, t Target) {
 	now := c.r.cfg.Now()
+	c.countBreakerOpen(g, now)
 	wait := time.Duration(-1)
 	for _, d := range g.deps {
 		if w := d.retryIn(now); wait < 0 || w < wait {
@@ -328,12 +329,20 @@ func (c *call) attempt(d *deployment, probe bool, t Target) (*provider.Response,
 	if d.timeout > 0 {
 		timeout = d.timeout
 	}
+	ctx, endSpan := c.ctx, endNoSpan
+	if f := c.r.cfg.TraceAttempt; f != nil {
+		c.preq.Header = c.req.Header.Clone()
+		if c.preq.Header == nil {
+			c.preq.Header = http.Header{}
+		}
+		ctx, endSpan = f(c.ctx, c.preq.Header, d.name, d.prov.Type(), model)
+	}
 	start := c.r.cfg.Now()
 	if c.req.Stream {
-		return c.attemptStream(d, probe, start, timeout)
+		return c.attemptStream(ctx, d, probe, start, timeout, endSpan)
 	}
 	timeout = min(timeout, c.deadline.Sub(start))
-	actx, cancel := context.WithTimeout(c.ctx, timeout)
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	resp, err := d.prov.ChatCompletion(actx, &c.preq)
 	timedOut := actx.Err() == context.DeadlineExceeded
 	cancel()
@@ -345,9 +354,14 @@ func (c *call) attempt(d *deployment, probe bool, t Target) (*provider.Response,
 	if err != nil {
 		e := c.normalize(err, d, timedOut)
 		d.record(end, c.outcomeOf(e), probe, 0, c.r.cfg.OnBreakerChange)
+		o := classify(e, c.ctx.Err() != nil)
+		c.r.onAttempt(d, o)
+		endSpan(o)
 		return nil, e
 	}
 	d.record(end, outcomeSuccess, probe, end.Sub(start), c.r.cfg.OnBreakerChange)
+	c.r.onAttempt(d, AttemptOK)
+	endSpan(AttemptOK)
 	if d.tpm.enabled() {
 		d.chargeTokens(end, gjson.GetBytes(resp.Body, "usage.total_tokens").Int())
 	}

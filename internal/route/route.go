@@ -166,6 +166,17 @@ type Config struct {
 	OnRetry         func(model, deployment string)
 	OnFallback      func(fromModel, toModel string)
 	OnBreakerChange func(deployment string, state State)
+	// OnAttempt is called once per upstream attempt with how it ended
+	// (retries and fallbacks each count); a stream's when it ends. A
+	// request that found every deployment's breaker open counts one
+	// breaker_open attempt per such deployment.
+	OnAttempt func(deployment, provider string, outcome AttemptOutcome)
+	// TraceAttempt, if set, starts the span of one upstream attempt: ctx
+	// is the call's, header the attempt's own copy of the request headers
+	// (to write the attempt's trace context into), providerType the
+	// provider's Type(). The returned context is the attempt's; end is
+	// called once, when the attempt (a stream: the whole stream) ends.
+	TraceAttempt func(ctx context.Context, header http.Header, deployment, providerType, model string) (context.Context, func(AttemptOutcome))
 }
 
 // Target is a resolved model: what the cache key is computed from.

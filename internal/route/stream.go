@@ -18,9 +18,10 @@ import (
 
 // attemptStream starts a stream on d and reads its first chunk, so that a
 // failure before anything reached the client can still be retried.
-func (c *call) attemptStream(d *deployment, probe bool, start time.Time, firstByte time.Duration) (*provider.Response, *api.Error) {
-	sctx, cancel := context.WithDeadline(c.ctx, c.deadline)
-	s := &stream{r: c.r, d: d, parent: c.ctx, ctx: sctx, cancel: cancel, idle: c.r.cfg.Timeouts.StreamIdle}
+func (c *call) attemptStream(ctx context.Context, d *deployment, probe bool, start time.Time, firstByte time.Duration,
+	endSpan func(AttemptOutcome)) (*provider.Response, *api.Error) {
+	sctx, cancel := context.WithDeadline(ctx, c.deadline)
+	s := &stream{r: c.r, d: d, parent: c.ctx, ctx: sctx, cancel: cancel, idle: c.r.cfg.Timeouts.StreamIdle, endSpan: endSpan}
 	// One timer serves the first-byte bound and then the idle bound; it
 	// cancels the upstream call so a stalled read returns.
 	s.timer = time.AfterFunc(firstByte, cancel)
@@ -46,12 +47,15 @@ func (c *call) attemptStream(d *deployment, probe bool, start time.Time, firstBy
 		d.sem.release()
 		e := c.normalize(err, d, fired || sctx.Err() == context.DeadlineExceeded)
 		d.record(end, c.outcomeOf(e), probe, 0, c.r.cfg.OnBreakerChange)
+		o := classify(e, c.ctx.Err() != nil)
+		c.r.onAttempt(d, o)
+		endSpan(o)
 		return nil, e
 	}
 	d.record(end, outcomeSuccess, probe, end.Sub(start), c.r.cfg.OnBreakerChange)
-	s.up, s.first, s.hasFirst = resp.Stream, first, err == nil
+	s.up, s.first, s.hasFirst, s.outcome = resp.Stream, first, err == nil, AttemptCanceled
 	if err == io.EOF {
-		s.err = io.EOF
+		s.err, s.outcome = io.EOF, AttemptOK
 		s.finish()
 	} else {
 		s.chargeUsage(first)
@@ -80,6 +84,10 @@ type stream struct {
 	hasFirst bool
 	err      error
 	done     atomic.Bool
+	// outcome is reported by finish: set where the stream ends; a stream
+	// closed before its end was left by the client (canceled).
+	outcome AttemptOutcome
+	endSpan func(AttemptOutcome) // the attempt's span covers the whole stream
 }
 
 // Usage passes on the upstream stream's usage by token kind, when it
@@ -110,6 +118,7 @@ func (s *stream) Next() ([]byte, error) {
 		if s.done.Load() { // closed by another goroutine, not idle
 			return nil, errStreamClosed
 		}
+		s.outcome = AttemptTimeout
 		return nil, s.fail(&api.Error{Status: http.StatusGatewayTimeout, Type: api.TypeTimeout, Code: "stream_idle_timeout",
 			Message: fmt.Sprintf("deployment %s sent nothing for %s; the stream was closed", s.d.name, s.idle)}, outcomeFailure)
 	}
@@ -118,7 +127,7 @@ func (s *stream) Next() ([]byte, error) {
 		return b, nil
 	}
 	if err == io.EOF {
-		s.err = io.EOF
+		s.err, s.outcome = io.EOF, AttemptOK
 		s.finish()
 		return nil, io.EOF
 	}
@@ -126,6 +135,7 @@ func (s *stream) Next() ([]byte, error) {
 	case s.parent.Err() != nil:
 		return nil, s.fail(api.FromError(s.parent.Err()), outcomeNeutral)
 	case s.ctx.Err() == context.DeadlineExceeded:
+		s.outcome = AttemptTimeout
 		return nil, s.fail(&api.Error{Status: http.StatusGatewayTimeout, Type: api.TypeTimeout, Code: "request_timeout",
 			Message: fmt.Sprintf("the request exceeded the total timeout of %s", s.r.cfg.Timeouts.Total)}, outcomeNeutral)
 	}
@@ -134,6 +144,7 @@ func (s *stream) Next() ([]byte, error) {
 		e = &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_error",
 			Message: fmt.Sprintf("deployment %s failed mid-stream", s.d.name), Err: err}
 	}
+	s.outcome = AttemptStreamError
 	return nil, s.fail(e, outcomeFailure)
 }
 
@@ -173,4 +184,6 @@ func (s *stream) finish() {
 	s.cancel()
 	s.d.sem.release()
 	s.r.global.release()
+	s.r.onAttempt(s.d, s.outcome)
+	s.endSpan(s.outcome)
 }

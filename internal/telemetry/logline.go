@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"math"
 	"strconv"
 	"time"
@@ -80,6 +81,10 @@ func appendRequestLine(dst []byte, json bool, t time.Time, r *Record) []byte {
 	if r.ErrorCode != "" {
 		b.str("error_code", r.ErrorCode)
 	}
+	if r.TraceID.IsValid() {
+		b.hex("trace_id", r.TraceID[:])
+		b.hex("span_id", r.SpanID[:])
+	}
 	b.end()
 	return b.buf
 }
@@ -120,6 +125,18 @@ func (b *lineAppender) key(k string) {
 	b.buf = append(b.buf, ' ')
 	b.buf = append(b.buf, k...)
 	b.buf = append(b.buf, '=')
+}
+
+// hex writes v in lowercase hex, as the W3C trace context spells ids.
+func (b *lineAppender) hex(k string, v []byte) {
+	b.key(k)
+	if b.json {
+		b.buf = append(b.buf, '"')
+	}
+	b.buf = hex.AppendEncode(b.buf, v)
+	if b.json {
+		b.buf = append(b.buf, '"')
+	}
 }
 
 func (b *lineAppender) str(k, v string) {

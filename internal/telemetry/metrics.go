@@ -1,7 +1,12 @@
 package telemetry
 
 import (
+	"cmp"
+	"maps"
 	"net/http"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +32,8 @@ const (
 )
 
 // TierStats reports a cache tier's size for the llm_edge_cache_entries and
-// llm_edge_cache_bytes gauges. It is called on every scrape.
+// llm_edge_cache_bytes gauges. It is called on every scrape; a negative
+// value is unknown and leaves its series out of that scrape.
 type TierStats func() (entries, bytes int64)
 
 // MetricsOptions configures NewMetrics.
@@ -47,6 +53,13 @@ type MetricsOptions struct {
 	// llm_edge_cache_l2_up (1 or 0). Nil when no L2 is configured: the
 	// gauge is then absent, so the "L2 down" alert cannot fire.
 	L2Up func() bool
+	// AttemptOutcomes are the outcome label values of
+	// llm_edge_upstream_attempts_total (route.AttemptOutcome's names); every
+	// provider's series of each is exported from the start, so an alert's
+	// rate() sees zeros before the first failure.
+	AttemptOutcomes []string
+	// Version is llm_edge_build_info's version label.
+	Version string
 	// DisableRuntimeMetrics leaves out the Go runtime and process
 	// collectors (tests that compare whole scrapes).
 	DisableRuntimeMetrics bool
@@ -62,8 +75,10 @@ type Metrics struct {
 	models    map[string]struct{}
 	prices    *cost.Table
 
-	cacheHitsL1, cacheHitsL2, cacheMisses, cacheCoalesced prometheus.Counter
-	inflight                                              prometheus.Gauge
+	cacheHits      *prometheus.CounterVec
+	cacheMisses    *prometheus.CounterVec
+	cacheCoalesced prometheus.Counter
+	inflight       prometheus.Gauge
 
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
@@ -75,10 +90,15 @@ type Metrics struct {
 	cacheErrors  map[cacheErrKey]prometheus.Counter
 	upstreamErrs *prometheus.CounterVec
 
-	mu       sync.RWMutex
-	reqs     map[reqKey]*reqSeries
-	pairs    map[pairKey]*pairSeries
-	upstream map[pairKey]prometheus.Counter // provider, code
+	mu        sync.RWMutex
+	reqs      map[reqKey]*reqSeries
+	pairs     map[pairKey]*pairSeries
+	upstream  map[pairKey]prometheus.Counter // provider, code
+	retries   *prometheus.CounterVec
+	fallbacks prometheus.Counter
+	breaker   *prometheus.GaugeVec
+	// attempts is built in NewMetrics and only read after: no lock.
+	attempts map[pairKey]prometheus.Counter // provider, outcome
 }
 
 type pairKey struct{ a, b string }
@@ -91,6 +111,7 @@ type reqSeries struct {
 }
 
 type pairSeries struct {
+	hitL1, hitL2, miss                   prometheus.Counter
 	input, output, cacheRead, cacheWrite prometheus.Counter
 	cost, saved                          prometheus.Counter
 	providerDur, ttft                    prometheus.Observer
@@ -119,6 +140,7 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		reqs:      map[reqKey]*reqSeries{},
 		pairs:     map[pairKey]*pairSeries{},
 		upstream:  map[pairKey]prometheus.Counter{},
+		attempts:  map[pairKey]prometheus.Counter{},
 	}
 	for _, p := range o.Providers {
 		if p != "" {
@@ -136,16 +158,14 @@ func NewMetrics(o MetricsOptions) *Metrics {
 		}
 	}
 
-	hits := prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.cacheHits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_edge_cache_hits_total",
-		Help: "Requests served from the cache, by tier.",
-	}, []string{"tier"})
-	m.cacheHitsL1 = hits.WithLabelValues(CacheL1)
-	m.cacheHitsL2 = hits.WithLabelValues(CacheL2)
-	m.cacheMisses = prometheus.NewCounter(prometheus.CounterOpts{
+		Help: "Requests served from the cache, by tier, and the provider and model of the answer.",
+	}, []string{"tier", "provider", "model"})
+	m.cacheMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_edge_cache_misses_total",
-		Help: "Requests looked up in the cache and not found (bypassed requests are neither hits nor misses).",
-	})
+		Help: "Requests looked up in the cache and not found, by provider and model (bypassed requests are neither hits nor misses).",
+	}, []string{"provider", "model"})
 	m.cacheCoalesced = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "llm_edge_cache_coalesced_total",
 		Help: "Misses answered by an identical request's provider call instead of their own (neither hits nor misses).",
@@ -198,10 +218,30 @@ func NewMetrics(o MetricsOptions) *Metrics {
 	}
 	m.upstreamErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "llm_edge_upstream_errors_total",
-		Help: "Failed provider attempts (retries included), by provider and HTTP status or error kind.",
+		Help: "Requests that failed with an upstream HTTP status (the last attempt's), by provider and status; every attempt is in llm_edge_upstream_attempts_total.",
 	}, []string{"provider", "code"})
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "llm_edge_upstream_attempts_total",
+		Help: "Upstream attempts (retries and fallbacks each count; a stream when it ends), by provider and outcome: 2xx, 4xx (the client's own errors), auth, 429, 5xx, timeout, connection_error, breaker_open (not sent), stream_error, canceled, other.",
+	}, []string{"provider", "outcome"})
+	for _, p := range append(slices.Sorted(maps.Keys(m.providers)), labelOther) {
+		for _, name := range append(slices.Clone(o.AttemptOutcomes), labelOther) {
+			m.attempts[pairKey{p, name}] = attempts.WithLabelValues(p, name)
+		}
+	}
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llm_edge_retries_total",
+		Help: "Upstream calls retried, by the deployment that failed."}, []string{"deployment"})
+	m.fallbacks = prometheus.NewCounter(prometheus.CounterOpts{Name: "llm_edge_fallbacks_total",
+		Help: "Requests that moved to a fallback model."})
+	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "llm_edge_circuit_breaker_state",
+		Help: "Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open."}, []string{"deployment"})
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "llm_edge_build_info",
+		Help: "Always 1; the labels say which build runs.",
+	}, []string{"version", "goversion", "revision"})
+	buildInfo.WithLabelValues(cmp.Or(o.Version, "unknown"), runtime.Version(), vcsRevision()).Set(1)
 
-	m.reg.MustRegister(hits, m.cacheMisses, m.cacheCoalesced, m.inflight, m.requests, m.duration, m.tokens,
+	m.reg.MustRegister(m.cacheHits, m.cacheMisses, attempts, buildInfo, m.retries, m.fallbacks, m.breaker, m.cacheCoalesced, m.inflight, m.requests, m.duration, m.tokens,
 		m.costUSD, m.savedUSD, m.providerDur, m.ttft, cacheErrs, m.upstreamErrs)
 	if o.L1Stats != nil || o.L2Stats != nil {
 		m.reg.MustRegister(newCacheSizeCollector(o.L1Stats, o.L2Stats))
@@ -256,7 +296,55 @@ func (m *Metrics) CacheError(tier, op string) {
 	c.Inc()
 }
 
-// UpstreamError counts one failed provider attempt. code is the upstream
+// UpstreamAttempt counts one upstream attempt. provider is a configured
+// provider's name and outcome one of MetricsOptions.AttemptOutcomes; other
+// values are labelled "other". It takes no lock and does not allocate.
+func (m *Metrics) UpstreamAttempt(provider, outcome string) {
+	p := provider
+	if _, ok := m.providers[p]; !ok {
+		p = labelOther
+	}
+	c, ok := m.attempts[pairKey{p, outcome}]
+	if !ok {
+		c = m.attempts[pairKey{p, labelOther}]
+	}
+	c.Inc()
+}
+
+// Retry counts a retry after deployment failed; Fallback a request moved to
+// a fallback model; BreakerState exports a deployment's breaker (0 closed,
+// 1 half-open, 2 open). Deployment names are labelled as configured
+// (MetricsOptions.Providers lists them), others "other".
+func (m *Metrics) Retry(deployment string) {
+	m.retries.WithLabelValues(m.providerLabel(deployment)).Inc()
+}
+
+// Fallback: see Retry.
+func (m *Metrics) Fallback() { m.fallbacks.Inc() }
+
+// BreakerState: see Retry. Calling it for every deployment at start
+// exports the retry series too, so dashboards see zeros.
+func (m *Metrics) BreakerState(deployment string, state float64) {
+	d := m.providerLabel(deployment)
+	m.breaker.WithLabelValues(d).Set(state)
+	m.retries.WithLabelValues(d)
+}
+
+// vcsRevision is the commit the binary was built from, when the build
+// recorded it.
+func vcsRevision() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+// UpstreamError counts a request that failed with an upstream status (the
+// last attempt's). code is the upstream
 // HTTP status ("429", "503") or a kind: timeout, connect, canceled,
 // protocol, stream, breaker_open, overloaded, rate_limited; others are
 // labelled "other".
@@ -302,19 +390,20 @@ func allDigits(s string) bool {
 func (m *Metrics) ObserveRequest(r *Record) {
 	provider := m.providerLabel(r.Provider)
 	model := m.modelLabel(r.Model)
+	ps := m.pairSeries(pairKey{provider, model})
 	cacheLabel, status := "bypass", statusClass(r.Status)
 	switch r.Cache {
 	case CacheL1:
-		m.cacheHitsL1.Inc()
+		ps.hitL1.Inc()
 		cacheLabel = "hit"
 	case CacheL2:
-		m.cacheHitsL2.Inc()
+		ps.hitL2.Inc()
 		cacheLabel = "hit"
 	case CacheCoalesced:
 		m.cacheCoalesced.Inc()
 		cacheLabel = CacheCoalesced
 	case CacheMiss:
-		m.cacheMisses.Inc()
+		ps.miss.Inc()
 		cacheLabel = "miss"
 	}
 
@@ -322,7 +411,6 @@ func (m *Metrics) ObserveRequest(r *Record) {
 	rs.requests.Inc()
 	rs.duration.Observe(ms(r.TotalLatency))
 
-	ps := m.pairSeries(pairKey{provider, model})
 	if r.Replayed() {
 		if r.SavedUSD > 0 {
 			ps.saved.Add(r.SavedUSD)
@@ -383,6 +471,9 @@ func (m *Metrics) pairSeries(k pairKey) *pairSeries {
 	defer m.mu.Unlock()
 	if s, ok = m.pairs[k]; !ok {
 		s = &pairSeries{
+			hitL1:       m.cacheHits.WithLabelValues(CacheL1, k.a, k.b),
+			hitL2:       m.cacheHits.WithLabelValues(CacheL2, k.a, k.b),
+			miss:        m.cacheMisses.WithLabelValues(k.a, k.b),
 			input:       m.tokens.WithLabelValues(k.a, k.b, "input"),
 			output:      m.tokens.WithLabelValues(k.a, k.b, "output"),
 			cacheRead:   m.tokens.WithLabelValues(k.a, k.b, "cache_read"),
@@ -456,7 +547,11 @@ func (c *cacheSizeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *cacheSizeCollector) Collect(ch chan<- prometheus.Metric) {
 	for i, f := range c.stats {
 		entries, bytes := f()
-		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(entries), c.tiers[i])
-		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(bytes), c.tiers[i])
+		if entries >= 0 {
+			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(entries), c.tiers[i])
+		}
+		if bytes >= 0 {
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(bytes), c.tiers[i])
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -112,9 +113,10 @@ func TestObserveRequestCountsEachRequestOnceWithExactTokensAndCost(t *testing.T)
 		m.ObserveRequest(&records[i])
 	}
 
-	assertValue(t, m, "llm_edge_cache_hits_total", map[string]string{"tier": "l1"}, 1)
-	assertValue(t, m, "llm_edge_cache_hits_total", map[string]string{"tier": "l2"}, 1)
-	assertValue(t, m, "llm_edge_cache_misses_total", nil, 2)
+	assertValue(t, m, "llm_edge_cache_hits_total", map[string]string{"tier": "l1", "provider": "openai", "model": "gpt-4o"}, 1)
+	assertValue(t, m, "llm_edge_cache_hits_total", map[string]string{"tier": "l2", "provider": "anthropic", "model": "claude-3-5-sonnet"}, 1)
+	assertValue(t, m, "llm_edge_cache_misses_total", map[string]string{"provider": "openai", "model": "gpt-4o"}, 1)
+	assertValue(t, m, "llm_edge_cache_misses_total", map[string]string{"provider": "anthropic", "model": "claude-3-5-sonnet"}, 1)
 
 	assertValue(t, m, "llm_edge_requests_total", map[string]string{"provider": "openai", "model": "gpt-4o", "status": "2xx"}, 2)
 	assertValue(t, m, "llm_edge_requests_total", map[string]string{"provider": "openai", "model": "gpt-4o", "status": "5xx"}, 1)
@@ -207,6 +209,7 @@ func TestLabelCardinalityStaysBoundedUnderRandomModelNames(t *testing.T) {
 			PromptTokens: 1, CompletionTokens: 1,
 		})
 		m.UpstreamError(fmt.Sprintf("p%d", i), fmt.Sprintf("weird-%d", i))
+		m.UpstreamAttempt(fmt.Sprintf("p%d", i), fmt.Sprintf("weird-%d", i))
 		m.CacheError(fmt.Sprintf("t%d", i), fmt.Sprintf("op%d", i))
 	}
 	allowed := map[string]bool{labelOther: true, CacheL1: true, CacheL2: true,
@@ -219,8 +222,11 @@ func TestLabelCardinalityStaysBoundedUnderRandomModelNames(t *testing.T) {
 		for _, s := range mf.GetMetric() {
 			for _, lp := range s.GetLabel() {
 				switch lp.GetName() {
-				case "model", "provider", "code", "tier", "op":
-					if v := lp.GetValue(); !allowed[v] {
+				case "model", "provider", "code", "tier", "op", "outcome":
+					// Configured providers' attempt series exist from the
+					// start, so that alerts see zeros.
+					preset := mf.GetName() == "llm_edge_upstream_attempts_total" && (lp.GetValue() == "openai" || lp.GetValue() == "anthropic")
+					if v := lp.GetValue(); !allowed[v] && !preset {
 						t.Errorf("%s{%s=%q} leaked a client-supplied value", mf.GetName(), lp.GetName(), v)
 					}
 				}
@@ -313,8 +319,8 @@ func TestHandlerServesTheGuideMetricsWithRuntimeCollectors(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	// The guide's `curl .../metrics | grep NAME` lines.
 	for _, want := range []string{
-		`llm_edge_cache_hits_total{tier="l1"} 1`,
-		`llm_edge_cache_misses_total 1`,
+		`llm_edge_cache_hits_total{model="gpt-4o",provider="openai",tier="l1"} 1`,
+		`llm_edge_cache_misses_total{model="gpt-4o",provider="openai"} 1`,
 		`llm_edge_request_duration_ms_bucket{cache="hit",endpoint="chat",model="gpt-4o",provider="openai",status="2xx",le="1"} 1`,
 		`llm_edge_tokens_total{model="gpt-4o",provider="openai",type="input"} 10`,
 		`llm_edge_cost_usd_total{model="gpt-4o",provider="openai"} 7.5e-05`,
@@ -334,5 +340,26 @@ func TestObserveRequestDoesNotAllocateOnceWarm(t *testing.T) {
 	m.ObserveRequest(r)
 	if n := testing.AllocsPerRun(100, func() { m.ObserveRequest(r) }); n != 0 {
 		t.Fatalf("ObserveRequest allocates %v times per call", n)
+	}
+}
+
+func TestUpstreamAttemptsAreExportedFromTheStartAndBuildInfoSaysWhatRuns(t *testing.T) {
+	m := NewMetrics(MetricsOptions{Providers: []string{"openai"}, AttemptOutcomes: []string{"2xx", "connection_error"},
+		Version: "1.2.3", DisableRuntimeMetrics: true, L2Stats: func() (int64, int64) { return 7, -1 }})
+	assertValue(t, m, "llm_edge_upstream_attempts_total", map[string]string{"provider": "openai", "outcome": "connection_error"}, 0)
+	m.UpstreamAttempt("openai", "connection_error")
+	m.UpstreamAttempt("openai", "connection_error")
+	m.UpstreamAttempt("openai", "made-up")
+	m.UpstreamAttempt("unknown-provider", "2xx")
+	assertValue(t, m, "llm_edge_upstream_attempts_total", map[string]string{"provider": "openai", "outcome": "connection_error"}, 2)
+	assertValue(t, m, "llm_edge_upstream_attempts_total", map[string]string{"provider": "openai", "outcome": "other"}, 1)
+	assertValue(t, m, "llm_edge_upstream_attempts_total", map[string]string{"provider": "other", "outcome": "2xx"}, 1)
+	assertValue(t, m, "llm_edge_build_info", map[string]string{"version": "1.2.3", "goversion": runtime.Version()}, 1)
+	assertValue(t, m, "llm_edge_cache_entries", map[string]string{"tier": "l2"}, 7)
+	if mf := family(t, m, "llm_edge_cache_bytes"); mf != nil {
+		t.Errorf("an unknown L2 byte count was exported: %v", mf)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.UpstreamAttempt("openai", "2xx") }); n != 0 {
+		t.Errorf("UpstreamAttempt allocates %v times", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/provider"
 
 	"context"
+	"go.opentelemetry.io/otel/trace"
 	"time"
 )
 
@@ -49,6 +50,11 @@ type Record struct {
 	SavedUSD      float64 // cache hits: what the provider would have charged
 
 	ErrorCode string // the OpenAI envelope's error code or type when Status >= 400
+
+	// TraceID and SpanID are the request span's, set by Tracer.EndSpan
+	// when tracing is on, so the log line can be joined to its trace.
+	TraceID trace.TraceID
+	SpanID  trace.SpanID
 }
 
 // Hit reports whether a cache tier served the request.

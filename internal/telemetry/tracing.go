@@ -1,10 +1,13 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -25,6 +28,7 @@ const tracerName = "github.com/edge-agent/edge-agent"
 type Tracer struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	genai  *genAIMetrics // nil: no GenAI metrics
 }
 
 // NewTracer traces through tp; a nil tp gives a disabled Tracer.
@@ -47,6 +51,39 @@ func TracingEnabledByEnv() bool {
 		return false
 	}
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// TracesDestination is where spans are sent when TracingEnabledByEnv:
+// the traces endpoint, else the OTLP endpoint with the exporter's
+// /v1/traces; "" when tracing is off.
+func TracesDestination() string {
+	if !TracingEnabledByEnv() {
+		return ""
+	}
+	if e := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); e != "" {
+		return e
+	}
+	return strings.TrimSuffix(os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "/") + "/v1/traces"
+}
+
+// EnvVars are the environment variables the telemetry setup reads: the
+// ones above, and those the OTLP exporter and the SDK's resource and
+// sampler read themselves. The Helm chart's check keeps to these.
+func EnvVars() []string {
+	return []string{
+		"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER",
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+		"OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+		"OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+		"OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+		"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+		"OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES",
+		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
+		"OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+		"OTEL_METRIC_EXPORT_INTERVAL", "OTEL_METRIC_EXPORT_TIMEOUT",
+		"OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_EXPORT_TIMEOUT",
+	}
 }
 
 // SetupTracing exports spans over OTLP/HTTP when TracingEnabledByEnv; the
@@ -73,7 +110,17 @@ func SetupTracing(ctx context.Context, version string) (t *Tracer, shutdown func
 		return nil, noop, fmt.Errorf("trace resource: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	return NewTracer(tp), tp.Shutdown, nil
+	t = NewTracer(tp)
+	if !metricsEnabledByEnv() {
+		return t, tp.Shutdown, nil
+	}
+	g, mshutdown, err := setupGenAIMetrics(ctx, res)
+	if err != nil {
+		_ = tp.Shutdown(ctx)
+		return nil, noop, err
+	}
+	t.genai = g
+	return t, func(ctx context.Context) error { return errors.Join(tp.Shutdown(ctx), mshutdown(ctx)) }, nil
 }
 
 // Enabled reports whether spans are recorded. Callers building span
@@ -87,11 +134,13 @@ func (t *Tracer) StartRequest(ctx context.Context, r *http.Request) (context.Con
 		return ctx, trace.SpanFromContext(ctx)
 	}
 	ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	// The gateway's routes are fixed paths: the path is the route.
 	return t.tracer.Start(ctx, r.Method+" "+r.URL.Path,
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(
 			semconv.HTTPRequestMethodKey.String(r.Method),
 			semconv.URLPath(r.URL.Path),
+			semconv.HTTPRoute(r.URL.Path),
 		))
 }
 
@@ -103,18 +152,78 @@ func (t *Tracer) StartSpan(ctx context.Context, name string, attrs ...attribute.
 	return t.tracer.Start(ctx, name, trace.WithAttributes(attrs...))
 }
 
-// StartProviderCall starts the client span of a provider call; Inject its
-// context into the outgoing request.
-func (t *Tracer) StartProviderCall(ctx context.Context, provider, model string) (context.Context, trace.Span) {
+// The OpenTelemetry GenAI semantic conventions' attribute names.
+const (
+	attrGenAIOperation     = attribute.Key("gen_ai.operation.name")
+	attrGenAIProvider      = attribute.Key("gen_ai.provider.name")
+	attrGenAIRequestModel  = attribute.Key("gen_ai.request.model")
+	attrGenAIResponseModel = attribute.Key("gen_ai.response.model")
+	attrGenAIInputTokens   = attribute.Key("gen_ai.usage.input_tokens")
+	attrGenAIOutputTokens  = attribute.Key("gen_ai.usage.output_tokens")
+	attrErrorType          = attribute.Key("error.type")
+	attrAttemptOutcome     = attribute.Key("edge_agent.attempt.outcome")
+	attrDeployment         = attribute.Key("edge_agent.deployment")
+)
+
+// genAIProvider maps an adapter type to the conventions' provider names.
+func genAIProvider(typ string) string {
+	switch typ {
+	case "gemini":
+		return "gcp.gemini"
+	case "vertex", "vertexai":
+		return "gcp.vertex_ai"
+	case "bedrock":
+		return "aws.bedrock"
+	case "azure":
+		return "azure.ai.openai"
+	}
+	return typ
+}
+
+// StartProviderCall starts the GenAI operation span of a provider call,
+// "chat {model}" (route is the route name: "provider/model" or a model
+// table entry); each upstream attempt is a child of it (StartAttempt).
+// Inject its context into the outgoing request.
+func (t *Tracer) StartProviderCall(ctx context.Context, route, model string) (context.Context, trace.Span) {
 	if !t.Enabled() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
-	return t.tracer.Start(ctx, "provider "+provider,
-		trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("llm.provider", provider),
-			attribute.String("llm.model", model),
-		))
+	attrs := []attribute.KeyValue{
+		attrGenAIOperation.String("chat"),
+		attrGenAIRequestModel.String(model),
+		attribute.String("llm.provider", route),
+		attribute.String("llm.model", model),
+	}
+	if p, _, ok := strings.Cut(route, "/"); ok {
+		attrs = append(attrs, attrGenAIProvider.String(genAIProvider(p)))
+	}
+	return t.tracer.Start(ctx, "chat "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+}
+
+// StartAttempt starts the span of one upstream attempt, a child of the
+// provider call's, and writes its trace context into header (the
+// attempt's copy of the request's). end records how the attempt ended
+// (failed: the span's status is an error) and ends the span; for a stream
+// that is when the stream ends.
+func (t *Tracer) StartAttempt(ctx context.Context, header http.Header, deployment, providerType, model string) (context.Context, func(outcome string, failed bool)) {
+	if !t.Enabled() {
+		return ctx, func(string, bool) {}
+	}
+	ctx, span := t.tracer.Start(ctx, "chat "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attrGenAIOperation.String("chat"),
+		attrGenAIProvider.String(genAIProvider(providerType)),
+		attrGenAIRequestModel.String(model),
+		attrDeployment.String(deployment),
+	))
+	t.prop.Inject(ctx, propagation.HeaderCarrier(header))
+	return ctx, func(outcome string, failed bool) {
+		span.SetAttributes(attrAttemptOutcome.String(outcome))
+		if failed {
+			span.SetAttributes(attrErrorType.String(outcome))
+			span.SetStatus(codes.Error, outcome)
+		}
+		span.End()
+	}
 }
 
 // Inject writes the W3C traceparent (and tracestate) of ctx's span into h.
@@ -135,6 +244,8 @@ func (t *Tracer) EndSpan(span trace.Span, r *Record) {
 	if cache == "" {
 		cache = CacheBypass
 	}
+	sc := span.SpanContext()
+	r.TraceID, r.SpanID = sc.TraceID(), sc.SpanID()
 	span.SetAttributes(
 		semconv.HTTPResponseStatusCode(r.Status),
 		attribute.String("llm.cache", cache),
@@ -142,9 +253,17 @@ func (t *Tracer) EndSpan(span trace.Span, r *Record) {
 		attribute.String("llm.provider", r.Provider),
 		attribute.Int("llm.usage.prompt_tokens", r.PromptTokens),
 		attribute.Int("llm.usage.completion_tokens", r.CompletionTokens),
+		attrGenAIOperation.String("chat"),
+		attrGenAIResponseModel.String(r.Model),
+		attrGenAIInputTokens.Int(r.PromptTokens),
+		attrGenAIOutputTokens.Int(r.CompletionTokens),
 	)
-	if r.Status >= 500 {
+	// A 5xx, or a stream that failed after its 200 (the record keeps the
+	// error code of its last event), is an error; a client's 4xx is not.
+	if r.Status >= 500 || r.Status < 400 && r.ErrorCode != "" {
+		span.SetAttributes(attrErrorType.String(cmp.Or(r.ErrorCode, strconv.Itoa(r.Status))))
 		span.SetStatus(codes.Error, r.ErrorCode)
 	}
 	span.End()
+	t.genai.record(r)
 }

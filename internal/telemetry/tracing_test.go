@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -59,7 +60,7 @@ func TestSpansNestUnderTheRequestAndTraceparentReachesTheProvider(t *testing.T) 
 	for _, s := range spans {
 		byName[s.Name()] = s
 	}
-	root, l1, prov := byName["POST /v1/chat/completions"], byName["cache.l1.get"], byName["provider openai"]
+	root, l1, prov := byName["POST /v1/chat/completions"], byName["cache.l1.get"], byName["chat gpt-4o"]
 	if root == nil || l1 == nil || prov == nil {
 		t.Fatalf("span names: %v", byName)
 	}
@@ -178,4 +179,45 @@ func TestSetupTracingExportsSpansOverOTLPWhenTheEndpointIsSet(t *testing.T) {
 		t.Fatal("no export reached the collector by shutdown")
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+func TestExportErrorsAreStructuredLogLines(t *testing.T) {
+	var buf strings.Builder
+	l, err := NewLogger(&buf, "json", "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ExportErrorHandler(l.Logger).Handle(errors.New("connection refused"))
+	line := strings.TrimSpace(buf.String())
+	if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"level":"WARN"`) || !strings.Contains(line, `"error":"connection refused"`) {
+		t.Fatalf("log line %q: want one JSON warning carrying the error", line)
+	}
+}
+
+// TestRequestLogLineCarriesTheTraceAndSpanIDs: a traced request's log line
+// names its trace and span, in both formats; an untraced one neither.
+func TestRequestLogLineCarriesTheTraceAndSpanIDs(t *testing.T) {
+	tp := sdktrace.NewTracerProvider()
+	defer tp.Shutdown(context.Background())
+	tr := NewTracer(tp)
+	_, span := tr.StartRequest(context.Background(), httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil))
+	r := &Record{Status: 200, Model: "gpt-4o"}
+	tr.EndSpan(span, r)
+	sc := span.SpanContext()
+	for _, json := range []bool{true, false} {
+		line := string(appendRequestLine(nil, json, time.Now(), r))
+		q := ""
+		if json {
+			q = `"`
+		}
+		for _, want := range []string{"trace_id" + map[bool]string{true: `":`, false: "="}[json] + q + sc.TraceID().String() + q,
+			"span_id" + map[bool]string{true: `":`, false: "="}[json] + q + sc.SpanID().String() + q} {
+			if !strings.Contains(line, want) {
+				t.Errorf("log line %q lacks %s", line, want)
+			}
+		}
+	}
+	if line := string(appendRequestLine(nil, true, time.Now(), &Record{Status: 200})); strings.Contains(line, "trace_id") {
+		t.Errorf("untraced line %q names a trace", line)
+	}
 }

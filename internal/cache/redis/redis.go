@@ -67,6 +67,10 @@ type Cache struct {
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	countMu   sync.Mutex // one count at a time
+	count     int64
+	countedAt time.Time
 }
 
 // New connects to Redis. It does not fail when Redis is down: a standalone
@@ -320,6 +324,41 @@ func (c *Cache) Clear(ctx context.Context) error {
 	}
 	c.observe(nil)
 	return nil
+}
+
+// Entries counts the keys under the prefix on every node the client knows
+// (SCAN, never KEYS). A count younger than maxAge is returned as it is, so
+// a metrics scrape every few seconds costs one scan a maxAge; concurrent
+// callers wait for the scan in progress. It is bounded by ctx.
+func (c *Cache) Entries(ctx context.Context, maxAge time.Duration) (int64, error) {
+	c.countMu.Lock()
+	defer c.countMu.Unlock()
+	if !c.countedAt.IsZero() && time.Since(c.countedAt) < maxAge {
+		return c.count, nil
+	}
+	p := c.client.Load()
+	if p == nil {
+		return 0, ErrUnavailable
+	}
+	pattern := globEscape(c.prefix) + "*"
+	var n int64
+	for addr, node := range (*p).Nodes() {
+		var cursor uint64
+		for {
+			se, err := node.Do(ctx, node.B().Scan().Cursor(cursor).Match(pattern).Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				c.observe(err)
+				return 0, fmt.Errorf("redis cache count: scan %s: %w", addr, err)
+			}
+			n += int64(len(se.Elements))
+			if cursor = se.Cursor; cursor == 0 {
+				break
+			}
+		}
+	}
+	c.observe(nil)
+	c.count, c.countedAt = n, time.Now()
+	return n, nil
 }
 
 func globEscape(s string) string {

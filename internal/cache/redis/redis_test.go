@@ -446,3 +446,36 @@ func TestClusterModeStartsWhileRedisIsDown(t *testing.T) {
 		t.Fatalf("Get = %v, %v", e, err)
 	}
 }
+
+func TestEntriesCountsOnlyKeysUnderThePrefixAndCachesTheCount(t *testing.T) {
+	s := redistest.Start(t)
+	c := newCache(t, Options{URL: s.URL()})
+	raw := rawClient(t, s)
+	ctx := context.Background()
+	var cmds rueidis.Commands
+	for i := range 1500 { // more than one SCAN page
+		k := cache.Key{byte(i), byte(i >> 8)}
+		cmds = append(cmds, raw.B().Set().Key("llm-edge:v1:"+k.String()).Value("x").Build())
+	}
+	for _, k := range []string{"llm-edge:v2:0011", "session:42", "ratelimit:key-1"} {
+		cmds = append(cmds, raw.B().Set().Key(k).Value("other").Build())
+	}
+	for _, r := range raw.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := c.Entries(ctx, time.Minute)
+	if err != nil || n != 1500 {
+		t.Fatalf("Entries = %d, %v; want 1500", n, err)
+	}
+	if err := c.Set(ctx, cache.Key{0xff, 0xff, 0xff}, sampleEntry(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := c.Entries(ctx, time.Minute); n != 1500 {
+		t.Fatalf("a count younger than maxAge was not reused: %d", n)
+	}
+	if n, _ := c.Entries(ctx, 0); n != 1501 {
+		t.Fatalf("Entries with maxAge 0 = %d, want a fresh count of 1501", n)
+	}
+}
