@@ -172,7 +172,7 @@ func TestReaderFromPoolAllocatesNoBuffer(t *testing.T) {
 	var p Pool
 	in := strings.NewReader("")
 	p.NewReader(in).Release()
-	const n = 200
+	const n = 2000
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range n {
@@ -186,8 +186,9 @@ func TestReaderFromPoolAllocatesNoBuffer(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	// Without the pool every stream allocates a bufSize buffer. Under the
 	// race detector sync.Pool drops a quarter of what it is given back, so
-	// about bufSize/4 per stream is allocated there.
-	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > bufSize/2 {
-		t.Errorf("a pooled stream allocated %d bytes, want under %d (no new buffer)", per, bufSize/2)
+	// about bufSize/4 per stream is allocated there, plus the detector's
+	// own bookkeeping.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > bufSize*3/4 {
+		t.Errorf("a pooled stream allocated %d bytes, want under %d (no new buffer)", per, bufSize*3/4)
 	}
 }
