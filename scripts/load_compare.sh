@@ -127,12 +127,7 @@ sort -t$'\t' -k2,2n -s "$ROWS" | awk -F'\t' '
         (cpu < 0 ? "-" : sprintf("%.1f µs", cpu)), (flt < 0 ? "-" : sprintf("%.3f", flt)), (prov < 0 ? "-" : sprintf("%.1f µs", prov)) } }'
 cp "$ROWS" "$OUT/load_compare_rows.tsv"
 rm -f "$OUT"/latency-gateway-miss-std-c*.json "$OUT"/latency-simulated-provider+gateway-headers-c*.json # in the table, not the charts
-for c in 1 32; do
-  cp "$OUT/latency-simulated-provider-c$c.json" "$OUT/throughput-c$c-simulated-provider.json"
-  cp "$OUT/latency-gateway-miss-c$c.json" "$OUT/throughput-c$c-gateway-miss.json"
-  cp "$OUT/latency-gateway-l1-hit-c$c.json" "$OUT/throughput-c$c-gateway-l1-hit.json"
-done
-rm -f "$OUT"/throughput-c1-*.json # the throughput chart compares 32 connections
+# The latency and throughput charts sweep concurrency: scripts/sweep_requests.sh.
 
 # L2: fill through one instance, read the same prompts through another.
 run_id="cmp-$RANDOM$RANDOM"

@@ -92,6 +92,7 @@ type runner struct {
 	bodies *bodies
 	tmpl   *http.Request
 	client *http.Client
+	events sse.Pool // read buffers of the streams being read
 }
 
 // phase is one stretch of load: the warmup or the measured run.
@@ -227,7 +228,6 @@ func newWorker(p *phase, id int) *worker {
 		p:    p,
 		id:   id,
 		rng:  rand.New(rand.NewPCG(p.r.cfg.Seed, uint64(id))),
-		buf:  make([]byte, 32<<10),
 		lat:  newHistogram(),
 		ttft: newHistogram(),
 		over: newHistogram(),
@@ -387,7 +387,12 @@ func isEventStream(h http.Header) bool {
 }
 
 // drain reads the body to its end so the connection goes back to the pool.
+// The buffer is made on first use: a worker that only reads streams (tens
+// of thousands of them in a streams benchmark) never needs it.
 func (w *worker) drain(body io.Reader) error {
+	if w.buf == nil {
+		w.buf = make([]byte, 32<<10)
+	}
 	for {
 		_, err := body.Read(w.buf)
 		if err == io.EOF {
@@ -402,7 +407,7 @@ func (w *worker) drain(body io.Reader) error {
 // readStream reads an event stream to its end, recording the time to the
 // first event that carries content. complete reports whether [DONE] came.
 func (w *worker) readStream(body io.Reader, start time.Time) (complete bool, err error) {
-	rd := sse.NewReader(body)
+	rd := w.p.r.events.NewReader(body)
 	first := true
 	for {
 		ev, err := rd.Next()

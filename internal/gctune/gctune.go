@@ -19,7 +19,7 @@
 // counted GOGC/100 times). A new GOGC applies only from the cycle after
 // the finalizer ran, so between them the runtime may briefly use a goal
 // computed with the old, raised GOGC and many more stacks; the tuner also
-// sets a soft memory limit, 1.5 x the floor or 3 x (live + roots) whichever
+// sets a soft memory limit, 1.25 x the floor or 3 x (live + roots) whichever
 // is larger (never above an operator's or the cgroup's limit), which bounds
 // that transient and never binds harder than GOGC=100 would.
 //
@@ -113,11 +113,15 @@ func (t *Tuner) tune() {
 	debug.SetMemoryLimit(min(t.limit, SoftLimit(u(0), u(1)+u(2), t.minHeap)))
 }
 
-// SoftLimit is the memory limit the tuner sets: 1.5 x minHeap, or 3 x the
+// SoftLimit is the memory limit the tuner sets: 1.25 x minHeap, or 3 x the
 // scanned heap (live + roots) when that is larger, so it bounds a transient
-// goal but binds no harder than GOGC=100.
+// goal but binds no harder than GOGC=100. The limit counts all of the
+// runtime's memory (heap, stacks, its own structures); with 1.5 x minHeap
+// a fresh instance under request load peaked at 99-102 MiB RSS in its
+// first 10 s (binary and caches included), over the 100 MiB a container
+// sized for the 64 MiB default floor may allow.
 func SoftLimit(live, roots, minHeap uint64) int64 {
-	l := max(minHeap+minHeap/2, 3*(live+roots))
+	l := max(minHeap+minHeap/4, 3*(live+roots))
 	return int64(min(l, math.MaxInt64))
 }
 

@@ -101,3 +101,27 @@ func TestTunerSetsAndRestores(t *testing.T) {
 func lookupGOGC() (string, bool) { return lookupEnv("GOGC") }
 
 var lookupEnv = os.LookupEnv
+
+// TestSoftLimitLeavesRoomUnder100MiBAtTheDefaultFloor: with the default
+// 64 MiB floor and a small live heap, the limit leaves a fresh instance
+// room for its binary and caches under 100 MiB of RSS; with a large live
+// heap it never binds harder than GOGC=100 (2 x live + roots).
+func TestSoftLimitLeavesRoomUnder100MiBAtTheDefaultFloor(t *testing.T) {
+	const floor = 64 << 20
+	tests := []struct {
+		live, roots uint64
+		atMost      int64
+		atLeast     int64
+	}{
+		{0, 0, 80 << 20, floor},
+		{4 << 20, 1 << 20, 80 << 20, floor},
+		{200 << 20, 100 << 20, 900 << 20, 2*200<<20 + 100<<20},
+	}
+	for _, tt := range tests {
+		got := SoftLimit(tt.live, tt.roots, floor)
+		if got > tt.atMost || got < tt.atLeast {
+			t.Errorf("SoftLimit(live %d MiB, roots %d MiB) = %d MiB, want %d..%d MiB",
+				tt.live>>20, tt.roots>>20, got>>20, tt.atLeast>>20, tt.atMost>>20)
+		}
+	}
+}

@@ -30,11 +30,19 @@ import (
 // deadline) sets the connection's deadline in the past, which unblocks the
 // read or write at once; the connection is then closed, which the upstream
 // sees as the call being cancelled.
+//
+// Buffers are sized and lent for what a call needs, because a gateway
+// holds thousands of long streams at once, each on its own connection: a
+// connection has a read buffer only while a call is on it (an idle one
+// gives it back), and a write buffer only while the request is written.
+// Both come from pools of this client.
 type direct struct {
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int
 	idleTimeout time.Duration
-	bufSize     int
+
+	readers sync.Pool // *bufio.Reader of directBufSize, reset to no connection
+	writers sync.Pool // *bufio.Writer of directBufSize, reset to no connection
 
 	mu     sync.Mutex
 	idle   map[string][]*dconn // by host:port; the newest last
@@ -42,12 +50,19 @@ type direct struct {
 	closed bool                // set by CloseIdleConnections; reopened on use
 }
 
-// dconn is one upstream connection with its buffers.
+// directBufSize is the size of the direct client's read and write buffers.
+// A request's headers and a typical chat body fit in one write; an answer
+// is read in pieces of what arrived (a stream event is a few hundred
+// bytes), and reads larger than the buffer (a long non-streamed answer)
+// bypass it. 32 KiB each made up most of a stream's memory at thousands of
+// concurrent streams (docs/benchmarks.md).
+const directBufSize = 4 << 10
+
+// dconn is one upstream connection. br is set while a call is on it.
 type dconn struct {
 	c      net.Conn
 	peek   *peeker
 	br     *bufio.Reader
-	bw     *bufio.Writer
 	addr   string
 	idleAt time.Time
 	reused bool
@@ -103,10 +118,12 @@ func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.
 		}
 		return nil, err
 	}
-	err := req.Write(dc.bw)
+	bw := t.writer(dc.c)
+	err := req.Write(bw)
 	if err == nil {
-		err = dc.bw.Flush()
+		err = bw.Flush()
 	}
+	t.putWriter(bw)
 	if err != nil {
 		// A write fails only before the whole request reached the server,
 		// which cannot act on part of one: on a connection from the pool
@@ -219,6 +236,10 @@ func (b *directBody) finish(complete bool) {
 		return
 	}
 	_ = b.dc.c.Close()
+	if complete {
+		// Read saw the end, and no other Read runs: the buffer is free.
+		b.t.putReader(b.dc)
+	}
 }
 
 // get takes the newest idle connection to addr that is still open, or dials
@@ -239,6 +260,7 @@ func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
 		t.mu.Unlock()
 		if now.Sub(dc.idleAt) < t.idleTimeout && dc.peek.alive() {
 			dc.reused = true
+			dc.br = t.reader(dc.c)
 			return dc, nil
 		}
 		_ = dc.c.Close()
@@ -247,11 +269,44 @@ func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dconn{c: c, peek: newPeeker(c), br: bufio.NewReaderSize(c, t.bufSize), bw: bufio.NewWriterSize(c, t.bufSize), addr: addr}, nil
+	return &dconn{c: c, peek: newPeeker(c), br: t.reader(c), addr: addr}, nil
+}
+
+// reader lends a read buffer for c.
+func (t *direct) reader(c net.Conn) *bufio.Reader {
+	if br, ok := t.readers.Get().(*bufio.Reader); ok {
+		br.Reset(c)
+		return br
+	}
+	return bufio.NewReaderSize(c, directBufSize)
+}
+
+// writer lends a write buffer for c; putWriter takes it back.
+func (t *direct) writer(c net.Conn) *bufio.Writer {
+	if bw, ok := t.writers.Get().(*bufio.Writer); ok {
+		bw.Reset(c)
+		return bw
+	}
+	return bufio.NewWriterSize(c, directBufSize)
+}
+
+// putReader takes dc's read buffer back; dc is not read from again.
+func (t *direct) putReader(dc *dconn) {
+	dc.br.Reset(nil)
+	t.readers.Put(dc.br)
+	dc.br = nil
+}
+
+func (t *direct) putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	t.writers.Put(bw)
 }
 
 // put returns dc to the pool, or closes it when the pool is full or closed.
+// Its read buffer, empty (finish checked), goes back to the buffer pool: an
+// idle connection holds none.
 func (t *direct) put(dc *dconn) {
+	t.putReader(dc)
 	dc.idleAt = time.Now()
 	t.mu.Lock()
 	list := t.idle[dc.addr]

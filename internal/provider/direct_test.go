@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -492,4 +493,73 @@ func TestDirectClosesConnectionsIdlePastTheTimeout(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d connections left in the pool", n)
 	}
+}
+
+// TestDirectStreamHoldsOnlyASmallReadBuffer: a gateway holds thousands of
+// streams at once, one upstream connection each, so a connection in use
+// holds one read buffer of directBufSize and no write buffer, and an idle
+// one holds none; buffers and connections are reused, and bodies, header
+// lines and answers larger than the buffers still pass whole.
+func TestDirectStreamHoldsOnlyASmallReadBuffer(t *testing.T) {
+	release := make(chan struct{})
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Long", strings.Repeat("h", 3*directBufSize))
+		w.Header().Set("X-Got", strconv.Itoa(len(b)))
+		_, _ = w.Write([]byte("data: first\n\n"))
+		http.NewResponseController(w).Flush()
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		_, _ = w.Write(bytes.Repeat([]byte("z"), 5*directBufSize))
+	})
+	c, tr := newDirectClient(t)
+	big := strings.Repeat("b", 10*directBufSize)
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/hold", strings.NewReader(big))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := resp.Body.(*directBody).dc
+	if dc.br == nil || dc.br.Size() != directBufSize {
+		t.Fatalf("a connection in use holds a read buffer of %d bytes, want %d", bufSize(dc.br), directBufSize)
+	}
+	if got := resp.Header.Get("X-Got"); got != strconv.Itoa(len(big)) {
+		t.Errorf("the server read %s bytes of a %d-byte body", got, len(big))
+	}
+	if got := len(resp.Header.Get("X-Long")); got != 3*directBufSize {
+		t.Errorf("a header line of %d bytes arrived with %d", 3*directBufSize, got)
+	}
+	close(release)
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || len(b) != len("data: first\n\n")+5*directBufSize {
+		t.Fatalf("answer: %d bytes, %v", len(b), err)
+	}
+
+	tr.direct.mu.Lock()
+	idle := append([]*dconn(nil), tr.direct.idle[dc.addr]...)
+	tr.direct.mu.Unlock()
+	if len(idle) != 1 || idle[0] != dc {
+		t.Fatalf("idle pool holds %d connections, want the one just used", len(idle))
+	}
+	if dc.br != nil {
+		t.Errorf("an idle connection still holds a %d-byte read buffer", dc.br.Size())
+	}
+	for i := range 3 {
+		if code, got := post(t, t.Context(), c, srv.URL, big); code != 200 || len(got) != len("data: first\n\n")+5*directBufSize {
+			t.Fatalf("call %d on the reused connection: %d, %d bytes", i, code, len(got))
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("4 sequential calls opened %d connections, want 1", n)
+	}
+}
+
+func bufSize(br *bufio.Reader) int {
+	if br == nil {
+		return 0
+	}
+	return br.Size()
 }

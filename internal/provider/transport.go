@@ -81,7 +81,7 @@ func NewTransport(o TransportOptions) *Transport {
 	// The direct client takes its deadlines from the context only, and
 	// does not bound connections per host.
 	if !o.StdOnly && o.MaxConnsPerHost <= 0 && o.ResponseHeaderTimeout <= 0 {
-		t.direct = &direct{dial: d.DialContext, maxIdle: o.MaxIdleConnsPerHost, idleTimeout: o.IdleConnTimeout, bufSize: bufSize}
+		t.direct = &direct{dial: d.DialContext, maxIdle: o.MaxIdleConnsPerHost, idleTimeout: o.IdleConnTimeout}
 	}
 	if o.UserAgent != "" {
 		t.ua = []string{o.UserAgent}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // Event is one server-sent event. Data lines are joined with '\n'.
@@ -21,6 +22,8 @@ type Event struct {
 // buffers have grown to the largest event seen.
 type Reader struct {
 	br    *bufio.Reader
+	pool  *Pool // where br goes back; nil: not pooled
+	err   error // sticky: the error that ended the stream, or ErrReleased
 	data  []byte
 	event []byte
 	id    []byte
@@ -30,18 +33,84 @@ type Reader struct {
 // MaxLine bounds a single line so a broken upstream cannot exhaust memory.
 const MaxLine = 16 << 20
 
+// bufSize is a Reader's read buffer. A provider's event is a few hundred
+// bytes; a longer line is assembled from several reads (up to MaxLine).
+// A gateway holds one Reader per open stream, thousands at once, so the
+// buffer is kept small (it was 16 KiB: docs/benchmarks.md); the source
+// below it is buffered already (an HTTP client's connection), so a read
+// that does not fill it costs a copy, not a system call.
+const bufSize = 1 << 10
+
 // ErrLineTooLong reports a line over MaxLine.
 var ErrLineTooLong = errors.New("sse: line too long")
 
-// NewReader returns a Reader over r.
+// ErrReleased is what Next returns after Release.
+var ErrReleased = errors.New("sse: reader released")
+
+// NewReader returns a Reader over r with a buffer of its own.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 16<<10)}
+	return &Reader{br: bufio.NewReaderSize(r, bufSize)}
+}
+
+// Pool lends read buffers to Readers, so a stream that ends gives its
+// buffer to the next one instead of to the garbage collector. The zero
+// value is ready to use; a Pool must not be copied after first use.
+type Pool struct{ p sync.Pool }
+
+// NewReader returns a Reader over r whose buffer comes from the pool and
+// goes back to it when the stream ends (Next returns an error) or at
+// Release.
+func (p *Pool) NewReader(r io.Reader) *Reader {
+	br, ok := p.p.Get().(*bufio.Reader)
+	if ok {
+		br.Reset(r)
+	} else {
+		br = bufio.NewReaderSize(r, bufSize)
+	}
+	return &Reader{br: br, pool: p}
+}
+
+// Release gives the Reader's buffer back (to its Pool, if any) and ends
+// it: Next returns ErrReleased from then on, and bytes read from the
+// source but not yet returned are dropped. Call it when the stream is over
+// (after [DONE]) from the goroutine that calls Next, never while Next runs
+// on another. Safe to call more than once.
+func (r *Reader) Release() {
+	if r.err == nil {
+		r.err = ErrReleased
+	}
+	r.release()
+}
+
+func (r *Reader) release() {
+	if r.br == nil {
+		return
+	}
+	if r.pool != nil {
+		r.br.Reset(nil)
+		r.pool.p.Put(r.br)
+	}
+	r.br = nil
+	r.data, r.event, r.id, r.line = nil, nil, nil, nil
 }
 
 // Next returns the next event with a data field or an event name. It
 // returns io.EOF at a clean end of input and io.ErrUnexpectedEOF when the
-// input ends inside an event.
+// input ends inside an event. Once it has returned an error it returns the
+// same error again, and the Reader's buffer is released.
 func (r *Reader) Next() (Event, error) {
+	if r.err != nil {
+		return Event{}, r.err
+	}
+	ev, err := r.next()
+	if err != nil {
+		r.err = err
+		r.release()
+	}
+	return ev, err
+}
+
+func (r *Reader) next() (Event, error) {
 	r.data, r.event, r.id = r.data[:0], r.event[:0], r.id[:0]
 	hasData, inEvent := false, false
 	for {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -100,5 +101,94 @@ func BenchmarkReader(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+// TestPooledReaderGivesItsBufferBackWhenTheStreamEnds: a stream that ends
+// (an error, the end of input, or Release after [DONE]) hands its buffer to
+// the pool, and the Reader says so instead of reading on; a Reader made
+// from the pool parses as NewReader's does, long lines included.
+func TestPooledReaderGivesItsBufferBackWhenTheStreamEnds(t *testing.T) {
+	long := strings.Repeat("x", 3*bufSize)
+	cases := []struct {
+		name    string
+		in      io.Reader
+		end     func(*Reader) error // how the caller ends the stream
+		wantErr error
+	}{
+		{"end of input", strings.NewReader("data: a\n\ndata: " + long + "\n\n"), func(r *Reader) error {
+			_, err := r.Next()
+			return err
+		}, io.EOF},
+		{"broken connection", &failingReader{data: "data: a\n\ndata: " + long + "\n\n"}, func(r *Reader) error {
+			_, err := r.Next()
+			return err
+		}, nil},
+		{"released after [DONE]", strings.NewReader("data: a\n\ndata: " + long + "\n\ndata: [DONE]\n\ndata: more\n\n"), func(r *Reader) error {
+			if ev, err := r.Next(); err != nil || string(ev.Data) != "[DONE]" {
+				t.Fatalf("got %q %v, want [DONE]", ev.Data, err)
+			}
+			r.Release()
+			r.Release() // twice is harmless
+			return ErrReleased
+		}, ErrReleased},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var p Pool
+			r := p.NewReader(c.in)
+			if r.br.Size() != bufSize {
+				t.Fatalf("read buffer of %d bytes, want %d", r.br.Size(), bufSize)
+			}
+			for _, want := range []string{"a", long} {
+				ev, err := r.Next()
+				if err != nil || string(ev.Data) != want {
+					t.Fatalf("got %d bytes %v, want %d bytes", len(ev.Data), err, len(want))
+				}
+			}
+			err := c.end(r)
+			if err == nil || c.wantErr != nil && err != c.wantErr {
+				t.Fatalf("the stream ended with %v, want %v", err, c.wantErr)
+			}
+			if r.br != nil {
+				t.Fatal("the Reader still holds its buffer after the stream ended")
+			}
+			if _, again := r.Next(); again != err && !(c.wantErr == ErrReleased && again == ErrReleased) {
+				t.Errorf("Next after the end returned %v, want %v again", again, err)
+			}
+			// The buffer went back: the pool hands it out again (sync.Pool
+			// may drop it under the race detector; then a new one is made).
+			next := p.NewReader(strings.NewReader("data: b\n\n"))
+			if ev, err := next.Next(); err != nil || string(ev.Data) != "b" {
+				t.Fatalf("a Reader from the pool read %q %v, want \"b\"", ev.Data, err)
+			}
+		})
+	}
+}
+
+// TestReaderFromPoolAllocatesNoBuffer: once a stream has given its buffer
+// back, the next one takes it instead of allocating one.
+func TestReaderFromPoolAllocatesNoBuffer(t *testing.T) {
+	var p Pool
+	in := strings.NewReader("")
+	p.NewReader(in).Release()
+	const n = 2000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		in.Reset("data: a\n\n")
+		r := p.NewReader(in)
+		if _, err := r.Next(); err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+	}
+	runtime.ReadMemStats(&after)
+	// Without the pool every stream allocates a bufSize buffer. Under the
+	// race detector sync.Pool drops a quarter of what it is given back, so
+	// about bufSize/4 per stream is allocated there, plus the detector's
+	// own bookkeeping.
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > bufSize*3/4 {
+		t.Errorf("a pooled stream allocated %d bytes, want under %d (no new buffer)", per, bufSize*3/4)
 	}
 }

@@ -99,6 +99,10 @@ type Provider struct {
 	authorize       func(context.Context, http.Header) error
 	mapError        func(int, http.Header, []byte) *api.Error
 	omitStreamUsage bool
+
+	// events lends the read buffers of streamed answers: a stream that
+	// ends hands its buffer to the next one.
+	events sse.Pool
 }
 
 // New returns a Provider for cfg.
@@ -197,7 +201,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body)}}, nil
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body)}}, nil
 	}
 	defer resp.Body.Close()
 	b, err := readAll(resp.Body, resp.ContentLength, p.maxBody)
@@ -360,6 +364,7 @@ func (s *stream) Next() ([]byte, error) {
 		}
 		if bytes.Equal(data, sse.Done) {
 			s.done = true
+			s.r.Release()
 			return nil, io.EOF
 		}
 		if s.raw {
@@ -405,7 +410,7 @@ func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*pro
 		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: sse.NewReader(resp.Body),
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body),
 			raw: true, eofEnds: req.Surface == provider.SurfaceResponses}}, nil
 	}
 	defer resp.Body.Close()

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# streams_compare.sh: N concurrent streams, side by side in one run, through
+#
+#   simulated-provider   the simulated provider alone (the clients talk to it)
+#   bare-proxy           a bare net/http/httputil.ReverseProxy in front of
+#                        one (scripts/revproxy: the floor for any Go proxy)
+#   gateway              the gateway with its defaults in front of one
+#
+# The upstream waits 1 s before the first token, then sends 50 chunks 20 ms
+# apart (edge-agent simulate --latency 1s --chunk-delay 20ms --words 150).
+# For each N in STREAMS (default "500 1000 2000 5000 10000") and each of the
+# three, fresh processes (so each figure includes a process's first
+# seconds), and `edge-agent bench` with N workers, every request a stream
+# with a prompt of its own (cache misses), ROUNDS_PER_WORKER streams per
+# worker (default 2), bounded by STEP_TIMEOUT (default 60s) per step.
+# Reported per row: streams completed and failed, CPU ms per stream
+# (utime + stime of the process under test over the run, from
+# /proc/PID/stat, per completed stream), its peak RSS (VmHWM) and RSS per
+# stream ((VmHWM - VmRSS before the load) / N), time to first token p50 and
+# p99, the time it adds to it against the provider alone, and total time
+# p50. Non-streaming at NONSTREAM_N (default 5000, 0 skips) gets the same
+# rows, one request per worker.
+#
+# The table goes to stdout and results/streams.tsv (the input of the
+# streams charts: go run ./scripts/charts). Linux only (/proc). The load
+# generator, the three processes under test and their upstream share the
+# machine: on 2 cores every figure includes that contention.
+source "$(dirname "$0")/lib.sh"
+STREAMS="${STREAMS:-500 1000 2000 5000 10000}"
+ROUNDS_PER_WORKER="${ROUNDS_PER_WORKER:-2}"
+STEP_TIMEOUT="${STEP_TIMEOUT:-60s}"
+NONSTREAM_N="${NONSTREAM_N:-5000}"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+build
+(cd "$ROOT" && go build -o "$ROOT/bin/revproxy" ./scripts/revproxy)
+OUT="$ROOT/results"
+mkdir -p "$OUT"
+TCK=$(getconf CLK_TCK)
+
+procstat() { awk '{print $14+$15}' /proc/"$1"/stat; } # utime+stime, clock ticks
+kib() { awk -v k="$2" '$1 == k":" {print $2}' /proc/"$1"/status; }
+
+start_upstream() { # -> UP_URL, UP_PID
+  serve "$WORK/sim.log" '"$BIN" simulate --addr "127.0.0.1:$PORT" --latency 1s --chunk-delay 20ms --words 150'
+  UP_PID=$LAST_PID UP_URL="http://127.0.0.1:$PORT"
+}
+
+stop_all() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+
+ROWS="$OUT/streams.tsv"
+printf 'target\tmode\tn\tcompleted\tfailed\tcpu_ms_per_req\tpeak_rss_mib\trss_kib_per_req\tttft_p50_ms\tttft_p99_ms\ttotal_p50_ms\n' >"$ROWS"
+
+# step TARGET MODE N: fresh processes, one bench run, one row.
+step() {
+  local target=$1 mode=$2 n=$3 pid url
+  start_upstream
+  case "$target" in
+    simulated-provider) pid=$UP_PID url=$UP_URL ;;
+    bare-proxy)
+      serve "$WORK/proxy.log" '"$ROOT/bin/revproxy" --addr "127.0.0.1:$PORT" --upstream "$UP_URL"'
+      pid=$LAST_PID url="http://127.0.0.1:$PORT" ;;
+    gateway)
+      SIM_URL=$UP_URL
+      start_gateway streams
+      pid=$PID_streams url=$URL_streams ;;
+  esac
+  local share=1 reqs=$((n * ROUNDS_PER_WORKER))
+  if [ "$mode" = json ]; then share=0 reqs=$n; fi
+  local rss0 cpu0 cpu1 hwm f="$WORK/$target-$mode-$n.json"
+  rss0=$(kib "$pid" VmRSS); cpu0=$(procstat "$pid")
+  "$BIN" bench --url "$url/v1/chat/completions" --json -q --label "$target" -c "$n" -n "$reqs" -d "$STEP_TIMEOUT" \
+    --stream-share "$share" --mix unique --interval 0 --timeout "$STEP_TIMEOUT" >"$f" || true
+  cpu1=$(procstat "$pid"); hwm=$(kib "$pid" VmHWM)
+  stop_all
+  local done_ errs
+  errs=$(jget "$f" errors); done_=$(( $(jget "$f" requests) - errs ))
+  local p50 p99 tot
+  if [ "$mode" = stream ]; then p50=$(jget "$f" ttft_us.p50) p99=$(jget "$f" ttft_us.p99); else p50=$(jget "$f" latency_us.p50) p99=$(jget "$f" latency_us.p99); fi
+  tot=$(jget "$f" latency_us.p50)
+  awk -v t="$target" -v m="$mode" -v n="$n" -v ok="$done_" -v e="$errs" -v c0="$cpu0" -v c1="$cpu1" -v tck="$TCK" \
+    -v hwm="$hwm" -v r0="$rss0" -v p50="$p50" -v p99="$p99" -v tot="$tot" 'BEGIN {
+      cpu = ok > 0 ? (c1 - c0) * 1000 / tck / ok : 0
+      printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", t, m, n, ok, e, cpu, hwm/1024, (hwm - r0)/n, p50/1000, p99/1000, tot/1000 }' >>"$ROWS"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), RLIMIT_NOFILE $(ulimit -n)"
+echo "upstream: 1 s to the first token, then 50 chunks 20 ms apart; $ROUNDS_PER_WORKER streams per worker; $(date -u '+%Y-%m-%d %H:%M UTC')"
+for n in $STREAMS; do
+  for target in simulated-provider bare-proxy gateway; do step "$target" stream "$n"; done
+done
+if [ "$NONSTREAM_N" -gt 0 ]; then
+  for target in simulated-provider bare-proxy gateway; do step "$target" json "$NONSTREAM_N"; done
+fi
+
+# The table: TTFT (latency for json rows) added against the provider alone
+# at the same N, and the gateway's figures against the bare proxy's.
+awk -F'\t' 'NR == 1 { next }
+  { k = $2 "\t" $3; key[NR] = k; row[NR] = $0; if ($1 == "simulated-provider") base[k] = $9; if ($1 == "bare-proxy") { pcpu[k] = $6; prss[k] = $8; pttft[k] = $9 } }
+  END {
+    printf "%-19s %-6s %6s %9s %6s %11s %9s %11s %9s %9s %9s %9s\n", "", "mode", "N", "completed", "failed", "CPU ms/req", "peak RSS", "KiB/req", "TTFT p50", "TTFT p99", "added", "total p50"
+    for (i = 2; i <= NR; i++) { split(row[i], f, "\t"); k = key[i]
+      add = (k in base) ? sprintf("%+.1f", f[9] - base[k]) : "-"
+      printf "%-19s %-6s %6d %9d %6d %11.3f %6.1f MiB %11.1f %6.1f ms %6.1f ms %6s ms %6.1f ms\n", f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], add, f[11] }
+    print ""
+    print "gateway against the bare proxy, same N (targets at N = 5000: CPU <= 1.0x, RSS/stream <= 0.5x, added TTFT p50 within 10 ms):"
+    for (i = 2; i <= NR; i++) { split(row[i], f, "\t"); k = key[i]
+      if (f[1] != "gateway" || !(k in pcpu)) continue
+      printf "  %-6s N=%-6d CPU %.2fx  RSS/req %.2fx  TTFT p50 %+.1f ms\n", f[2], f[3], (pcpu[k] > 0 ? f[6] / pcpu[k] : 0), (prss[k] > 0 ? f[8] / prss[k] : 0), f[9] - pttft[k] }
+  }' "$ROWS"
