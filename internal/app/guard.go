@@ -218,6 +218,9 @@ func (g *guard) maxCost(est gateway.Estimate) (usd float64, ok bool) {
 	if !ok {
 		return 0, false
 	}
+	if est.NoCompletion {
+		return price.MaxCost(est.PromptTokens, 0), true
+	}
 	out := est.MaxTokens
 	if lim := price.MaxOutputTokens; lim > 0 && (out <= 0 || out > lim) {
 		out = lim // the model cannot write more, whatever was asked

@@ -98,7 +98,7 @@ func (g *Gateway) ServeEmbeddings(w http.ResponseWriter, r *http.Request) {
 	var adm Admission
 	if g.o.Guard != nil {
 		adm, err = g.o.Guard.Admit(ctx, h, req.Model, req.Body,
-			Estimate{Model: target.Model, PromptTokens: req.EstimateTokens(nil)})
+			Estimate{Model: target.Model, PromptTokens: req.EstimateTokens(nil), NoCompletion: true})
 		if err != nil {
 			x.fail(err)
 			return

@@ -77,11 +77,18 @@ type Estimate struct {
 	Model        string // the model it is priced at (the routed target's)
 	PromptTokens int    // the prompt's estimate
 	MaxTokens    int64  // the completion limit the client asked for; 0: none
+	// NoCompletion: the request produces no tokens of its own
+	// (embeddings), so nothing is held for an answer.
+	NoCompletion bool
 }
 
 // Tokens is what token rate limits spend before the call: the prompt plus
-// the completion limit asked for (256 without one).
+// the completion limit asked for (256 without one; none for a request
+// without a completion).
 func (e Estimate) Tokens() int {
+	if e.NoCompletion {
+		return e.PromptTokens
+	}
 	if e.MaxTokens > 0 {
 		return e.PromptTokens + int(min(e.MaxTokens, 1<<20))
 	}

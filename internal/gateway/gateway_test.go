@@ -102,3 +102,19 @@ func TestRequestFallbacks(t *testing.T) {
 		})
 	}
 }
+
+func TestEstimateTokensHoldsTheAnswersBudgetOnlyForRequestsThatHaveOne(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		e    Estimate
+		want int
+	}{
+		{"max_tokens asked", Estimate{PromptTokens: 100, MaxTokens: 50}, 150},
+		{"no max_tokens: 256 held", Estimate{PromptTokens: 100}, 356},
+		{"embeddings: the prompt only", Estimate{PromptTokens: 100, NoCompletion: true}, 100},
+	} {
+		if got := tt.e.Tokens(); got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
