@@ -1,6 +1,8 @@
 package anthropic
 
 import (
+	"github.com/edge-agent/edge-agent/internal/provider/chatreq"
+
 	"fmt"
 	"net/http"
 	"strconv"
@@ -91,7 +93,7 @@ func appendResponse(dst, body []byte, name string, created int64, ku *cost.Usage
 			dst = append(dst, `,"arguments":`...)
 			input := b.Get("input")
 			if input.IsObject() {
-				scratch = appendCompact(scratch[:0], input.Raw)
+				scratch = chatreq.AppendCompact(scratch[:0], input.Raw)
 			} else {
 				scratch = append(scratch[:0], "{}"...)
 			}

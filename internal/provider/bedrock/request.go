@@ -1,9 +1,9 @@
 package bedrock
 
 import (
-	"bytes"
+	"github.com/edge-agent/edge-agent/internal/provider/chatreq"
+
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"strconv"
 	"strings"
@@ -184,11 +184,11 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 	i := -1
 	messages.ForEach(func(_, m gjson.Result) bool {
 		i++
-		f := parseMessage(m)
-		if !isSystemRole(f.role.Str) {
+		f := chatreq.ParseMessage(m)
+		if !isSystemRole(f.Role.Str) {
 			return true
 		}
-		c := f.content
+		c := f.Content
 		switch {
 		case c.Type == gjson.String:
 			if c.Str != "" {
@@ -198,20 +198,20 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 			j := -1
 			c.ForEach(func(_, v gjson.Result) bool {
 				j++
-				p := parsePart(v)
-				if p.typ.Str != "text" {
-					err = api.InvalidRequest(contentParam(i, j)+".type",
-						"%s.type: system messages may only contain text parts", contentParam(i, j))
+				p := chatreq.ParsePart(v)
+				if p.Type.Str != "text" {
+					err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
+						"%s.type: system messages may only contain text parts", chatreq.ContentParam(i, j))
 					return false
 				}
-				if p.text.Str != "" {
-					dst = appendTextBlock(dst, &first, p.text.Raw, p.cacheControl)
+				if p.Text.Str != "" {
+					dst = appendTextBlock(dst, &first, p.Text.Raw, p.CacheControl)
 				}
 				return true
 			})
 		case c.Type == gjson.Null || !c.Exists():
 		default:
-			err = api.InvalidRequest(msgParam(i)+".content", "%s.content must be a string or an array of content parts", msgParam(i))
+			err = api.InvalidRequest(chatreq.MsgParam(i)+".content", "%s.content must be a string or an array of content parts", chatreq.MsgParam(i))
 		}
 		return err == nil
 	})
@@ -269,17 +269,17 @@ func appendMessages(dst []byte, messages gjson.Result) ([]byte, bool, error) {
 	i := -1
 	messages.ForEach(func(_, m gjson.Result) bool {
 		i++
-		f := parseMessage(m)
-		switch role := f.role.Str; role {
+		f := chatreq.ParseMessage(m)
+		switch role := f.Role.Str; role {
 		case "system", "developer":
 		case "user":
-			err = w.userContent(f.content, i)
+			err = w.userContent(f.Content, i)
 		case "assistant":
 			err = w.assistant(f, i)
 		case "tool":
 			err = w.toolResult(f, i)
 		default:
-			err = api.InvalidRequest(msgParam(i)+".role", "%s.role: role %q is not supported by Bedrock models", msgParam(i), role)
+			err = api.InvalidRequest(chatreq.MsgParam(i)+".role", "%s.role: role %q is not supported by Bedrock models", chatreq.MsgParam(i), role)
 		}
 		return err == nil
 	})
@@ -304,18 +304,18 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 		j := -1
 		c.ForEach(func(_, v gjson.Result) bool {
 			j++
-			p := parsePart(v)
-			switch typ := p.typ.Str; typ {
+			p := chatreq.ParsePart(v)
+			switch typ := p.Type.Str; typ {
 			case "text":
-				if p.text.Str != "" {
-					w.text("user", p.text.Raw, p.cacheControl)
+				if p.Text.Str != "" {
+					w.text("user", p.Text.Raw, p.CacheControl)
 				}
 			case "image_url":
 				w.block("user")
-				w.dst, err = appendImage(w.dst, p.imageURL, i, j)
+				w.dst, err = appendImage(w.dst, p.ImageURL, i, j)
 			default:
-				err = api.InvalidRequest(contentParam(i, j)+".type",
-					"%s.type: content part type %q is not supported by Bedrock models", contentParam(i, j), typ)
+				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
+					"%s.type: content part type %q is not supported by Bedrock models", chatreq.ContentParam(i, j), typ)
 			}
 			return err == nil
 		})
@@ -323,11 +323,11 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 	case c.Type == gjson.Null || !c.Exists():
 		return nil
 	}
-	return api.InvalidRequest(msgParam(i)+".content", "%s.content must be a string or an array of content parts", msgParam(i))
+	return api.InvalidRequest(chatreq.MsgParam(i)+".content", "%s.content must be a string or an array of content parts", chatreq.MsgParam(i))
 }
 
-func (w *turnWriter) assistant(m message, i int) error {
-	c := m.content
+func (w *turnWriter) assistant(m chatreq.Message, i int) error {
+	c := m.Content
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
@@ -338,20 +338,20 @@ func (w *turnWriter) assistant(m message, i int) error {
 		j := -1
 		c.ForEach(func(_, v gjson.Result) bool {
 			j++
-			p := parsePart(v)
+			p := chatreq.ParsePart(v)
 			var t gjson.Result
-			switch typ := p.typ.Str; typ {
+			switch typ := p.Type.Str; typ {
 			case "text":
-				t = p.text
+				t = p.Text
 			case "refusal":
-				t = p.refusal
+				t = p.Refusal
 			default:
-				err = api.InvalidRequest(contentParam(i, j)+".type",
-					"%s.type: assistant content part type %q is not supported by Bedrock models", contentParam(i, j), typ)
+				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
+					"%s.type: assistant content part type %q is not supported by Bedrock models", chatreq.ContentParam(i, j), typ)
 				return false
 			}
 			if t.Type == gjson.String && t.Str != "" {
-				w.text("assistant", t.Raw, p.cacheControl)
+				w.text("assistant", t.Raw, p.CacheControl)
 			}
 			return true
 		})
@@ -361,9 +361,9 @@ func (w *turnWriter) assistant(m message, i int) error {
 	}
 	var err error
 	j := -1
-	m.toolCalls.ForEach(func(_, tc gjson.Result) bool {
+	m.ToolCalls.ForEach(func(_, tc gjson.Result) bool {
 		j++
-		p := msgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
+		p := chatreq.MsgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
 		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
 			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
 			return false
@@ -394,17 +394,17 @@ func (w *turnWriter) assistant(m message, i int) error {
 		w.dst = append(w.dst, `,"name":`...)
 		w.dst = append(w.dst, name.Raw...)
 		w.dst = append(w.dst, `,"input":`...)
-		w.dst = appendCompact(w.dst, input)
+		w.dst = chatreq.AppendCompact(w.dst, input)
 		w.dst = append(w.dst, "}}"...)
 		return true
 	})
 	return err
 }
 
-func (w *turnWriter) toolResult(m message, i int) error {
-	id := m.toolCallID
+func (w *turnWriter) toolResult(m chatreq.Message, i int) error {
+	id := m.ToolCallID
 	if id.Type != gjson.String || id.Str == "" {
-		return api.InvalidRequest(msgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", msgParam(i))
+		return api.InvalidRequest(chatreq.MsgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", chatreq.MsgParam(i))
 	}
 	w.block("user")
 	w.tools = true
@@ -412,7 +412,7 @@ func (w *turnWriter) toolResult(m message, i int) error {
 	w.dst = append(w.dst, id.Raw...)
 	w.dst = append(w.dst, `,"content":[`...)
 	first := true
-	c := m.content
+	c := m.Content
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
@@ -423,13 +423,13 @@ func (w *turnWriter) toolResult(m message, i int) error {
 		j := -1
 		c.ForEach(func(_, v gjson.Result) bool {
 			j++
-			p := parsePart(v)
-			if p.typ.Str != "text" {
-				err = api.InvalidRequest(contentParam(i, j)+".type", "%s.type: tool messages may only contain text parts", contentParam(i, j))
+			p := chatreq.ParsePart(v)
+			if p.Type.Str != "text" {
+				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type", "%s.type: tool messages may only contain text parts", chatreq.ContentParam(i, j))
 				return false
 			}
-			if p.text.Str != "" {
-				w.dst = appendTextBlock(w.dst, &first, p.text.Raw, gjson.Result{})
+			if p.Text.Str != "" {
+				w.dst = appendTextBlock(w.dst, &first, p.Text.Raw, gjson.Result{})
 			}
 			return true
 		})
@@ -468,7 +468,7 @@ func appendImage(dst []byte, imageURL gjson.Result, i, j int) ([]byte, error) {
 	if u.IsObject() {
 		u = u.Get("url")
 	} // else some clients send the URL as a plain string
-	p := contentParam(i, j) + ".image_url.url"
+	p := chatreq.ContentParam(i, j) + ".image_url.url"
 	if u.Type != gjson.String || u.Str == "" {
 		return nil, api.InvalidRequest(p, "%s must be a non-empty string", p)
 	}
@@ -551,7 +551,7 @@ func appendTools(dst []byte, tools, choice gjson.Result, history bool) ([]byte, 
 		}
 		dst = append(dst, `,"inputSchema":{"json":`...)
 		if params := t.Get("function.parameters"); params.IsObject() {
-			dst = appendCompact(dst, params.Raw)
+			dst = chatreq.AppendCompact(dst, params.Raw)
 		} else {
 			// Converse requires a schema; a function without parameters
 			// takes an empty object.
@@ -645,68 +645,6 @@ func appendTextBlock(dst []byte, first *bool, raw string, cacheControl gjson.Res
 		dst = append(dst, cachePoint...)
 	}
 	return dst
-}
-
-// appendCompact appends valid JSON without insignificant whitespace.
-func appendCompact(dst []byte, raw string) []byte {
-	buf := bytes.NewBuffer(dst)
-	if err := json.Compact(buf, unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
-		// Callers validate first; keep the bytes rather than lose them.
-		return append(dst, raw...)
-	}
-	return buf.Bytes()
-}
-
-// message holds the fields of one OpenAI message, read in a single pass.
-type message struct {
-	role, content, toolCalls, toolCallID gjson.Result
-}
-
-func parseMessage(m gjson.Result) (f message) {
-	m.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			f.role = v
-		case "content":
-			f.content = v
-		case "tool_calls":
-			f.toolCalls = v
-		case "tool_call_id":
-			f.toolCallID = v
-		}
-		return true
-	})
-	return f
-}
-
-// part holds the fields of one content part, read in a single pass.
-type part struct {
-	typ, text, refusal, imageURL, cacheControl gjson.Result
-}
-
-func parsePart(p gjson.Result) (f part) {
-	p.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "type":
-			f.typ = v
-		case "text":
-			f.text = v
-		case "refusal":
-			f.refusal = v
-		case "image_url":
-			f.imageURL = v
-		case "cache_control":
-			f.cacheControl = v
-		}
-		return true
-	})
-	return f
-}
-
-func msgParam(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
-
-func contentParam(i, j int) string {
-	return msgParam(i) + ".content[" + strconv.Itoa(j) + "]"
 }
 
 // bstr views b as a string without copying. gjson results taken from it

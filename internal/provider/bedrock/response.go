@@ -1,6 +1,8 @@
 package bedrock
 
 import (
+	"github.com/edge-agent/edge-agent/internal/provider/chatreq"
+
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -81,7 +83,7 @@ func appendResponse(dst, body []byte, name, model, requestID string, created int
 			dst = api.AppendString(dst, tu.Get("name").Str)
 			dst = append(dst, `,"arguments":`...)
 			if input := tu.Get("input"); input.IsObject() {
-				scratch = appendCompact(scratch[:0], input.Raw)
+				scratch = chatreq.AppendCompact(scratch[:0], input.Raw)
 			} else {
 				scratch = append(scratch[:0], "{}"...)
 			}

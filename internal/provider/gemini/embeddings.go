@@ -1,6 +1,8 @@
 package gemini
 
 import (
+	"github.com/edge-agent/edge-agent/internal/provider/chatreq"
+
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -215,7 +217,7 @@ func (r *embedRequest) appendResponse(dst, body []byte, name, model string) ([]b
 			dst = base64.StdEncoding.AppendEncode(dst, scratch)
 			dst = append(dst, '"')
 		} else {
-			dst = appendCompact(dst, v.Raw)
+			dst = chatreq.AppendCompact(dst, v.Raw)
 		}
 		dst = append(dst, '}')
 	}

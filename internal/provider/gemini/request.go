@@ -1,8 +1,8 @@
 package gemini
 
 import (
-	"bytes"
-	"encoding/json"
+	"github.com/edge-agent/edge-agent/internal/provider/chatreq"
+
 	"path"
 	"strconv"
 	"strings"
@@ -158,17 +158,17 @@ func appendContents(dst []byte, messages gjson.Result) ([]byte, error) {
 	i := -1
 	messages.ForEach(func(_, m gjson.Result) bool {
 		i++
-		f := parseMessage(m)
-		switch role := f.role.Str; role {
+		f := chatreq.ParseMessage(m)
+		switch role := f.Role.Str; role {
 		case "system", "developer":
 		case "user":
-			err = w.userContent(f.content, i)
+			err = w.userContent(f.Content, i)
 		case "assistant":
 			err = w.assistant(f, i)
 		case "tool":
 			err = w.toolResult(f, messages, i)
 		default:
-			err = api.InvalidRequest(msgParam(i)+".role", "%s.role: role %q is not supported by Gemini models", msgParam(i), role)
+			err = api.InvalidRequest(chatreq.MsgParam(i)+".role", "%s.role: role %q is not supported by Gemini models", chatreq.MsgParam(i), role)
 		}
 		return err == nil
 	})
@@ -194,22 +194,22 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 		j := -1
 		c.ForEach(func(_, v gjson.Result) bool {
 			j++
-			p := parsePart(v)
-			switch typ := p.typ.Str; typ {
+			p := chatreq.ParsePart(v)
+			switch typ := p.Type.Str; typ {
 			case "text":
-				if p.text.Str != "" {
+				if p.Text.Str != "" {
 					w.part("user")
-					w.dst = appendText(w.dst, p.text.Raw)
+					w.dst = appendText(w.dst, p.Text.Raw)
 				}
 			case "image_url":
 				w.part("user")
-				w.dst, err = appendImage(w.dst, p.imageURL, i, j)
+				w.dst, err = appendImage(w.dst, p.ImageURL, i, j)
 			case "input_audio":
 				w.part("user")
-				w.dst, err = appendAudio(w.dst, p.audio, i, j)
+				w.dst, err = appendAudio(w.dst, p.InputAudio, i, j)
 			default:
-				err = api.InvalidRequest(contentParam(i, j)+".type",
-					"%s.type: content part type %q is not supported by Gemini models", contentParam(i, j), typ)
+				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
+					"%s.type: content part type %q is not supported by Gemini models", chatreq.ContentParam(i, j), typ)
 			}
 			return err == nil
 		})
@@ -217,11 +217,11 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 	case c.Type == gjson.Null || !c.Exists():
 		return nil
 	}
-	return api.InvalidRequest(msgParam(i)+".content", "%s.content must be a string or an array of content parts", msgParam(i))
+	return api.InvalidRequest(chatreq.MsgParam(i)+".content", "%s.content must be a string or an array of content parts", chatreq.MsgParam(i))
 }
 
-func (w *turnWriter) assistant(m message, i int) error {
-	c := m.content
+func (w *turnWriter) assistant(m chatreq.Message, i int) error {
+	c := m.Content
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
@@ -233,16 +233,16 @@ func (w *turnWriter) assistant(m message, i int) error {
 		j := -1
 		c.ForEach(func(_, v gjson.Result) bool {
 			j++
-			p := parsePart(v)
+			p := chatreq.ParsePart(v)
 			var t gjson.Result
-			switch typ := p.typ.Str; typ {
+			switch typ := p.Type.Str; typ {
 			case "text":
-				t = p.text
+				t = p.Text
 			case "refusal":
-				t = p.refusal
+				t = p.Refusal
 			default:
-				err = api.InvalidRequest(contentParam(i, j)+".type",
-					"%s.type: assistant content part type %q is not supported by Gemini models", contentParam(i, j), typ)
+				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
+					"%s.type: assistant content part type %q is not supported by Gemini models", chatreq.ContentParam(i, j), typ)
 				return false
 			}
 			if t.Type == gjson.String && t.Str != "" {
@@ -257,9 +257,9 @@ func (w *turnWriter) assistant(m message, i int) error {
 	}
 	var err error
 	j := -1
-	m.toolCalls.ForEach(func(_, tc gjson.Result) bool {
+	m.ToolCalls.ForEach(func(_, tc gjson.Result) bool {
 		j++
-		p := msgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
+		p := chatreq.MsgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
 		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
 			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
 			return false
@@ -283,7 +283,7 @@ func (w *turnWriter) assistant(m message, i int) error {
 		w.dst = append(w.dst, `{"functionCall":{"name":`...)
 		w.dst = append(w.dst, name.Raw...)
 		w.dst = append(w.dst, `,"args":`...)
-		w.dst = appendCompact(w.dst, input)
+		w.dst = chatreq.AppendCompact(w.dst, input)
 		w.dst = append(w.dst, "}}"...)
 		return true
 	})
@@ -293,18 +293,18 @@ func (w *turnWriter) assistant(m message, i int) error {
 // toolResult writes a functionResponse part. Gemini names the function a
 // response answers, where OpenAI gives the call's id: the name is that of
 // the assistant tool call with the id.
-func (w *turnWriter) toolResult(m message, messages gjson.Result, i int) error {
-	id := m.toolCallID
+func (w *turnWriter) toolResult(m chatreq.Message, messages gjson.Result, i int) error {
+	id := m.ToolCallID
 	if id.Type != gjson.String || id.Str == "" {
-		return api.InvalidRequest(msgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", msgParam(i))
+		return api.InvalidRequest(chatreq.MsgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", chatreq.MsgParam(i))
 	}
 	name := callName(messages, id.Str, i)
 	if name.Type != gjson.String || name.Str == "" {
-		return api.InvalidRequest(msgParam(i)+".tool_call_id",
-			"%s.tool_call_id %q answers no earlier assistant tool call (Gemini needs the function's name)", msgParam(i), id.Str)
+		return api.InvalidRequest(chatreq.MsgParam(i)+".tool_call_id",
+			"%s.tool_call_id %q answers no earlier assistant tool call (Gemini needs the function's name)", chatreq.MsgParam(i), id.Str)
 	}
 	var text strings.Builder
-	c := m.content
+	c := m.Content
 	switch {
 	case c.Type == gjson.String:
 		text.WriteString(c.Str)
@@ -313,12 +313,12 @@ func (w *turnWriter) toolResult(m message, messages gjson.Result, i int) error {
 		j := -1
 		c.ForEach(func(_, v gjson.Result) bool {
 			j++
-			p := parsePart(v)
-			if p.typ.Str != "text" {
-				err = api.InvalidRequest(contentParam(i, j)+".type", "%s.type: tool messages may only contain text parts", contentParam(i, j))
+			p := chatreq.ParsePart(v)
+			if p.Type.Str != "text" {
+				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type", "%s.type: tool messages may only contain text parts", chatreq.ContentParam(i, j))
 				return false
 			}
-			text.WriteString(p.text.Str)
+			text.WriteString(p.Text.Str)
 			return true
 		})
 		if err != nil {
@@ -330,7 +330,7 @@ func (w *turnWriter) toolResult(m message, messages gjson.Result, i int) error {
 	w.dst = append(w.dst, name.Raw...)
 	w.dst = append(w.dst, `,"response":`...)
 	if t := strings.TrimSpace(text.String()); gjson.Valid(t) && gjson.Parse(t).IsObject() {
-		w.dst = appendCompact(w.dst, t)
+		w.dst = chatreq.AppendCompact(w.dst, t)
 	} else {
 		w.dst = append(w.dst, `{"content":`...)
 		w.dst = api.AppendString(w.dst, text.String())
@@ -374,11 +374,11 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 	i := -1
 	messages.ForEach(func(_, m gjson.Result) bool {
 		i++
-		f := parseMessage(m)
-		if r := f.role.Str; r != "system" && r != "developer" {
+		f := chatreq.ParseMessage(m)
+		if r := f.Role.Str; r != "system" && r != "developer" {
 			return true
 		}
-		c := f.content
+		c := f.Content
 		switch {
 		case c.Type == gjson.String:
 			if c.Str != "" {
@@ -388,14 +388,14 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 			j := -1
 			c.ForEach(func(_, v gjson.Result) bool {
 				j++
-				p := parsePart(v)
-				if p.typ.Str != "text" {
-					err = api.InvalidRequest(contentParam(i, j)+".type",
-						"%s.type: system messages may only contain text parts", contentParam(i, j))
+				p := chatreq.ParsePart(v)
+				if p.Type.Str != "text" {
+					err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
+						"%s.type: system messages may only contain text parts", chatreq.ContentParam(i, j))
 					return false
 				}
-				if p.text.Str != "" {
-					dst = appendTextPart(dst, &first, p.text.Raw)
+				if p.Text.Str != "" {
+					dst = appendTextPart(dst, &first, p.Text.Raw)
 				}
 				return true
 			})
@@ -424,7 +424,7 @@ func appendImage(dst []byte, imageURL gjson.Result, i, j int) ([]byte, error) {
 	if u.IsObject() {
 		u = u.Get("url")
 	} // else some clients send the URL as a plain string
-	p := contentParam(i, j) + ".image_url.url"
+	p := chatreq.ContentParam(i, j) + ".image_url.url"
 	if u.Type != gjson.String || u.Str == "" {
 		return nil, api.InvalidRequest(p, "%s must be a non-empty string", p)
 	}
@@ -457,7 +457,7 @@ func appendImage(dst []byte, imageURL gjson.Result, i, j int) ([]byte, error) {
 
 // appendAudio writes an input_audio part ({"data": base64, "format": wav|mp3}) as inlineData.
 func appendAudio(dst []byte, audio gjson.Result, i, j int) ([]byte, error) {
-	p := contentParam(i, j) + ".input_audio"
+	p := chatreq.ContentParam(i, j) + ".input_audio"
 	data, format := audio.Get("data"), audio.Get("format").Str
 	if data.Type != gjson.String || data.Str == "" {
 		return nil, api.InvalidRequest(p+".data", "%s.data must be a non-empty base64 string", p)
@@ -785,7 +785,7 @@ func appendSchema(dst []byte, s gjson.Result, param string) ([]byte, error) {
 			}
 			key("enum")
 			dst = append(dst, '[')
-			dst = appendCompact(dst, v.Raw)
+			dst = chatreq.AppendCompact(dst, v.Raw)
 			dst = append(dst, ']')
 		case "enum":
 			if !v.IsArray() {
@@ -804,7 +804,7 @@ func appendSchema(dst []byte, s gjson.Result, param string) ([]byte, error) {
 					dst = append(dst, ',')
 				}
 				n++
-				dst = appendCompact(dst, e.Raw)
+				dst = chatreq.AppendCompact(dst, e.Raw)
 				return true
 			})
 			dst = append(dst, ']')
@@ -852,7 +852,7 @@ func appendSchema(dst []byte, s gjson.Result, param string) ([]byte, error) {
 					return true
 				}
 				key(k.Str)
-				dst = appendCompact(dst, v.Raw)
+				dst = chatreq.AppendCompact(dst, v.Raw)
 			}
 		}
 		return err == nil
@@ -881,68 +881,6 @@ func appendTextPart(dst []byte, first *bool, raw string) []byte {
 	}
 	*first = false
 	return appendText(dst, raw)
-}
-
-// appendCompact appends valid JSON without insignificant whitespace.
-func appendCompact(dst []byte, raw string) []byte {
-	buf := bytes.NewBuffer(dst)
-	if err := json.Compact(buf, unsafe.Slice(unsafe.StringData(raw), len(raw))); err != nil {
-		// Callers validate first; keep the bytes rather than lose them.
-		return append(dst, raw...)
-	}
-	return buf.Bytes()
-}
-
-// message holds the fields of one OpenAI message, read in a single pass.
-type message struct {
-	role, content, toolCalls, toolCallID gjson.Result
-}
-
-func parseMessage(m gjson.Result) (f message) {
-	m.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			f.role = v
-		case "content":
-			f.content = v
-		case "tool_calls":
-			f.toolCalls = v
-		case "tool_call_id":
-			f.toolCallID = v
-		}
-		return true
-	})
-	return f
-}
-
-// part holds the fields of one content part, read in a single pass.
-type part struct {
-	typ, text, refusal, imageURL, audio gjson.Result
-}
-
-func parsePart(p gjson.Result) (f part) {
-	p.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "type":
-			f.typ = v
-		case "text":
-			f.text = v
-		case "refusal":
-			f.refusal = v
-		case "image_url":
-			f.imageURL = v
-		case "input_audio":
-			f.audio = v
-		}
-		return true
-	})
-	return f
-}
-
-func msgParam(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
-
-func contentParam(i, j int) string {
-	return msgParam(i) + ".content[" + strconv.Itoa(j) + "]"
 }
 
 // bstr views b as a string without copying. gjson results taken from it

@@ -1,6 +1,8 @@
 package gemini
 
 import (
+	"github.com/edge-agent/edge-agent/internal/provider/chatreq"
+
 	"fmt"
 	"net/http"
 	"strconv"
@@ -266,7 +268,7 @@ func appendCallID(dst []byte, id, seed string, n int) []byte {
 // appendArgs writes a functionCall's args as compact JSON ({} when absent).
 func appendArgs(dst []byte, args gjson.Result) []byte {
 	if args.IsObject() {
-		return appendCompact(dst, args.Raw)
+		return chatreq.AppendCompact(dst, args.Raw)
 	}
 	return append(dst, "{}"...)
 }
