@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -23,6 +24,10 @@ type Accumulator struct {
 	usage                  *Usage
 	chunks                 int
 
+	// the shape of the chunk added last (UsageOnly)
+	lastChoices int
+	lastUsage   bool
+
 	limit int  // bound on held text bytes; 0: none
 	text  int  // text bytes seen, held or not
 	over  bool // the text passed limit; choices were dropped
@@ -39,9 +44,11 @@ func (a *Accumulator) Overflowed() bool { return a.over }
 func (a *Accumulator) TextBytes() int { return a.text }
 
 type accChoice struct {
-	role      string
-	content   strings.Builder
-	refusal   strings.Builder
+	role string
+	// []byte, not strings.Builder: choices and tools live in slices that
+	// grow as a stream names a new index, and a Builder must not be copied.
+	content   []byte
+	refusal   []byte
 	hasText   bool
 	hasRefuse bool
 	tools     []accTool
@@ -50,40 +57,69 @@ type accChoice struct {
 
 type accTool struct {
 	id, typ, name string
-	args          strings.Builder
+	args          []byte
 }
 
-// Add folds one chunk payload into the answer.
+// Add folds one chunk payload into the answer. The chunk is read in one
+// pass over each level (gjson's ForEach over a view of its bytes, not a
+// copy): a gateway calls this for every chunk of thousands of open streams,
+// and a lookup per field re-scanned the chunk each time. The chunk may be
+// reused once Add returns: every string the accumulator keeps is cloned.
 func (a *Accumulator) Add(chunk []byte) error {
 	if !gjson.ValidBytes(chunk) {
 		return fmt.Errorf("stream chunk is not valid JSON")
 	}
 	a.chunks++
-	root := gjson.ParseBytes(chunk)
-	if a.id == "" {
-		a.id = root.Get("id").String()
-		a.model = root.Get("model").String()
-		a.created = root.Get("created").Int()
-	}
-	if fp := root.Get("system_fingerprint"); fp.Type == gjson.String {
-		a.fingerprint = fp.Str
-	}
-	if u := root.Get("usage"); u.IsObject() {
-		a.usage = &Usage{
-			PromptTokens:     int(u.Get("prompt_tokens").Int()),
-			CompletionTokens: int(u.Get("completion_tokens").Int()),
-			TotalTokens:      int(u.Get("total_tokens").Int()),
+	a.lastChoices, a.lastUsage = 0, false
+	first := a.id == ""
+	root := gjson.Result{Type: gjson.JSON, Raw: bytesView(chunk)}
+	var choices gjson.Result
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			if first {
+				a.id = strings.Clone(v.String())
+			}
+		case "model":
+			if first {
+				a.model = strings.Clone(v.String())
+			}
+		case "created":
+			if first {
+				a.created = v.Int()
+			}
+		case "system_fingerprint":
+			if v.Type == gjson.String && v.Str != a.fingerprint {
+				a.fingerprint = strings.Clone(v.Str)
+			}
+		case "usage":
+			if v.IsObject() {
+				a.lastUsage = true
+				a.usage = chunkUsage(v)
+			}
+		case "choices":
+			choices = v
 		}
-		if c := u.Get("prompt_tokens_details.cached_tokens"); c.Exists() {
-			a.usage.PromptTokensDetails = &PromptTokensDetails{CachedTokens: int(c.Int())}
+		return true
+	})
+	choices.ForEach(func(_, ch gjson.Result) bool {
+		a.lastChoices++
+		idx, delta, finish := 0, gjson.Result{}, gjson.Result{}
+		ch.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "index":
+				idx = int(v.Int())
+			case "delta":
+				delta = v
+			case "finish_reason":
+				finish = v
+			}
+			return true
+		})
+		if a.over {
+			a.text += deltaText(delta, nil)
+			return true
 		}
-	}
-	if a.over {
-		a.text += textBytes(root)
-		return nil
-	}
-	root.Get("choices").ForEach(func(_, ch gjson.Result) bool {
-		idx := int(ch.Get("index").Int())
 		if idx < 0 || idx > 127 {
 			return true
 		}
@@ -91,70 +127,130 @@ func (a *Accumulator) Add(chunk []byte) error {
 			a.choices = append(a.choices, accChoice{})
 		}
 		c := &a.choices[idx]
-		d := ch.Get("delta")
-		if r := d.Get("role"); r.Type == gjson.String {
-			c.role = r.Str
-		}
-		if t := d.Get("content"); t.Type == gjson.String {
-			c.content.WriteString(t.Str)
-			c.hasText = true
-			a.text += len(t.Str)
-		}
-		if t := d.Get("refusal"); t.Type == gjson.String {
-			c.refusal.WriteString(t.Str)
-			c.hasRefuse = true
-			a.text += len(t.Str)
-		}
-		d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			ti := int(tc.Get("index").Int())
-			if ti < 0 || ti > 127 {
-				return true
-			}
-			for len(c.tools) <= ti {
-				c.tools = append(c.tools, accTool{})
-			}
-			t := &c.tools[ti]
-			if v := tc.Get("id"); v.Str != "" {
-				t.id = v.Str
-			}
-			if v := tc.Get("type"); v.Str != "" {
-				t.typ = v.Str
-			}
-			if v := tc.Get("function.name"); v.Str != "" {
-				t.name += v.Str
-				a.text += len(v.Str)
-			}
-			args := tc.Get("function.arguments").Str
-			t.args.WriteString(args)
-			a.text += len(args)
-			return true
-		})
-		if f := ch.Get("finish_reason"); f.Type == gjson.String {
-			c.finish = f.Str
+		a.text += deltaText(delta, c)
+		if finish.Type == gjson.String {
+			c.finish = strings.Clone(finish.Str)
 		}
 		return true
 	})
-	if a.limit > 0 && a.text > a.limit {
+	if a.limit > 0 && a.text > a.limit && !a.over {
 		a.over = true
 		a.choices = nil // let the held text go
 	}
 	return nil
 }
 
-// textBytes counts the text in a chunk's deltas without keeping it.
-func textBytes(root gjson.Result) int {
+// UsageOnly reports that the chunk added last was the extra usage chunk:
+// no choices, a usage object.
+func (a *Accumulator) UsageOnly() bool { return a.lastUsage && a.lastChoices == 0 }
+
+func chunkUsage(u gjson.Result) *Usage {
+	out := &Usage{}
+	u.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens":
+			out.PromptTokens = int(v.Int())
+		case "completion_tokens":
+			out.CompletionTokens = int(v.Int())
+		case "total_tokens":
+			out.TotalTokens = int(v.Int())
+		case "prompt_tokens_details":
+			if c := v.Get("cached_tokens"); c.Exists() {
+				out.PromptTokensDetails = &PromptTokensDetails{CachedTokens: int(c.Int())}
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// deltaText folds a choice's delta into c and returns the text bytes it
+// carried; with c nil it only counts them (the answer is over the limit).
+func deltaText(d gjson.Result, c *accChoice) int {
 	n := 0
-	root.Get("choices").ForEach(func(_, ch gjson.Result) bool {
-		d := ch.Get("delta")
-		n += len(d.Get("content").Str) + len(d.Get("refusal").Str)
-		d.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			n += len(tc.Get("function.name").Str) + len(tc.Get("function.arguments").Str)
-			return true
-		})
+	d.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			if c != nil && v.Type == gjson.String && v.Str != c.role {
+				c.role = strings.Clone(v.Str)
+			}
+		case "content":
+			if v.Type == gjson.String {
+				n += len(v.Str)
+				if c != nil {
+					c.content = append(c.content, v.Str...)
+					c.hasText = true
+				}
+			}
+		case "refusal":
+			if v.Type == gjson.String {
+				n += len(v.Str)
+				if c != nil {
+					c.refusal = append(c.refusal, v.Str...)
+					c.hasRefuse = true
+				}
+			}
+		case "tool_calls":
+			v.ForEach(func(_, tc gjson.Result) bool {
+				n += toolDelta(tc, c)
+				return true
+			})
+		}
 		return true
 	})
 	return n
 }
+
+// toolDelta folds one tool_calls entry into c (nil: count only).
+func toolDelta(tc gjson.Result, c *accChoice) int {
+	ti, id, typ, fn := 0, "", "", gjson.Result{}
+	tc.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "index":
+			ti = int(v.Int())
+		case "id":
+			id = v.Str
+		case "type":
+			typ = v.Str
+		case "function":
+			fn = v
+		}
+		return true
+	})
+	name, args := "", ""
+	fn.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "name":
+			name = v.Str
+		case "arguments":
+			args = v.Str
+		}
+		return true
+	})
+	n := len(name) + len(args)
+	if c == nil || ti < 0 || ti > 127 {
+		return n
+	}
+	for len(c.tools) <= ti {
+		c.tools = append(c.tools, accTool{})
+	}
+	t := &c.tools[ti]
+	if id != "" {
+		t.id = strings.Clone(id)
+	}
+	if typ != "" {
+		t.typ = strings.Clone(typ)
+	}
+	if name != "" {
+		t.name = strings.Clone(t.name + name) // "" + name is name itself: a view
+	}
+	t.args = append(t.args, args...)
+	return n
+}
+
+// bytesView is b as a string without a copy: valid only while b is not
+// modified, so nothing taken from it may be kept without strings.Clone.
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // Chunks is the number of chunks added.
 func (a *Accumulator) Chunks() int { return a.chunks }
@@ -192,17 +288,17 @@ func (a *Accumulator) Completion() *ChatCompletion {
 		}
 		m := Message{Role: role, Annotations: json.RawMessage("[]")}
 		if c.hasText || len(c.tools) == 0 {
-			m.Content = Ptr(c.content.String())
+			m.Content = Ptr(string(c.content))
 		}
 		if c.hasRefuse {
-			m.Refusal = Ptr(c.refusal.String())
+			m.Refusal = Ptr(string(c.refusal))
 		}
 		for _, t := range c.tools {
 			typ := t.typ
 			if typ == "" {
 				typ = "function"
 			}
-			m.ToolCalls = append(m.ToolCalls, ToolCall{ID: t.id, Type: typ, Function: FunctionCall{Name: t.name, Arguments: t.args.String()}})
+			m.ToolCalls = append(m.ToolCalls, ToolCall{ID: t.id, Type: typ, Function: FunctionCall{Name: t.name, Arguments: string(t.args)}})
 		}
 		cc.Choices[i] = Choice{Index: i, Message: m, FinishReason: c.finish, Logprobs: json.RawMessage("null")}
 	}

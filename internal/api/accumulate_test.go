@@ -18,12 +18,22 @@ func TestAccumulatorRebuildsTextToolCallsAndUsage(t *testing.T) {
 		`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}`,
 	}
 	var a Accumulator
+	buf := make([]byte, 0, 512)
 	for i, c := range chunks {
 		if a.Complete() && i <= 6 { // chunk 6 carries finish_reason
 			t.Fatalf("complete before the finish chunk, at chunk %d", i)
 		}
-		if err := a.Add([]byte(c)); err != nil {
+		// One buffer for every chunk, overwritten after each Add, as an
+		// SSE reader's is: what the accumulator keeps must be its own.
+		buf = append(buf[:0], c...)
+		if err := a.Add(buf); err != nil {
 			t.Fatal(err)
+		}
+		if got, want := a.UsageOnly(), i == len(chunks)-1; got != want {
+			t.Fatalf("chunk %d: UsageOnly %v, want %v", i, got, want)
+		}
+		for j := range buf {
+			buf[j] = 'x'
 		}
 	}
 	if !a.Complete() {
@@ -145,5 +155,42 @@ func TestAccumulatorPastItsLimitLetsTheTextGoButKeepsUsageAndCount(t *testing.T)
 	}
 	if err := a.Add([]byte(`{"choices":[`)); err == nil {
 		t.Fatal("a chunk that is not JSON is still an error past the limit")
+	}
+}
+
+func TestAccumulatorReadsEveryFieldOfAChunkShapedLikeOpenAIs(t *testing.T) {
+	// Fields in an unusual order, escapes, the fingerprint, cached tokens,
+	// "usage":null on every chunk and a second choice: the one-pass reading
+	// takes each where it is.
+	chunks := []string{
+		`{"choices":[{"finish_reason":null,"delta":{"content":"","role":"assistant","refusal":null},"index":0},{"index":1,"delta":{"role":"assistant","content":"B"}}],"model":"m2","id":"c2","created":9,"system_fingerprint":"fp_1","usage":null}`,
+		`{"id":"c2","model":"m2","created":9,"system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"content":"say \"hi\"\n"},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`{"id":"c2","choices":[{"index":1,"delta":{},"finish_reason":"stop"},{"index":0,"delta":{"refusal":"no"},"finish_reason":"stop"}],"usage":null}`,
+		`{"id":"c2","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11,"prompt_tokens_details":{"cached_tokens":2}}}`,
+	}
+	var a Accumulator
+	for _, c := range chunks {
+		if err := a.Add([]byte(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !a.Complete() || a.TextBytes() != len(`say "hi"`)+1+len("B")+len("no") {
+		t.Fatalf("complete %v, text bytes %d", a.Complete(), a.TextBytes())
+	}
+	cc := a.Completion()
+	if cc.ID != "c2" || cc.Model != "m2" || cc.Created != 9 || cc.SystemFingerprint != "fp_1" {
+		t.Fatalf("header fields: %+v", cc)
+	}
+	if u := cc.Usage; u == nil || u.PromptTokens != 5 || u.CompletionTokens != 6 || u.TotalTokens != 11 ||
+		u.PromptTokensDetails == nil || u.PromptTokensDetails.CachedTokens != 2 {
+		t.Fatalf("usage %+v", cc.Usage)
+	}
+	if len(cc.Choices) != 2 || *cc.Choices[0].Message.Content != "say \"hi\"\n" || *cc.Choices[0].Message.Refusal != "no" ||
+		*cc.Choices[1].Message.Content != "B" || cc.Choices[0].FinishReason != "stop" || cc.Choices[1].FinishReason != "stop" {
+		b, _ := json.Marshal(cc)
+		t.Fatalf("choices %s", b)
+	}
+	if err := a.Add([]byte(`{"choices":[`)); err == nil {
+		t.Fatal("an invalid chunk was accepted")
 	}
 }

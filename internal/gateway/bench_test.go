@@ -1,10 +1,9 @@
 package gateway
 
 import (
-	"github.com/edge-agent/edge-agent/internal/testutil/benchcpu"
-
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +16,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/route"
 	"github.com/edge-agent/edge-agent/internal/surface/messages"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
+	"github.com/edge-agent/edge-agent/internal/testutil/benchcpu"
 )
 
 const benchAnswer = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Paris is the capital of France."},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}`
@@ -31,7 +31,10 @@ var benchChunks = []string{
 
 // memRouter answers every call in memory: the provider costs nothing, so a
 // benchmark measures the gateway alone.
-type memRouter struct{ calls int }
+type memRouter struct {
+	calls  int
+	chunks [][]byte // a stream's chunks; nil: benchChunkBytes
+}
 
 func (m *memRouter) Resolve(model string) (route.Target, error) {
 	return route.Target{Provider: "openai", Model: model}, nil
@@ -40,7 +43,7 @@ func (m *memRouter) Resolve(model string) (route.Target, error) {
 func (m *memRouter) ChatCompletion(_ context.Context, _ route.Target, req *provider.Request, _ []string) (*provider.Response, error) {
 	m.calls++
 	if req.Stream {
-		return &provider.Response{Stream: &memStream{}}, nil
+		return &provider.Response{Stream: &memStream{chunks: m.chunks}}, nil
 	}
 	return &provider.Response{Body: []byte(benchAnswer)}, nil
 }
@@ -56,15 +59,37 @@ var benchChunkBytes = func() [][]byte {
 	return out
 }()
 
-type memStream struct{ i int }
+type memStream struct {
+	i      int
+	chunks [][]byte
+}
 
 func (s *memStream) Next() ([]byte, error) {
-	if s.i >= len(benchChunkBytes) {
+	if s.chunks == nil {
+		s.chunks = benchChunkBytes
+	}
+	if s.i >= len(s.chunks) {
 		return nil, io.EOF
 	}
 	s.i++
-	return benchChunkBytes[s.i-1], nil
+	return s.chunks[s.i-1], nil
 }
+
+// longStreamChunks is a 52-chunk answer shaped like OpenAI's with
+// stream_options.include_usage (the gateway asks for it to price every
+// stream): the role chunk, 50 content chunks, the finish chunk, each with
+// "usage":null, then the usage chunk; the shape the streams benchmark's
+// simulated provider sends (scripts/streams_compare.sh).
+var longStreamChunks = func() [][]byte {
+	const head = `{"id":"chatcmpl-sim-c866e10ac1b34f4f","object":"chat.completion.chunk","created":1796192998,"model":"gpt-4o-mini","system_fingerprint":"fp_sim","choices":[{"index":0,`
+	out := [][]byte{[]byte(head + `"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}`)}
+	for i := range 50 {
+		out = append(out, fmt.Appendf(nil, head+`"delta":{"content":" word%d"},"logprobs":null,"finish_reason":null}],"usage":null}`, i))
+	}
+	out = append(out, []byte(head+`"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}`),
+		[]byte(`{"id":"chatcmpl-sim-c866e10ac1b34f4f","object":"chat.completion.chunk","created":1796192998,"model":"gpt-4o-mini","system_fingerprint":"fp_sim","choices":[],"usage":{"prompt_tokens":20,"completion_tokens":50,"total_tokens":70}}`))
+	return out
+}()
 
 func (s *memStream) Close() error { return nil }
 
@@ -182,6 +207,16 @@ func BenchmarkProxyMissNonStreaming(b *testing.B) {
 
 func BenchmarkProxyMissStreaming(b *testing.B) {
 	g, _ := newBenchGateway(b, false, nil)
+	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}`)
+	serveBench(b, g, body, "BYPASS")
+}
+
+// BenchmarkProxyMissStreamingLong is a stream miss of 52 chunks: what the
+// gateway spends per chunk of a long answer (the streams benchmark's
+// per-stream CPU and garbage come from here).
+func BenchmarkProxyMissStreamingLong(b *testing.B) {
+	g, r := newBenchGateway(b, false, nil)
+	r.chunks = longStreamChunks
 	body := []byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"What is the capital of France?"}]}`)
 	serveBench(b, g, body, "BYPASS")
 }

@@ -117,10 +117,12 @@ const DefaultMaxCaptureBytes = 4 << 20
 
 // Gateway serves every surface through one pipeline.
 type Gateway struct {
-	o     Options
-	ids   *api.RequestIDs
-	pool  sync.Pool // *bytes.Buffer for request and response bodies
-	group cache.Group
+	o    Options
+	ids  *api.RequestIDs
+	pool sync.Pool // *bytes.Buffer for request and response bodies
+	// streamBufs: *[]byte, a stream's output buffer (serveStream)
+	streamBufs sync.Pool
+	group      cache.Group
 }
 
 // New returns a Gateway.
@@ -148,6 +150,7 @@ func New(o Options) *Gateway {
 	}
 	g := &Gateway{o: o, ids: api.NewRequestIDs()}
 	g.pool.New = func() any { return new(bytes.Buffer) }
+	g.streamBufs.New = func() any { b := make([]byte, 0, streamBufSize); return &b }
 	return g
 }
 
@@ -203,13 +206,19 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 	}
 
 	buf := g.pool.Get().(*bytes.Buffer)
-	defer g.putBuffer(buf)
 	body, held, err := x.readBody(buf)
 	defer g.o.BodyBudget.release(held) // the body is held until the answer is finished
 	if err != nil {
+		g.putBuffer(buf)
 		x.fail(err)
 		return
 	}
+	// The body is held until the answer ends, the whole of a stream for a
+	// streamed one: a copy of its own size, and the pooled read buffer
+	// (4 KiB at least, up to 1 MiB) goes back at once, so thousands of open
+	// streams do not each pin one.
+	body = bytes.Clone(body)
+	g.putBuffer(buf)
 	req, err := s.Parse(body, g.o.Limits)
 	if err != nil {
 		x.fail(err)
@@ -403,6 +412,12 @@ func (s *spanStream) Close() error {
 		s.span.End()
 	}
 	return s.Stream.Close()
+}
+
+// NextBuffered forwards provider.Buffered.
+func (s *spanStream) NextBuffered() bool {
+	b, ok := s.Stream.(provider.Buffered)
+	return ok && b.NextBuffered()
 }
 
 // Usage forwards the stream's usage by kind (provider.UsageReporter).

@@ -248,17 +248,25 @@ func (x *exchange) serveStream(ps provider.Stream) {
 		}
 	}()
 	flusher, _ := x.w.(http.Flusher)
-	buf := x.g.pool.Get().(*bytes.Buffer)
-	defer x.g.putBuffer(buf)
-	out := buf.AvailableBuffer()
+	ob := x.g.streamBufs.Get().(*[]byte)
+	defer x.g.putStreamBuf(ob)
+	// out holds what is not written yet: events the provider had sent
+	// while the gateway was busy are written together, with one flush,
+	// when the stream can tell (provider.Buffered) that the next one is in
+	// memory already; otherwise each is flushed as it comes.
+	out := (*ob)[:0]
+	defer func() { *ob = out }() // it may have grown
+	buffered, _ := ps.(provider.Buffered)
 	first := true
 	fail := func(err error) {
 		e := x.stoppedBy(api.FromError(err))
 		x.rec.Status, x.rec.ErrorCode = e.Status, e.Code
-		if e.Status != 499 {
-			if _, werr := x.w.Write(st.AppendError(out[:0], e)); werr == nil && flusher != nil {
-				flusher.Flush()
-			}
+		if e.Status == 499 {
+			return // the client is gone
+		}
+		// Events held back go first, then the error.
+		if _, werr := x.w.Write(st.AppendError(out, e)); werr == nil && flusher != nil {
+			flusher.Flush()
 		}
 	}
 	for {
@@ -279,16 +287,20 @@ func (x *exchange) serveStream(ps provider.Stream) {
 			x.rec.TTFT = time.Since(x.start)
 			first = false
 		}
-		if out, err = st.Add(out[:0], chunk); err != nil {
+		if out, err = st.Add(out, chunk); err != nil {
 			fail(err)
 			return
 		}
-		if len(out) > 0 && !x.send(out, flusher) {
+		if len(out) == 0 || len(out) < maxPendingStream && buffered != nil && buffered.NextBuffered() {
+			continue
+		}
+		if !x.send(out, flusher) {
 			return
 		}
+		out = out[:0]
 	}
 	_, records := x.req.(surface.Recorder)
-	out, a, err := st.End(out[:0], records || x.keyOK && !x.cc.noStore)
+	out, a, err := st.End(out, records || x.keyOK && !x.cc.noStore)
 	if err != nil {
 		fail(err)
 		return
@@ -317,6 +329,24 @@ func (x *exchange) serveStream(ps provider.Stream) {
 	}
 	x.record(a.Body, true)
 }
+
+// streamBufSize is the start size of a stream's output buffer: one event
+// and its framing, or a few (serveStream). A stream holds it for its whole
+// life, so it comes from a pool of its own, not the body buffers', which
+// may have grown to a large answer.
+const streamBufSize = 2 << 10
+
+func (g *Gateway) putStreamBuf(b *[]byte) {
+	if cap(*b) > 4*maxPendingStream {
+		return
+	}
+	*b = (*b)[:0]
+	g.streamBufs.Put(b)
+}
+
+// maxPendingStream bounds the events of a stream held back to be written
+// with the next ones (serveStream).
+const maxPendingStream = 16 << 10
 
 // send writes and flushes one piece of a stream; false when the client is
 // gone.

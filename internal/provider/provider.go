@@ -72,6 +72,15 @@ type Stream interface {
 	Close() error
 }
 
+// Buffered is implemented by a Stream that can tell whether its next chunk
+// is in memory already (NextBuffered: Next will not wait on the network).
+// The gateway then writes the chunks a slow reader let pile up with one
+// flush instead of one system call each; a stream that cannot tell has
+// every chunk flushed as it comes.
+type Buffered interface {
+	NextBuffered() bool
+}
+
 // Provider is one configured upstream.
 type Provider interface {
 	// Name is the configured name, used in "name/model" and in metrics.

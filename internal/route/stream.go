@@ -99,6 +99,17 @@ func (s *stream) Usage() (cost.Usage, bool) {
 	return cost.Usage{}, false
 }
 
+// NextBuffered passes on the upstream stream's answer (provider.Buffered):
+// true while the pre-read first chunk waits, false when the upstream cannot
+// tell.
+func (s *stream) NextBuffered() bool {
+	if s.hasFirst || s.err != nil {
+		return true
+	}
+	b, ok := s.up.(provider.Buffered)
+	return ok && !s.done.Load() && b.NextBuffered()
+}
+
 func (s *stream) Next() ([]byte, error) {
 	if s.err != nil {
 		return nil, s.err

@@ -159,6 +159,33 @@ func (r *Reader) next() (Event, error) {
 	}
 }
 
+// NextBuffered reports whether the buffer holds a whole event with a data
+// field already, so that Next will return it without reading from the
+// source (or Next returns the error that ended the stream). A proxy uses it
+// to write the events a slow reader let pile up with one flush instead of
+// one system call each; false is always safe.
+func (r *Reader) NextBuffered() bool {
+	if r.err != nil {
+		return true
+	}
+	n := r.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.br.Peek(n)
+	end := bytes.Index(b, blankLine)
+	if end < 0 {
+		return false
+	}
+	ev := b[:end+1]
+	return bytes.HasPrefix(ev, dataField[1:]) || bytes.Contains(ev, dataField)
+}
+
+var (
+	blankLine = []byte("\n\n")
+	dataField = []byte("\ndata:")
+)
+
 // readLine returns one line without its terminator (\n, \r\n or \r\n).
 func (r *Reader) readLine() ([]byte, error) {
 	r.line = r.line[:0]

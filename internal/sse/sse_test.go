@@ -192,3 +192,40 @@ func TestReaderFromPoolAllocatesNoBuffer(t *testing.T) {
 		t.Errorf("a pooled stream allocated %d bytes, want under %d (no new buffer)", per, bufSize*3/4)
 	}
 }
+
+func TestNextBufferedSeesOnlyAWholeEventWithData(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     bool // after the first event has been read
+	}{
+		{"nothing more", "data: a\n\n", false},
+		{"a whole event", "data: a\n\ndata: b\n\n", true},
+		{"a whole event after a comment", "data: a\n\n: ping\ndata: b\n\n", true},
+		{"an event named, with data", "data: a\n\nevent: e\ndata: b\n\n", true},
+		{"half an event", "data: a\n\ndata: b", false},
+		{"an event without its blank line", "data: a\n\ndata: b\n", false},
+		{"only a comment", "data: a\n\n: keep-alive\n\n", false},
+		{"an event without data", "data: a\n\nevent: e\n\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The source hands over everything in one read, as a socket
+			// with several events waiting does.
+			r := NewReader(strings.NewReader(tc.in))
+			if _, err := r.Next(); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.NextBuffered(); got != tc.want {
+				t.Fatalf("NextBuffered = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	r := NewReader(strings.NewReader("data: a\n\n"))
+	for {
+		if _, err := r.Next(); err != nil {
+			break
+		}
+	}
+	if !r.NextBuffered() {
+		t.Fatal("a reader that has ended must report that Next will not wait")
+	}
+}

@@ -341,6 +341,8 @@ type stream struct {
 	raw, eofEnds bool
 }
 
+var errorKey = []byte(`"error"`)
+
 func (s *stream) Next() ([]byte, error) {
 	if s.done {
 		return nil, io.EOF
@@ -370,6 +372,11 @@ func (s *stream) Next() ([]byte, error) {
 		if s.raw {
 			return data, nil
 		}
+		// An error event is {"error":{...}}; the key's bytes are looked
+		// for first, so an ordinary chunk is not parsed here at all.
+		if !bytes.Contains(data, errorKey) {
+			return data, nil
+		}
 		if e := gjson.GetBytes(data, "error"); e.IsObject() {
 			return nil, provider.ScrubSecret(&api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_error",
 				Message: fmt.Sprintf("provider %s failed mid-stream: %s", s.name, e.Get("message").String())}, s.key)
@@ -377,6 +384,9 @@ func (s *stream) Next() ([]byte, error) {
 		return data, nil
 	}
 }
+
+// NextBuffered: the next event is in the reader's buffer (provider.Buffered).
+func (s *stream) NextBuffered() bool { return s.done || s.r.NextBuffered() }
 
 func (s *stream) Close() error { return s.body.Close() }
 

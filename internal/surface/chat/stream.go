@@ -1,10 +1,7 @@
 package chat
 
 import (
-	"bytes"
 	"net/http"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cost"
@@ -39,7 +36,7 @@ func (s *stream) Add(dst, chunk []byte) ([]byte, error) {
 	if err := s.acc.Add(chunk); err != nil {
 		return dst, errInvalidChunk
 	}
-	if !s.req.IncludeUsage && isUsageOnly(chunk) {
+	if !s.req.IncludeUsage && s.acc.UsageOnly() {
 		return dst, nil // asked for to price the answer; the client did not
 	}
 	return appendData(dst, chunk), nil
@@ -86,12 +83,3 @@ func (s *stream) Partial() (cost.Usage, bool) {
 }
 
 func (s *stream) Overflowed() bool { return s.acc.Overflowed() }
-
-// isUsageOnly reports the extra usage chunk: no choices, a usage object.
-func isUsageOnly(chunk []byte) bool {
-	if !bytes.Contains(chunk, []byte(`"usage"`)) {
-		return false
-	}
-	r := gjson.GetManyBytes(chunk, "choices.#", "usage")
-	return r[0].Int() == 0 && r[1].IsObject()
-}

@@ -68,12 +68,14 @@ func (a *Accumulator) Usage() (u cost.Usage, ok bool) {
 type field struct{ key, raw string }
 
 type accBlock struct {
-	start     string // the content_block_start object, raw
-	typ       string
-	text      strings.Builder
-	thinking  strings.Builder
-	signature strings.Builder
-	partial   strings.Builder
+	start string // the content_block_start object, raw
+	typ   string
+	// []byte, not strings.Builder: blocks live in a slice that grows as
+	// blocks start, and a Builder must not be copied.
+	text      []byte
+	thinking  []byte
+	signature []byte
+	partial   []byte
 	citations []string
 	hasText   bool
 	hasThink  bool
@@ -142,20 +144,20 @@ func (a *Accumulator) Add(data []byte) error {
 		switch d.Get("type").Str {
 		case "text_delta":
 			t := d.Get("text").Str
-			b.text.WriteString(t)
+			b.text = append(b.text, t...)
 			b.hasText = true
 			a.text += len(t)
 		case "thinking_delta":
 			t := d.Get("thinking").Str
-			b.thinking.WriteString(t)
+			b.thinking = append(b.thinking, t...)
 			b.hasThink = true
 			a.text += len(t)
 		case "signature_delta":
-			b.signature.WriteString(d.Get("signature").Str)
+			b.signature = append(b.signature, d.Get("signature").Str...)
 			b.hasSig = true
 		case "input_json_delta":
 			t := d.Get("partial_json").Str
-			b.partial.WriteString(t)
+			b.partial = append(b.partial, t...)
 			a.text += len(t)
 		case "citations_delta":
 			if c := d.Get("citation"); c.IsObject() {
@@ -230,19 +232,19 @@ func (a *Accumulator) Answer() ([]byte, error) {
 		}
 		var over []field
 		if b.hasText {
-			over = append(over, field{"text", string(api.AppendString(nil, b.text.String()))})
+			over = append(over, field{"text", string(api.AppendString(nil, string(b.text)))})
 		}
 		if b.hasThink {
-			over = append(over, field{"thinking", string(api.AppendString(nil, b.thinking.String()))})
+			over = append(over, field{"thinking", string(api.AppendString(nil, string(b.thinking)))})
 		}
 		if b.hasSig {
-			over = append(over, field{"signature", string(api.AppendString(nil, b.signature.String()))})
+			over = append(over, field{"signature", string(api.AppendString(nil, string(b.signature)))})
 		}
 		if len(b.citations) > 0 {
 			over = append(over, field{"citations", "[" + strings.Join(b.citations, ",") + "]"})
 		}
-		if b.partial.Len() > 0 {
-			in := strings.TrimSpace(b.partial.String())
+		if len(b.partial) > 0 {
+			in := strings.TrimSpace(string(b.partial))
 			if !gjson.Valid(in) || !gjson.Parse(in).IsObject() {
 				return nil, badStream("the input of content block " + strconv.Itoa(i) + " is not a JSON object")
 			}

@@ -250,3 +250,32 @@ func TestReplayRefusesWhatIsNotAMessagesAnswer(t *testing.T) {
 		}
 	}
 }
+
+func TestAccumulatorTakesDeltasToAnEarlierBlockAfterALaterOneStarted(t *testing.T) {
+	// Blocks live in a slice that grows as they start; a delta to block 0
+	// after block 1 started once panicked (a copied strings.Builder).
+	var a Accumulator
+	for _, e := range []string{
+		`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}}`,
+		`{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}`,
+		`{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}`,
+		`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"b"}}`,
+		`{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"c"}}`,
+		`{"type":"content_block_stop","index":0}`,
+		`{"type":"content_block_stop","index":1}`,
+		`{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":3}}`,
+		`{"type":"message_stop"}`,
+	} {
+		if err := a.Add([]byte(e)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := a.Answer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gjson.GetBytes(b, "content.#.text").Raw; got != `["ab","c"]` {
+		t.Fatalf("texts %s in %s", got, b)
+	}
+}

@@ -74,12 +74,12 @@ func translateChat(completion []byte, e *echo, id string, created int64) (*fromC
 		it := &item{id: itemID("msg_", id, 0)}
 		if c.Str != "" {
 			p := part{}
-			p.text.WriteString(c.Str)
+			p.text = append(p.text, c.Str...)
 			it.parts = append(it.parts, p)
 		}
 		if r.Str != "" {
 			p := part{refusal: true}
-			p.text.WriteString(r.Str)
+			p.text = append(p.text, r.Str...)
 			it.parts = append(it.parts, p)
 		}
 		items = append(items, it)

@@ -312,7 +312,7 @@ type item struct {
 
 type part struct {
 	refusal bool
-	text    strings.Builder
+	text    []byte // not a strings.Builder: parts live in a growing slice, and a Builder must not be copied
 }
 
 // appendItem writes it as an output item with the given status; a message
@@ -353,7 +353,7 @@ func (it *item) appendJSON(dst []byte, status string, bare bool) []byte {
 func (p *part) appendJSON(dst []byte, empty bool) []byte {
 	text := ""
 	if !empty {
-		text = p.text.String()
+		text = string(p.text)
 	}
 	if p.refusal {
 		dst = append(dst, `{"type":"refusal","refusal":`...)

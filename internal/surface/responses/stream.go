@@ -134,13 +134,13 @@ func (t *StreamTranslator) textDelta(dst []byte, refusal bool, s string) []byte 
 		dst = t.ev.partEvent(dst, "response.content_part.added", it.id, t.msg, n, p.appendJSON(nil, true))
 	}
 	n := len(it.parts) - 1
-	it.parts[n].text.WriteString(s)
+	it.parts[n].text = append(it.parts[n].text, s...)
 	return t.ev.textDelta(dst, refusal, it.id, t.msg, n, s)
 }
 
 func (t *StreamTranslator) closePart(dst []byte, it *item, n int) []byte {
 	p := &it.parts[n]
-	dst = t.ev.textDone(dst, p.refusal, it.id, t.msg, n, p.text.String())
+	dst = t.ev.textDone(dst, p.refusal, it.id, t.msg, n, string(p.text))
 	return t.ev.partEvent(dst, "response.content_part.done", it.id, t.msg, n, p.appendJSON(nil, false))
 }
 
