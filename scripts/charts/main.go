@@ -423,9 +423,9 @@ func streamCharts(rows []streamRow) ([]chart, error) {
 		}
 		rss = append(rss, line{t, a})
 		cpu = append(cpu, line{t, b})
-		if len(c) > 0 {
-			ttft = append(ttft, line{t, c})
-		}
+		// The provider's own line is empty here (nothing added to itself),
+		// but keeps its place, so each target has one colour in every chart.
+		ttft = append(ttft, line{t, c})
 	}
 	ticks := levelTicks(levels)
 	lo, hi := bounds(levels)
