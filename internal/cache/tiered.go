@@ -51,6 +51,13 @@ type L2 interface {
 	Healthy() bool
 }
 
+// L2Batch is an L2 that looks many keys up in one round trip (redis.Cache:
+// GetMany returns the entries in the keys' order, nil for a miss). Tiered
+// uses it when its L2 has it.
+type L2Batch interface {
+	GetMany(context.Context, []Key) ([]*Entry, error)
+}
+
 // ErrWriteQueueFull is reported through Options.OnError when an L2 write is
 // dropped because the write queue is full (L2 slower than the miss rate).
 var ErrWriteQueueFull = errors.New("cache: L2 write queue full, write dropped")
@@ -205,6 +212,76 @@ func (t *Tiered) Get(ctx context.Context, k Key, maxAge time.Duration) (*Entry, 
 		t.l1.Set(k, e, ttl)
 	}
 	return e, TierL2
+}
+
+// GetMany is Get for many keys at once: each in L1, then the L1 misses in
+// L2 together, one round trip when L2 is an L2Batch (one call per key
+// otherwise). It returns the entries and their tiers in the keys' order (nil
+// and TierNone for a miss); L2 hits fill L1.
+func (t *Tiered) GetMany(ctx context.Context, keys []Key, maxAge time.Duration) ([]*Entry, []Tier) {
+	out, tiers := make([]*Entry, len(keys)), make([]Tier, len(keys))
+	batch, ok := t.l2.(L2Batch)
+	if !ok || len(keys) < 2 {
+		for i, k := range keys {
+			out[i], tiers[i] = t.Get(ctx, k, maxAge)
+		}
+		return out, tiers
+	}
+	now := t.now()
+	var miss []Key
+	var at []int
+	if t.l1 != nil {
+		var done func(bool)
+		if t.trace != nil {
+			_, done = t.trace(ctx, TierL1)
+		}
+		for i, k := range keys {
+			if e, ok := t.l1.Get(k); ok && fresh(e, now, maxAge) {
+				out[i], tiers[i] = e, TierL1
+				continue
+			}
+			miss, at = append(miss, k), append(at, i)
+		}
+		if done != nil {
+			done(len(miss) == 0)
+		}
+		if len(miss) == 0 {
+			return out, tiers
+		}
+	} else {
+		miss, at = keys, make([]int, len(keys))
+		for i := range at {
+			at[i] = i
+		}
+	}
+	var done func(bool)
+	if t.trace != nil {
+		ctx, done = t.trace(ctx, TierL2)
+	}
+	es, err := batch.GetMany(ctx, miss)
+	if err != nil {
+		t.onError(TierL2, "get", err) // es still holds what decoded
+	}
+	hits := 0
+	for j, e := range es {
+		if e == nil || !fresh(e, now, maxAge) {
+			continue
+		}
+		hits++
+		i := at[j]
+		out[i], tiers[i] = e, TierL2
+		if t.l1 != nil {
+			ttl := t.l1TTL
+			if !e.ExpiresAt.IsZero() {
+				ttl = min(ttl, e.ExpiresAt.Sub(now))
+			}
+			t.l1.Set(keys[i], e, ttl)
+		}
+	}
+	if done != nil {
+		done(hits == len(miss))
+	}
+	return out, tiers
 }
 
 func fresh(e *Entry, now time.Time, maxAge time.Duration) bool {

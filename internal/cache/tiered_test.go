@@ -361,3 +361,55 @@ func TestTieredTracesEachTierLookupWithItsOutcome(t *testing.T) {
 		t.Fatalf("traced %v, want %v", got, want)
 	}
 }
+
+// batchL2 is a fakeL2 that also looks keys up in batches, counting calls.
+type batchL2 struct {
+	*fakeL2
+	batches, keys int
+}
+
+func (b *batchL2) GetMany(ctx context.Context, keys []Key) ([]*Entry, error) {
+	b.batches++
+	b.keys += len(keys)
+	out := make([]*Entry, len(keys))
+	for i, k := range keys {
+		e, err := b.fakeL2.Get(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = e
+	}
+	return out, nil
+}
+
+func TestTieredGetManyAsksL2OnceForWhatL1Lacks(t *testing.T) {
+	l1, l2 := newFakeL1(), &batchL2{fakeL2: newFakeL2()}
+	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+	tc := NewTiered(Options{L1: l1, L2: l2, Now: clock.Now})
+	defer tc.Close()
+	ctx := context.Background()
+	inL1, inL2, stale := sampleEntry(), sampleEntry(), sampleEntry()
+	inL1.StoredAt, inL2.StoredAt, stale.StoredAt = clock.Now(), clock.Now(), clock.Now().Add(-time.Hour)
+	l1.Set(Key{1}, inL1, time.Minute)
+	l2.m[Key{2}], l2.m[Key{4}] = inL2, stale
+	keys := []Key{{1}, {2}, {3}, {4}}
+	es, tiers := tc.GetMany(ctx, keys, 10*time.Minute)
+	if es[0] != inL1 || tiers[0] != TierL1 || es[1] != inL2 || tiers[1] != TierL2 ||
+		es[2] != nil || tiers[2] != TierNone || es[3] != nil || tiers[3] != TierNone {
+		t.Fatalf("entries %v, tiers %v", es, tiers)
+	}
+	if l2.batches != 1 || l2.keys != 3 {
+		t.Fatalf("L2 asked %d times for %d keys; want once, for the 3 L1 lacked", l2.batches, l2.keys)
+	}
+	if _, ok := l1.Get(Key{2}); !ok {
+		t.Fatal("an L2 hit did not fill L1")
+	}
+	// All in L1 now but 3 and 4: L2 is asked for those alone.
+	if es, _ = tc.GetMany(ctx, keys[:2], 0); es[0] != inL1 || es[1] != inL2 || l2.batches != 1 {
+		t.Fatalf("entries %v after %d batches; want both from L1 with no L2 call", es, l2.batches)
+	}
+	l2.err = errors.New("down")
+	if es, tiers = tc.GetMany(ctx, keys[2:], 0); es[0] != nil || es[1] != nil || tiers[0] != TierNone {
+		t.Fatalf("an L2 failure must be a miss: %v %v", es, tiers)
+	}
+}

@@ -277,8 +277,9 @@ func (b *embedBatch) lookup(ctx context.Context) {
 		ctx, span = g.o.Tracer.StartSpan(ctx, "cache.lookup")
 		defer span.End()
 	}
-	for i, k := range b.keys {
-		e, tier := g.o.Cache.Get(ctx, k, x.cc.maxAge)
+	es, tiers := g.o.Cache.GetMany(ctx, b.keys, x.cc.maxAge) // L2: one round trip for the batch
+	for i, e := range es {
+		tier := tiers[i]
 		if e == nil {
 			continue
 		}

@@ -479,3 +479,71 @@ func TestEntriesCountsOnlyKeysUnderThePrefixAndCachesTheCount(t *testing.T) {
 		t.Fatalf("Entries with maxAge 0 = %d, want a fresh count of 1501", n)
 	}
 }
+
+func TestGetManyReturnsEntriesInTheKeysOrder(t *testing.T) {
+	s := redistest.Start(t)
+	c := newCache(t, Options{URL: s.URL()})
+	raw := rawClient(t, s)
+	ctx := context.Background()
+	want := sampleEntry()
+	for _, k := range []cache.Key{{1}, {3}} {
+		if err := c.Set(ctx, k, want, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := raw.Do(ctx, raw.B().Set().Key("llm-edge:v1:"+cache.Key{4}.String()).Value("not an entry").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	es, err := c.GetMany(ctx, []cache.Key{{1}, {2}, {3}, {4}})
+	if !errors.Is(err, cache.ErrCorrupt) {
+		t.Fatalf("error %v; want the corrupt entry reported", err)
+	}
+	if len(es) != 4 || es[0] == nil || es[1] != nil || es[2] == nil || es[3] != nil ||
+		string(es[0].Body) != string(want.Body) || string(es[2].Body) != string(want.Body) {
+		t.Fatalf("entries %v", es)
+	}
+	if !c.Healthy() {
+		t.Fatal("a corrupt value must not mark Redis unhealthy")
+	}
+	tiered := cache.NewTiered(cache.Options{L2: c})
+	defer tiered.Close()
+	if es, tiers := tiered.GetMany(ctx, []cache.Key{{1}, {2}}, 0); es[0] == nil || tiers[0] != cache.TierL2 || es[1] != nil {
+		t.Fatalf("tiered: %v %v", es, tiers)
+	}
+}
+
+// BenchmarkGetMany100 looks up a batch of 100 keys (an embeddings request
+// of 100 inputs), half of them stored: one pipelined round trip against a
+// Get per key.
+func BenchmarkGetMany100(b *testing.B) {
+	s := redistest.Start(b)
+	c := newCache(b, Options{URL: s.URL()})
+	ctx := context.Background()
+	keys := make([]cache.Key, 100)
+	for i := range keys {
+		keys[i] = cache.Key{byte(i), 1}
+		if i%2 == 0 {
+			if err := c.Set(ctx, keys[i], sampleEntry(), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("get-each", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, k := range keys {
+				if _, err := c.Get(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("get-many", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.GetMany(ctx, keys); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
