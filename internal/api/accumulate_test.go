@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -193,4 +194,31 @@ func TestAccumulatorReadsEveryFieldOfAChunkShapedLikeOpenAIs(t *testing.T) {
 	if err := a.Add([]byte(`{"choices":[`)); err == nil {
 		t.Fatal("an invalid chunk was accepted")
 	}
+}
+
+// FuzzAccumulatorAdd: no chunk makes Add panic, and what the accumulator
+// keeps is its own: scribbling over the chunk afterwards (an SSE reader
+// reuses its buffer) changes nothing in the answer.
+func FuzzAccumulatorAdd(f *testing.F) {
+	f.Add([]byte(`{"id":"c","model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":"hi","tool_calls":[{"index":0,"id":"t","type":"function","function":{"name":"n","arguments":"{}"}}]},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}`))
+	f.Add([]byte(`{"choices":[{"index":1,"delta":{"content":"\u00e9"}},{"index":0,"delta":{"refusal":"r"}}]}`))
+	f.Add([]byte(`{"choices":[{"index":200}],"usage":null}`))
+	f.Add([]byte(`[1,2]`))
+	f.Fuzz(func(t *testing.T, chunk []byte) {
+		var a, b Accumulator
+		scribbled := bytes.Clone(chunk)
+		errA := a.Add(scribbled)
+		for i := range scribbled {
+			scribbled[i] = '"'
+		}
+		errB := b.Add(bytes.Clone(chunk))
+		if (errA == nil) != (errB == nil) {
+			t.Fatalf("errors %v and %v", errA, errB)
+		}
+		ja, _ := json.Marshal(a.Completion())
+		jb, _ := json.Marshal(b.Completion())
+		if !bytes.Equal(ja, jb) {
+			t.Fatalf("the answer changed with the chunk's bytes:\n%s\n%s", ja, jb)
+		}
+	})
 }
