@@ -171,7 +171,7 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 	var count, parts int
 	var only gjson.Result
 	messages.ForEach(func(_, m gjson.Result) bool {
-		if f := chatreq.ParseMessage(m); isSystemRole(f.Role.Str) {
+		if f := chatreq.ParseMessage(m); chatreq.IsSystemRole(f.Role.Str) {
 			c := f.Content
 			count++
 			only = c
@@ -194,37 +194,8 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 	mark := len(dst)
 	dst = append(dst, `,"system":[`...)
 	first := true
-	var err error
-	i := -1
-	messages.ForEach(func(_, m gjson.Result) bool {
-		i++
-		f := chatreq.ParseMessage(m)
-		if !isSystemRole(f.Role.Str) {
-			return true
-		}
-		c := f.Content
-		switch {
-		case c.Type == gjson.String:
-			if c.Str != "" {
-				dst = appendTextBlock(dst, &first, c.Raw, gjson.Result{})
-			}
-		case c.IsArray():
-			j := -1
-			c.ForEach(func(_, v gjson.Result) bool {
-				j++
-				p := chatreq.ParsePart(v)
-				if p.Type.Str != "text" {
-					err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
-						"%s.type: system messages may only contain text parts", chatreq.ContentParam(i, j))
-					return false
-				}
-				if p.Text.Str != "" {
-					dst = appendTextBlock(dst, &first, p.Text.Raw, p.CacheControl)
-				}
-				return true
-			})
-		}
-		return err == nil
+	err := chatreq.EachSystemText(messages, func(text, cacheControl gjson.Result) {
+		dst = appendTextBlock(dst, &first, text.Raw, cacheControl)
 	})
 	if err != nil {
 		return nil, err
@@ -234,8 +205,6 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 	}
 	return append(dst, ']'), nil
 }
-
-func isSystemRole(role string) bool { return role == "system" || role == "developer" }
 
 // turnWriter writes Anthropic messages, merging consecutive blocks of one
 // role into a single turn and never opening a turn without a block.
@@ -360,45 +329,16 @@ func (w *turnWriter) assistant(m chatreq.Message, i int) error {
 			return err
 		}
 	}
-	var err error
-	j := -1
-	m.ToolCalls.ForEach(func(_, tc gjson.Result) bool {
-		j++
-		p := chatreq.MsgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
-		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
-			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
-			return false
-		}
-		id, name := tc.Get("id"), tc.Get("function.name")
-		if id.Type != gjson.String || id.Str == "" {
-			err = api.InvalidRequest(p+".id", "%s.id must be a non-empty string", p)
-			return false
-		}
-		if name.Type != gjson.String || name.Str == "" {
-			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
-			return false
-		}
-		args := tc.Get("function.arguments")
-		input := strings.TrimSpace(args.Str)
-		if input == "" {
-			input = "{}"
-		}
-		if args.Exists() && args.Type != gjson.String && args.Type != gjson.Null ||
-			!gjson.Valid(input) || !gjson.Parse(input).IsObject() {
-			err = api.InvalidRequest(p+".function.arguments", "%s.function.arguments must be a JSON object encoded as a string", p)
-			return false
-		}
+	return chatreq.EachToolCall(m.ToolCalls, i, true, func(tc chatreq.ToolCall) {
 		w.block("assistant")
 		w.dst = append(w.dst, `{"type":"tool_use","id":`...)
-		w.dst = append(w.dst, id.Raw...)
+		w.dst = append(w.dst, tc.ID.Raw...)
 		w.dst = append(w.dst, `,"name":`...)
-		w.dst = append(w.dst, name.Raw...)
+		w.dst = append(w.dst, tc.Name.Raw...)
 		w.dst = append(w.dst, `,"input":`...)
-		w.dst = chatreq.AppendCompact(w.dst, input)
+		w.dst = chatreq.AppendCompact(w.dst, tc.Input)
 		w.dst = append(w.dst, '}')
-		return true
 	})
-	return err
 }
 
 func (w *turnWriter) toolResult(m chatreq.Message, i int) error {

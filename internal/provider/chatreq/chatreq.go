@@ -8,9 +8,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
 )
 
 // Message holds the fields of one chat message.
@@ -77,4 +80,96 @@ func AppendCompact(dst []byte, raw string) []byte {
 		return append(dst, raw...)
 	}
 	return buf.Bytes()
+}
+
+// ToolCall is one assistant tool call, checked by EachToolCall.
+type ToolCall struct {
+	ID, Name gjson.Result // non-empty strings (ID unchecked unless asked for)
+	Input    string       // the arguments: a JSON object, "{}" when empty
+}
+
+// EachToolCall checks the tool_calls of message i and calls fn with each:
+// a function call, with an id (when needID) and a name that are non-empty
+// strings, and arguments that are a JSON object encoded as a string (empty
+// or absent: {}). The first that is not is a 400 naming its field.
+func EachToolCall(calls gjson.Result, i int, needID bool, fn func(ToolCall)) error {
+	var err error
+	j := -1
+	calls.ForEach(func(_, tc gjson.Result) bool {
+		j++
+		p := MsgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
+		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
+			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
+			return false
+		}
+		c := ToolCall{ID: tc.Get("id"), Name: tc.Get("function.name")}
+		if needID && (c.ID.Type != gjson.String || c.ID.Str == "") {
+			err = api.InvalidRequest(p+".id", "%s.id must be a non-empty string", p)
+			return false
+		}
+		if c.Name.Type != gjson.String || c.Name.Str == "" {
+			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
+			return false
+		}
+		args := tc.Get("function.arguments")
+		c.Input = strings.TrimSpace(args.Str)
+		if c.Input == "" {
+			c.Input = "{}"
+		}
+		if args.Exists() && args.Type != gjson.String && args.Type != gjson.Null ||
+			!gjson.Valid(c.Input) || !gjson.Parse(c.Input).IsObject() {
+			err = api.InvalidRequest(p+".function.arguments", "%s.function.arguments must be a JSON object encoded as a string", p)
+			return false
+		}
+		fn(c)
+		return true
+	})
+	return err
+}
+
+// IsSystemRole reports the roles that Anthropic and Bedrock take out of
+// the turns into their own system field.
+func IsSystemRole(role string) bool { return role == "system" || role == "developer" }
+
+// EachSystemText calls fn with each non-empty text of the system and
+// developer messages, in order: a string content, or each text part with
+// its cache_control. A part of another type, or content that is neither a
+// string nor an array, is a 400 naming it.
+func EachSystemText(messages gjson.Result, fn func(text, cacheControl gjson.Result)) error {
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := ParseMessage(m)
+		if !IsSystemRole(f.Role.Str) {
+			return true
+		}
+		c := f.Content
+		switch {
+		case c.Type == gjson.String:
+			if c.Str != "" {
+				fn(c, gjson.Result{})
+			}
+		case c.IsArray():
+			j := -1
+			c.ForEach(func(_, v gjson.Result) bool {
+				j++
+				p := ParsePart(v)
+				if p.Type.Str != "text" {
+					err = api.InvalidRequest(ContentParam(i, j)+".type",
+						"%s.type: system messages may only contain text parts", ContentParam(i, j))
+					return false
+				}
+				if p.Text.Str != "" {
+					fn(p.Text, p.CacheControl)
+				}
+				return true
+			})
+		case c.Type == gjson.Null || !c.Exists():
+		default:
+			err = api.InvalidRequest(MsgParam(i)+".content", "%s.content must be a string or an array of content parts", MsgParam(i))
+		}
+		return err == nil
+	})
+	return err
 }

@@ -1,9 +1,13 @@
 package chatreq
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/edge-agent/edge-agent/internal/api"
 )
 
 func TestParseMessageAndPartReadEveryFieldInOnePass(t *testing.T) {
@@ -20,5 +24,55 @@ func TestParseMessageAndPartReadEveryFieldInOnePass(t *testing.T) {
 	}
 	if got := string(AppendCompact([]byte("x"), `{ "a" : [1, 2] }`)); got != `x{"a":[1,2]}` {
 		t.Fatalf("AppendCompact = %q", got)
+	}
+}
+
+func TestEachToolCallChecksEveryCallAndNamesTheBadField(t *testing.T) {
+	for _, tc := range []struct {
+		name, calls string
+		needID      bool
+		param       string // "" : accepted
+		inputs      []string
+	}{
+		{"two calls", `[{"id":"a","type":"function","function":{"name":"f","arguments":"{\"x\":1}"}},{"id":"b","function":{"name":"g"}}]`, true, "", []string{`{"x":1}`, `{}`}},
+		{"no id where none is needed", `[{"function":{"name":"f","arguments":" "}}]`, false, "", []string{`{}`}},
+		{"no id", `[{"function":{"name":"f"}}]`, true, "messages[2].tool_calls[0].id", nil},
+		{"not a function", `[{"id":"a","type":"code","function":{"name":"f"}}]`, true, "messages[2].tool_calls[0].type", nil},
+		{"no name", `[{"id":"a","function":{}},{"id":"b"}]`, true, "messages[2].tool_calls[0].function.name", nil},
+		{"arguments not an object", `[{"id":"a","function":{"name":"f","arguments":"[1]"}}]`, true, "messages[2].tool_calls[0].function.arguments", nil},
+		{"arguments not a string", `[{"id":"a","function":{"name":"f","arguments":{"x":1}}}]`, true, "messages[2].tool_calls[0].function.arguments", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var inputs []string
+			err := EachToolCall(gjson.Parse(tc.calls), 2, tc.needID, func(c ToolCall) { inputs = append(inputs, c.Input) })
+			if tc.param == "" {
+				if err != nil || strings.Join(inputs, " ") != strings.Join(tc.inputs, " ") {
+					t.Fatalf("err %v, inputs %q; want %q", err, inputs, tc.inputs)
+				}
+				return
+			}
+			var e *api.Error
+			if !errors.As(err, &e) || e.Param != tc.param || e.Status != 400 {
+				t.Fatalf("err %v; want a 400 naming %s", err, tc.param)
+			}
+		})
+	}
+}
+
+func TestEachSystemTextTakesSystemAndDeveloperTextsInOrder(t *testing.T) {
+	msgs := gjson.Parse(`[{"role":"system","content":"a"},{"role":"user","content":"u"},{"role":"developer","content":[{"type":"text","text":"b","cache_control":{"type":"ephemeral"}},{"type":"text","text":""}]},{"role":"system","content":null}]`)
+	var got []string
+	err := EachSystemText(msgs, func(text, cc gjson.Result) { got = append(got, text.Str+"/"+cc.Get("type").Str) })
+	if err != nil || strings.Join(got, " ") != "a/ b/ephemeral" {
+		t.Fatalf("err %v, texts %q", err, got)
+	}
+	for bad, param := range map[string]string{
+		`[{"role":"user","content":"u"},{"role":"system","content":[{"type":"image_url"}]}]`: "messages[1].content[0].type",
+		`[{"role":"developer","content":7}]`:                                                 "messages[0].content",
+	} {
+		var e *api.Error
+		if err := EachSystemText(gjson.Parse(bad), func(_, _ gjson.Result) {}); !errors.As(err, &e) || e.Param != param {
+			t.Fatalf("%s: err %v; want a 400 naming %s", bad, err, param)
+		}
 	}
 }

@@ -255,39 +255,14 @@ func (w *turnWriter) assistant(m chatreq.Message, i int) error {
 			return err
 		}
 	}
-	var err error
-	j := -1
-	m.ToolCalls.ForEach(func(_, tc gjson.Result) bool {
-		j++
-		p := chatreq.MsgParam(i) + ".tool_calls[" + strconv.Itoa(j) + "]"
-		if typ := tc.Get("type"); typ.Exists() && typ.Str != "function" {
-			err = api.InvalidRequest(p+".type", "%s.type: only function tool calls are supported", p)
-			return false
-		}
-		name := tc.Get("function.name")
-		if name.Type != gjson.String || name.Str == "" {
-			err = api.InvalidRequest(p+".function.name", "%s.function.name must be a non-empty string", p)
-			return false
-		}
-		args := tc.Get("function.arguments")
-		input := strings.TrimSpace(args.Str)
-		if input == "" {
-			input = "{}"
-		}
-		if args.Exists() && args.Type != gjson.String && args.Type != gjson.Null ||
-			!gjson.Valid(input) || !gjson.Parse(input).IsObject() {
-			err = api.InvalidRequest(p+".function.arguments", "%s.function.arguments must be a JSON object encoded as a string", p)
-			return false
-		}
+	return chatreq.EachToolCall(m.ToolCalls, i, false, func(tc chatreq.ToolCall) {
 		w.part("model")
 		w.dst = append(w.dst, `{"functionCall":{"name":`...)
-		w.dst = append(w.dst, name.Raw...)
+		w.dst = append(w.dst, tc.Name.Raw...)
 		w.dst = append(w.dst, `,"args":`...)
-		w.dst = chatreq.AppendCompact(w.dst, input)
+		w.dst = chatreq.AppendCompact(w.dst, tc.Input)
 		w.dst = append(w.dst, "}}"...)
-		return true
 	})
-	return err
 }
 
 // toolResult writes a functionResponse part. Gemini names the function a
