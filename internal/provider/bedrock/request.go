@@ -293,37 +293,11 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 }
 
 func (w *turnWriter) assistant(m chatreq.Message, i int) error {
-	c := m.Content
-	switch {
-	case c.Type == gjson.String:
-		if c.Str != "" {
-			w.text("assistant", c.Raw, gjson.Result{})
-		}
-	case c.IsArray():
-		var err error
-		j := -1
-		c.ForEach(func(_, v gjson.Result) bool {
-			j++
-			p := chatreq.ParsePart(v)
-			var t gjson.Result
-			switch typ := p.Type.Str; typ {
-			case "text":
-				t = p.Text
-			case "refusal":
-				t = p.Refusal
-			default:
-				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
-					"%s.type: assistant content part type %q is not supported by Bedrock models", chatreq.ContentParam(i, j), typ)
-				return false
-			}
-			if t.Type == gjson.String && t.Str != "" {
-				w.text("assistant", t.Raw, p.CacheControl)
-			}
-			return true
-		})
-		if err != nil {
-			return err
-		}
+	err := chatreq.EachAssistantText(m.Content, i, "Bedrock models", func(text, cacheControl gjson.Result) {
+		w.text("assistant", text.Raw, cacheControl)
+	})
+	if err != nil {
+		return err
 	}
 	return chatreq.EachToolCall(m.ToolCalls, i, true, func(tc chatreq.ToolCall) {
 		w.block("assistant")

@@ -173,3 +173,40 @@ func EachSystemText(messages gjson.Result, fn func(text, cacheControl gjson.Resu
 	})
 	return err
 }
+
+// EachAssistantText calls fn with each non-empty text of an assistant
+// message's content c (message i): the string, or each text and refusal
+// part with its cache_control. A part of another type is a 400 saying that
+// it is not supported by who ("Anthropic models").
+func EachAssistantText(c gjson.Result, i int, who string, fn func(text, cacheControl gjson.Result)) error {
+	switch {
+	case c.Type == gjson.String:
+		if c.Str != "" {
+			fn(c, gjson.Result{})
+		}
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := ParsePart(v)
+			var t gjson.Result
+			switch typ := p.Type.Str; typ {
+			case "text":
+				t = p.Text
+			case "refusal":
+				t = p.Refusal
+			default:
+				err = api.InvalidRequest(ContentParam(i, j)+".type",
+					"%s.type: assistant content part type %q is not supported by %s", ContentParam(i, j), typ, who)
+				return false
+			}
+			if t.Type == gjson.String && t.Str != "" {
+				fn(t, p.CacheControl)
+			}
+			return true
+		})
+		return err
+	}
+	return nil
+}

@@ -76,3 +76,22 @@ func TestEachSystemTextTakesSystemAndDeveloperTextsInOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestEachAssistantTextTakesTextAndRefusalParts(t *testing.T) {
+	var got []string
+	fn := func(text, cc gjson.Result) { got = append(got, text.Str+"/"+cc.Get("type").Str) }
+	if err := EachAssistantText(gjson.Parse(`"s"`), 0, "X models", fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := EachAssistantText(gjson.Parse(`[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}},{"type":"refusal","refusal":"r"},{"type":"text","text":""}]`), 0, "X models", fn); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "s/ a/ephemeral r/" {
+		t.Fatalf("texts %q", got)
+	}
+	var e *api.Error
+	err := EachAssistantText(gjson.Parse(`[{"type":"image_url"}]`), 3, "X models", fn)
+	if !errors.As(err, &e) || e.Param != "messages[3].content[0].type" || !strings.Contains(e.Message, "X models") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -221,39 +221,12 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 }
 
 func (w *turnWriter) assistant(m chatreq.Message, i int) error {
-	c := m.Content
-	switch {
-	case c.Type == gjson.String:
-		if c.Str != "" {
-			w.part("model")
-			w.dst = appendText(w.dst, c.Raw)
-		}
-	case c.IsArray():
-		var err error
-		j := -1
-		c.ForEach(func(_, v gjson.Result) bool {
-			j++
-			p := chatreq.ParsePart(v)
-			var t gjson.Result
-			switch typ := p.Type.Str; typ {
-			case "text":
-				t = p.Text
-			case "refusal":
-				t = p.Refusal
-			default:
-				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
-					"%s.type: assistant content part type %q is not supported by Gemini models", chatreq.ContentParam(i, j), typ)
-				return false
-			}
-			if t.Type == gjson.String && t.Str != "" {
-				w.part("model")
-				w.dst = appendText(w.dst, t.Raw)
-			}
-			return true
-		})
-		if err != nil {
-			return err
-		}
+	err := chatreq.EachAssistantText(m.Content, i, "Gemini models", func(text, _ gjson.Result) {
+		w.part("model")
+		w.dst = appendText(w.dst, text.Raw)
+	})
+	if err != nil {
+		return err
 	}
 	return chatreq.EachToolCall(m.ToolCalls, i, false, func(tc chatreq.ToolCall) {
 		w.part("model")
