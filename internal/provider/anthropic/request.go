@@ -206,64 +206,23 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 	return append(dst, ']'), nil
 }
 
-// turnWriter writes Anthropic messages, merging consecutive blocks of one
-// role into a single turn and never opening a turn without a block.
-type turnWriter struct {
-	dst  []byte
-	role string // role of the open turn, "" when none is open
-}
-
-// block prepares dst for one more content block in a turn of role.
-func (w *turnWriter) block(role string) {
-	if w.role == role {
-		w.dst = append(w.dst, ',')
-		return
-	}
-	if w.role != "" {
-		w.dst = append(w.dst, "]},"...)
-	}
-	w.dst = append(w.dst, `{"role":"`...)
-	w.dst = append(w.dst, role...)
-	w.dst = append(w.dst, `","content":[`...)
-	w.role = role
-}
+// turnWriter writes chat messages as Anthropic turns (chatreq.WriteMessages).
+type turnWriter struct{ chatreq.Turns }
 
 func appendMessages(dst []byte, messages gjson.Result) ([]byte, error) {
-	dst = append(dst, `,"messages":[`...)
-	w := turnWriter{dst: dst}
-	var err error
-	i := -1
-	messages.ForEach(func(_, m gjson.Result) bool {
-		i++
-		f := chatreq.ParseMessage(m)
-		switch role := f.Role.Str; role {
-		case "system", "developer":
-		case "user":
-			err = w.userContent(f.Content, i)
-		case "assistant":
-			err = w.assistant(f, i)
-		case "tool":
-			err = w.toolResult(f, i)
-		default:
-			err = api.InvalidRequest(chatreq.MsgParam(i)+".role", "%s.role: role %q is not supported by Anthropic models", chatreq.MsgParam(i), role)
-		}
-		return err == nil
-	})
-	if err != nil {
+	w := turnWriter{chatreq.NewTurns(append(dst, `,"messages":[`...), "content")}
+	if err := chatreq.WriteMessages(&w.Turns, messages, "Anthropic models", w.user, w.assistant, w.tool); err != nil {
 		return nil, err
 	}
-	if w.role == "" {
-		return nil, api.InvalidRequest("messages", "messages must contain at least one user or assistant message with content")
-	}
-	return append(w.dst, "]}]"...), nil
+	return w.Dst, nil
 }
 
-func (w *turnWriter) userContent(c gjson.Result, i int) error {
+func (w *turnWriter) user(c gjson.Result, i int) error {
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			w.block("user")
-			w.dst = appendText(w.dst, c.Raw, gjson.Result{})
+			w.Item("user")
+			w.Dst = appendText(w.Dst, c.Raw, gjson.Result{})
 		}
 		return nil
 	case c.IsArray():
@@ -275,12 +234,12 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 			switch typ := p.Type.Str; typ {
 			case "text":
 				if p.Text.Str != "" {
-					w.block("user")
-					w.dst = appendText(w.dst, p.Text.Raw, p.CacheControl)
+					w.Item("user")
+					w.Dst = appendText(w.Dst, p.Text.Raw, p.CacheControl)
 				}
 			case "image_url":
-				w.block("user")
-				w.dst, err = appendImage(w.dst, p.ImageURL, i, j)
+				w.Item("user")
+				w.Dst, err = appendImage(w.Dst, p.ImageURL, i, j)
 			default:
 				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
 					"%s.type: content part type %q is not supported by Anthropic models", chatreq.ContentParam(i, j), typ)
@@ -296,38 +255,38 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 
 func (w *turnWriter) assistant(m chatreq.Message, i int) error {
 	err := chatreq.EachAssistantText(m.Content, i, "Anthropic models", func(text, cacheControl gjson.Result) {
-		w.block("assistant")
-		w.dst = appendText(w.dst, text.Raw, cacheControl)
+		w.Item("assistant")
+		w.Dst = appendText(w.Dst, text.Raw, cacheControl)
 	})
 	if err != nil {
 		return err
 	}
 	return chatreq.EachToolCall(m.ToolCalls, i, true, func(tc chatreq.ToolCall) {
-		w.block("assistant")
-		w.dst = append(w.dst, `{"type":"tool_use","id":`...)
-		w.dst = append(w.dst, tc.ID.Raw...)
-		w.dst = append(w.dst, `,"name":`...)
-		w.dst = append(w.dst, tc.Name.Raw...)
-		w.dst = append(w.dst, `,"input":`...)
-		w.dst = chatreq.AppendCompact(w.dst, tc.Input)
-		w.dst = append(w.dst, '}')
+		w.Item("assistant")
+		w.Dst = append(w.Dst, `{"type":"tool_use","id":`...)
+		w.Dst = append(w.Dst, tc.ID.Raw...)
+		w.Dst = append(w.Dst, `,"name":`...)
+		w.Dst = append(w.Dst, tc.Name.Raw...)
+		w.Dst = append(w.Dst, `,"input":`...)
+		w.Dst = chatreq.AppendCompact(w.Dst, tc.Input)
+		w.Dst = append(w.Dst, '}')
 	})
 }
 
-func (w *turnWriter) toolResult(m chatreq.Message, i int) error {
+func (w *turnWriter) tool(m chatreq.Message, i int) error {
 	id := m.ToolCallID
 	if id.Type != gjson.String || id.Str == "" {
 		return api.InvalidRequest(chatreq.MsgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", chatreq.MsgParam(i))
 	}
-	w.block("user")
-	w.dst = append(w.dst, `{"type":"tool_result","tool_use_id":`...)
-	w.dst = append(w.dst, id.Raw...)
+	w.Item("user")
+	w.Dst = append(w.Dst, `{"type":"tool_result","tool_use_id":`...)
+	w.Dst = append(w.Dst, id.Raw...)
 	c := m.Content
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			w.dst = append(w.dst, `,"content":`...)
-			w.dst = append(w.dst, c.Raw...)
+			w.Dst = append(w.Dst, `,"content":`...)
+			w.Dst = append(w.Dst, c.Raw...)
 		}
 	case c.IsArray():
 		var err error
@@ -344,19 +303,19 @@ func (w *turnWriter) toolResult(m chatreq.Message, i int) error {
 				return true
 			}
 			if first {
-				w.dst = append(w.dst, `,"content":[`...)
+				w.Dst = append(w.Dst, `,"content":[`...)
 			}
-			w.dst = appendTextBlock(w.dst, &first, p.Text.Raw, p.CacheControl)
+			w.Dst = appendTextBlock(w.Dst, &first, p.Text.Raw, p.CacheControl)
 			return true
 		})
 		if err != nil {
 			return err
 		}
 		if !first {
-			w.dst = append(w.dst, ']')
+			w.Dst = append(w.Dst, ']')
 		}
 	}
-	w.dst = append(w.dst, '}')
+	w.Dst = append(w.Dst, '}')
 	return nil
 }
 

@@ -192,73 +192,34 @@ func appendSystem(dst []byte, messages gjson.Result) ([]byte, error) {
 	return append(dst, ']'), nil
 }
 
-// turnWriter writes Converse messages, merging consecutive blocks of one
-// role into a single turn and never opening a turn without a block.
+// turnWriter writes chat messages as Converse turns (chatreq.WriteMessages).
 type turnWriter struct {
-	dst   []byte
-	role  string // role of the open turn, "" when none is open
-	tools bool   // a toolUse or toolResult block was written
-}
-
-// block prepares dst for one more content block in a turn of role.
-func (w *turnWriter) block(role string) {
-	if w.role == role {
-		w.dst = append(w.dst, ',')
-		return
-	}
-	if w.role != "" {
-		w.dst = append(w.dst, "]},"...)
-	}
-	w.dst = append(w.dst, `{"role":"`...)
-	w.dst = append(w.dst, role...)
-	w.dst = append(w.dst, `","content":[`...)
-	w.role = role
+	chatreq.Turns
+	tools bool // a toolUse or toolResult block was written
 }
 
 // text writes a text block and, for a part marked with cache_control, the
 // cache point after it.
 func (w *turnWriter) text(role, raw string, cacheControl gjson.Result) {
-	w.block(role)
-	w.dst = appendText(w.dst, raw)
+	w.Item(role)
+	w.Dst = appendText(w.Dst, raw)
 	if cacheControl.IsObject() {
-		w.block(role)
-		w.dst = append(w.dst, cachePoint...)
+		w.Item(role)
+		w.Dst = append(w.Dst, cachePoint...)
 	}
 }
 
 const cachePoint = `{"cachePoint":{"type":"default"}}`
 
 func appendMessages(dst []byte, messages gjson.Result) ([]byte, bool, error) {
-	dst = append(dst, `"messages":[`...)
-	w := turnWriter{dst: dst}
-	var err error
-	i := -1
-	messages.ForEach(func(_, m gjson.Result) bool {
-		i++
-		f := chatreq.ParseMessage(m)
-		switch role := f.Role.Str; role {
-		case "system", "developer":
-		case "user":
-			err = w.userContent(f.Content, i)
-		case "assistant":
-			err = w.assistant(f, i)
-		case "tool":
-			err = w.toolResult(f, i)
-		default:
-			err = api.InvalidRequest(chatreq.MsgParam(i)+".role", "%s.role: role %q is not supported by Bedrock models", chatreq.MsgParam(i), role)
-		}
-		return err == nil
-	})
-	if err != nil {
+	w := turnWriter{Turns: chatreq.NewTurns(append(dst, `"messages":[`...), "content")}
+	if err := chatreq.WriteMessages(&w.Turns, messages, "Bedrock models", w.user, w.assistant, w.tool); err != nil {
 		return nil, false, err
 	}
-	if w.role == "" {
-		return nil, false, api.InvalidRequest("messages", "messages must contain at least one user or assistant message with content")
-	}
-	return append(w.dst, "]}]"...), w.tools, nil
+	return w.Dst, w.tools, nil
 }
 
-func (w *turnWriter) userContent(c gjson.Result, i int) error {
+func (w *turnWriter) user(c gjson.Result, i int) error {
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
@@ -277,8 +238,8 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 					w.text("user", p.Text.Raw, p.CacheControl)
 				}
 			case "image_url":
-				w.block("user")
-				w.dst, err = appendImage(w.dst, p.ImageURL, i, j)
+				w.Item("user")
+				w.Dst, err = appendImage(w.Dst, p.ImageURL, i, j)
 			default:
 				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
 					"%s.type: content part type %q is not supported by Bedrock models", chatreq.ContentParam(i, j), typ)
@@ -300,34 +261,34 @@ func (w *turnWriter) assistant(m chatreq.Message, i int) error {
 		return err
 	}
 	return chatreq.EachToolCall(m.ToolCalls, i, true, func(tc chatreq.ToolCall) {
-		w.block("assistant")
+		w.Item("assistant")
 		w.tools = true
-		w.dst = append(w.dst, `{"toolUse":{"toolUseId":`...)
-		w.dst = append(w.dst, tc.ID.Raw...)
-		w.dst = append(w.dst, `,"name":`...)
-		w.dst = append(w.dst, tc.Name.Raw...)
-		w.dst = append(w.dst, `,"input":`...)
-		w.dst = chatreq.AppendCompact(w.dst, tc.Input)
-		w.dst = append(w.dst, "}}"...)
+		w.Dst = append(w.Dst, `{"toolUse":{"toolUseId":`...)
+		w.Dst = append(w.Dst, tc.ID.Raw...)
+		w.Dst = append(w.Dst, `,"name":`...)
+		w.Dst = append(w.Dst, tc.Name.Raw...)
+		w.Dst = append(w.Dst, `,"input":`...)
+		w.Dst = chatreq.AppendCompact(w.Dst, tc.Input)
+		w.Dst = append(w.Dst, "}}"...)
 	})
 }
 
-func (w *turnWriter) toolResult(m chatreq.Message, i int) error {
+func (w *turnWriter) tool(m chatreq.Message, i int) error {
 	id := m.ToolCallID
 	if id.Type != gjson.String || id.Str == "" {
 		return api.InvalidRequest(chatreq.MsgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", chatreq.MsgParam(i))
 	}
-	w.block("user")
+	w.Item("user")
 	w.tools = true
-	w.dst = append(w.dst, `{"toolResult":{"toolUseId":`...)
-	w.dst = append(w.dst, id.Raw...)
-	w.dst = append(w.dst, `,"content":[`...)
+	w.Dst = append(w.Dst, `{"toolResult":{"toolUseId":`...)
+	w.Dst = append(w.Dst, id.Raw...)
+	w.Dst = append(w.Dst, `,"content":[`...)
 	first := true
 	c := m.Content
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			w.dst = appendTextBlock(w.dst, &first, c.Raw, gjson.Result{})
+			w.Dst = appendTextBlock(w.Dst, &first, c.Raw, gjson.Result{})
 		}
 	case c.IsArray():
 		var err error
@@ -340,7 +301,7 @@ func (w *turnWriter) toolResult(m chatreq.Message, i int) error {
 				return false
 			}
 			if p.Text.Str != "" {
-				w.dst = appendTextBlock(w.dst, &first, p.Text.Raw, gjson.Result{})
+				w.Dst = appendTextBlock(w.Dst, &first, p.Text.Raw, gjson.Result{})
 			}
 			return true
 		})
@@ -349,9 +310,9 @@ func (w *turnWriter) toolResult(m chatreq.Message, i int) error {
 		}
 	}
 	if first {
-		w.dst = append(w.dst, `{"text":"(empty)"}`...)
+		w.Dst = append(w.Dst, `{"text":"(empty)"}`...)
 	}
-	w.dst = append(w.dst, "]}}"...)
+	w.Dst = append(w.Dst, "]}}"...)
 	return nil
 }
 

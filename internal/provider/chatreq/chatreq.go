@@ -210,3 +210,71 @@ func EachAssistantText(c gjson.Result, i int, who string, fn func(text, cacheCon
 	}
 	return nil
 }
+
+// Turns writes a provider's conversation turns, {"role":R,"<field>":[...]},
+// merging consecutive items of one role into a single turn and never
+// opening a turn without an item.
+type Turns struct {
+	Dst   []byte
+	field string
+	role  string // of the open turn, "" when none is open
+	n     int    // turns opened
+}
+
+// NewTurns starts turns after dst, their items in field ("content" for
+// Anthropic and Bedrock, "parts" for Gemini).
+func NewTurns(dst []byte, field string) Turns { return Turns{Dst: dst, field: field} }
+
+// Item prepares Dst for one more item in a turn of role.
+func (t *Turns) Item(role string) {
+	if t.role == role {
+		t.Dst = append(t.Dst, ',')
+		return
+	}
+	if t.role != "" {
+		t.Dst = append(t.Dst, "]},"...)
+	}
+	t.Dst = append(t.Dst, `{"role":"`...)
+	t.Dst = append(t.Dst, role...)
+	t.Dst = append(t.Dst, `","`...)
+	t.Dst = append(t.Dst, t.field...)
+	t.Dst = append(t.Dst, `":[`...)
+	t.role = role
+	t.n++
+}
+
+// WriteMessages hands each message (message i) to what the adapter does
+// with its role: user gets its content, assistant and tool the message;
+// system and developer messages are the adapter's system field's, not
+// turns. It ends the turns and the array around them. A role not in chat,
+// or no turn at all, is a 400 (who: "Anthropic models"). Funcs, not an
+// interface: an adapter's writer stays on its caller's stack.
+func WriteMessages(t *Turns, messages gjson.Result, who string,
+	user func(content gjson.Result, i int) error, assistant, tool func(m Message, i int) error) error {
+	var err error
+	i := -1
+	messages.ForEach(func(_, m gjson.Result) bool {
+		i++
+		f := ParseMessage(m)
+		switch role := f.Role.Str; role {
+		case "system", "developer":
+		case "user":
+			err = user(f.Content, i)
+		case "assistant":
+			err = assistant(f, i)
+		case "tool":
+			err = tool(f, i)
+		default:
+			err = api.InvalidRequest(MsgParam(i)+".role", "%s.role: role %q is not supported by %s", MsgParam(i), role, who)
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if t.n == 0 {
+		return api.InvalidRequest("messages", "messages must contain at least one user or assistant message with content")
+	}
+	t.Dst = append(t.Dst, "]}]"...)
+	return nil
+}

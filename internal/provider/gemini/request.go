@@ -127,66 +127,26 @@ func translateRequest(dst, body []byte, stream bool) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-// turnWriter writes Gemini contents, merging consecutive parts of one role
-// into a single turn and never opening a turn without a part.
+// turnWriter writes chat messages as Gemini contents (chatreq.WriteMessages).
 type turnWriter struct {
-	dst  []byte
-	role string // role of the open turn, "" when none is open
-	n    int    // turns written
-}
-
-// part prepares dst for one more part in a turn of role.
-func (w *turnWriter) part(role string) {
-	if w.role == role {
-		w.dst = append(w.dst, ',')
-		return
-	}
-	if w.role != "" {
-		w.dst = append(w.dst, "]},"...)
-	}
-	w.dst = append(w.dst, `{"role":"`...)
-	w.dst = append(w.dst, role...)
-	w.dst = append(w.dst, `","parts":[`...)
-	w.role = role
-	w.n++
+	chatreq.Turns
+	messages gjson.Result // all of them: a tool result names its call's function
 }
 
 func appendContents(dst []byte, messages gjson.Result) ([]byte, error) {
-	dst = append(dst, `"contents":[`...)
-	w := turnWriter{dst: dst}
-	var err error
-	i := -1
-	messages.ForEach(func(_, m gjson.Result) bool {
-		i++
-		f := chatreq.ParseMessage(m)
-		switch role := f.Role.Str; role {
-		case "system", "developer":
-		case "user":
-			err = w.userContent(f.Content, i)
-		case "assistant":
-			err = w.assistant(f, i)
-		case "tool":
-			err = w.toolResult(f, messages, i)
-		default:
-			err = api.InvalidRequest(chatreq.MsgParam(i)+".role", "%s.role: role %q is not supported by Gemini models", chatreq.MsgParam(i), role)
-		}
-		return err == nil
-	})
-	if err != nil {
+	w := turnWriter{Turns: chatreq.NewTurns(append(dst, `"contents":[`...), "parts"), messages: messages}
+	if err := chatreq.WriteMessages(&w.Turns, messages, "Gemini models", w.user, w.assistant, w.tool); err != nil {
 		return nil, err
 	}
-	if w.n == 0 {
-		return nil, api.InvalidRequest("messages", "messages must contain at least one user or assistant message with content")
-	}
-	return append(w.dst, "]}]"...), nil
+	return w.Dst, nil
 }
 
-func (w *turnWriter) userContent(c gjson.Result, i int) error {
+func (w *turnWriter) user(c gjson.Result, i int) error {
 	switch {
 	case c.Type == gjson.String:
 		if c.Str != "" {
-			w.part("user")
-			w.dst = appendText(w.dst, c.Raw)
+			w.Item("user")
+			w.Dst = appendText(w.Dst, c.Raw)
 		}
 		return nil
 	case c.IsArray():
@@ -198,15 +158,15 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 			switch typ := p.Type.Str; typ {
 			case "text":
 				if p.Text.Str != "" {
-					w.part("user")
-					w.dst = appendText(w.dst, p.Text.Raw)
+					w.Item("user")
+					w.Dst = appendText(w.Dst, p.Text.Raw)
 				}
 			case "image_url":
-				w.part("user")
-				w.dst, err = appendImage(w.dst, p.ImageURL, i, j)
+				w.Item("user")
+				w.Dst, err = appendImage(w.Dst, p.ImageURL, i, j)
 			case "input_audio":
-				w.part("user")
-				w.dst, err = appendAudio(w.dst, p.InputAudio, i, j)
+				w.Item("user")
+				w.Dst, err = appendAudio(w.Dst, p.InputAudio, i, j)
 			default:
 				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
 					"%s.type: content part type %q is not supported by Gemini models", chatreq.ContentParam(i, j), typ)
@@ -222,26 +182,27 @@ func (w *turnWriter) userContent(c gjson.Result, i int) error {
 
 func (w *turnWriter) assistant(m chatreq.Message, i int) error {
 	err := chatreq.EachAssistantText(m.Content, i, "Gemini models", func(text, _ gjson.Result) {
-		w.part("model")
-		w.dst = appendText(w.dst, text.Raw)
+		w.Item("model")
+		w.Dst = appendText(w.Dst, text.Raw)
 	})
 	if err != nil {
 		return err
 	}
 	return chatreq.EachToolCall(m.ToolCalls, i, false, func(tc chatreq.ToolCall) {
-		w.part("model")
-		w.dst = append(w.dst, `{"functionCall":{"name":`...)
-		w.dst = append(w.dst, tc.Name.Raw...)
-		w.dst = append(w.dst, `,"args":`...)
-		w.dst = chatreq.AppendCompact(w.dst, tc.Input)
-		w.dst = append(w.dst, "}}"...)
+		w.Item("model")
+		w.Dst = append(w.Dst, `{"functionCall":{"name":`...)
+		w.Dst = append(w.Dst, tc.Name.Raw...)
+		w.Dst = append(w.Dst, `,"args":`...)
+		w.Dst = chatreq.AppendCompact(w.Dst, tc.Input)
+		w.Dst = append(w.Dst, "}}"...)
 	})
 }
 
 // toolResult writes a functionResponse part. Gemini names the function a
 // response answers, where OpenAI gives the call's id: the name is that of
 // the assistant tool call with the id.
-func (w *turnWriter) toolResult(m chatreq.Message, messages gjson.Result, i int) error {
+func (w *turnWriter) tool(m chatreq.Message, i int) error {
+	messages := w.messages
 	id := m.ToolCallID
 	if id.Type != gjson.String || id.Str == "" {
 		return api.InvalidRequest(chatreq.MsgParam(i)+".tool_call_id", "%s.tool_call_id must be a non-empty string", chatreq.MsgParam(i))
@@ -273,18 +234,18 @@ func (w *turnWriter) toolResult(m chatreq.Message, messages gjson.Result, i int)
 			return err
 		}
 	}
-	w.part("user")
-	w.dst = append(w.dst, `{"functionResponse":{"name":`...)
-	w.dst = append(w.dst, name.Raw...)
-	w.dst = append(w.dst, `,"response":`...)
+	w.Item("user")
+	w.Dst = append(w.Dst, `{"functionResponse":{"name":`...)
+	w.Dst = append(w.Dst, name.Raw...)
+	w.Dst = append(w.Dst, `,"response":`...)
 	if t := strings.TrimSpace(text.String()); gjson.Valid(t) && gjson.Parse(t).IsObject() {
-		w.dst = chatreq.AppendCompact(w.dst, t)
+		w.Dst = chatreq.AppendCompact(w.Dst, t)
 	} else {
-		w.dst = append(w.dst, `{"content":`...)
-		w.dst = api.AppendString(w.dst, text.String())
-		w.dst = append(w.dst, '}')
+		w.Dst = append(w.Dst, `{"content":`...)
+		w.Dst = api.AppendString(w.Dst, text.String())
+		w.Dst = append(w.Dst, '}')
 	}
-	w.dst = append(w.dst, "}}"...)
+	w.Dst = append(w.Dst, "}}"...)
 	return nil
 }
 
