@@ -86,3 +86,22 @@ func AppendMillis(dst []byte, d time.Duration) []byte {
 	frac := us % 1000
 	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }
+
+// AppendUsage appends a chat completion's usage object: prompt and
+// completion tokens, their total, the prompt's cached tokens and, when
+// reasoning >= 0, completion_tokens_details with the reasoning tokens.
+func AppendUsage(dst []byte, prompt, completion, cached, reasoning int64) []byte {
+	dst = append(dst, `{"prompt_tokens":`...)
+	dst = strconv.AppendInt(dst, prompt, 10)
+	dst = append(dst, `,"completion_tokens":`...)
+	dst = strconv.AppendInt(dst, completion, 10)
+	dst = append(dst, `,"total_tokens":`...)
+	dst = strconv.AppendInt(dst, prompt+completion, 10)
+	dst = append(dst, `,"prompt_tokens_details":{"cached_tokens":`...)
+	dst = strconv.AppendInt(dst, cached, 10)
+	if reasoning >= 0 {
+		dst = append(dst, `},"completion_tokens_details":{"reasoning_tokens":`...)
+		dst = strconv.AppendInt(dst, reasoning, 10)
+	}
+	return append(dst, "}}"...)
+}

@@ -57,3 +57,12 @@ func BenchmarkAppendMillis(b *testing.B) {
 		}
 	})
 }
+
+func TestAppendUsage(t *testing.T) {
+	if got := string(AppendUsage(nil, 10, 4, 3, -1)); got != `{"prompt_tokens":10,"completion_tokens":4,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":3}}` {
+		t.Fatal(got)
+	}
+	if got := string(AppendUsage(nil, 1, 2, 0, 5)); got != `{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":5}}` {
+		t.Fatal(got)
+	}
+}

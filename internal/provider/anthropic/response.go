@@ -186,16 +186,7 @@ func (u *usage) set(v gjson.Result) {
 }
 
 func (u *usage) appendJSON(dst []byte) []byte {
-	prompt := u.input + u.cacheRead + u.cacheCreation
-	dst = append(dst, `{"prompt_tokens":`...)
-	dst = strconv.AppendInt(dst, prompt, 10)
-	dst = append(dst, `,"completion_tokens":`...)
-	dst = strconv.AppendInt(dst, u.output, 10)
-	dst = append(dst, `,"total_tokens":`...)
-	dst = strconv.AppendInt(dst, prompt+u.output, 10)
-	dst = append(dst, `,"prompt_tokens_details":{"cached_tokens":`...)
-	dst = strconv.AppendInt(dst, u.cacheRead, 10)
-	return append(dst, "}}"...)
+	return api.AppendUsage(dst, u.input+u.cacheRead+u.cacheCreation, u.output, u.cacheRead, -1)
 }
 
 // appendID writes the OpenAI id for an Anthropic message id:

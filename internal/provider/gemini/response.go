@@ -228,18 +228,7 @@ func (u *usage) cost() cost.Usage {
 }
 
 func (u *usage) appendJSON(dst []byte) []byte {
-	prompt, completion := u.promptTokens(), u.completionTokens()
-	dst = append(dst, `{"prompt_tokens":`...)
-	dst = strconv.AppendInt(dst, prompt, 10)
-	dst = append(dst, `,"completion_tokens":`...)
-	dst = strconv.AppendInt(dst, completion, 10)
-	dst = append(dst, `,"total_tokens":`...)
-	dst = strconv.AppendInt(dst, prompt+completion, 10)
-	dst = append(dst, `,"prompt_tokens_details":{"cached_tokens":`...)
-	dst = strconv.AppendInt(dst, u.cached, 10)
-	dst = append(dst, `},"completion_tokens_details":{"reasoning_tokens":`...)
-	dst = strconv.AppendInt(dst, u.thoughts, 10)
-	return append(dst, "}}"...)
+	return api.AppendUsage(dst, u.promptTokens(), u.completionTokens(), u.cached, u.thoughts)
 }
 
 // appendID writes the OpenAI id for a Gemini responseId.
