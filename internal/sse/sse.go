@@ -187,10 +187,16 @@ var (
 )
 
 // readLine returns one line without its terminator (\n, \r\n or \r\n).
+// A line the buffer holds whole is returned as it lies there (valid until
+// the next read: next copies what it keeps); one longer than the buffer is
+// assembled in r.line.
 func (r *Reader) readLine() ([]byte, error) {
 	r.line = r.line[:0]
 	for {
 		frag, err := r.br.ReadSlice('\n')
+		if err == nil && len(r.line) == 0 {
+			return trimEOL(frag), nil
+		}
 		r.line = append(r.line, frag...)
 		if len(r.line) > MaxLine {
 			return nil, ErrLineTooLong
