@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -25,8 +24,8 @@ type Accumulator struct {
 	chunks                 int
 
 	// the shape of the chunk added last (UsageOnly)
-	lastChoices int
-	lastUsage   bool
+	lastChoices bool // it had a choice
+	lastUsage   bool // it had a usage object
 
 	limit int  // bound on held text bytes; 0: none
 	text  int  // text bytes seen, held or not
@@ -70,9 +69,9 @@ func (a *Accumulator) Add(chunk []byte) error {
 		return fmt.Errorf("stream chunk is not valid JSON")
 	}
 	a.chunks++
-	a.lastChoices, a.lastUsage = 0, false
+	a.lastChoices, a.lastUsage = false, false
 	first := a.id == ""
-	root := gjson.Result{Type: gjson.JSON, Raw: bytesView(chunk)}
+	root := gjson.Result{Type: gjson.JSON, Raw: View(chunk)}
 	var choices gjson.Result
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
@@ -103,7 +102,7 @@ func (a *Accumulator) Add(chunk []byte) error {
 		return true
 	})
 	choices.ForEach(func(_, ch gjson.Result) bool {
-		a.lastChoices++
+		a.lastChoices = true
 		idx, delta, finish := 0, gjson.Result{}, gjson.Result{}
 		ch.ForEach(func(k, v gjson.Result) bool {
 			switch k.Str {
@@ -142,7 +141,7 @@ func (a *Accumulator) Add(chunk []byte) error {
 
 // UsageOnly reports that the chunk added last was the extra usage chunk:
 // no choices, a usage object.
-func (a *Accumulator) UsageOnly() bool { return a.lastUsage && a.lastChoices == 0 }
+func (a *Accumulator) UsageOnly() bool { return a.lastUsage && !a.lastChoices }
 
 func chunkUsage(u gjson.Result) *Usage {
 	out := &Usage{}
@@ -247,10 +246,6 @@ func toolDelta(tc gjson.Result, c *accChoice) int {
 	t.args = append(t.args, args...)
 	return n
 }
-
-// bytesView is b as a string without a copy: valid only while b is not
-// modified, so nothing taken from it may be kept without strings.Clone.
-func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // Chunks is the number of chunks added.
 func (a *Accumulator) Chunks() int { return a.chunks }

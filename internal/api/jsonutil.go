@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -104,4 +105,14 @@ func AppendUsage(dst []byte, prompt, completion, cached, reasoning int64) []byte
 		dst = strconv.AppendInt(dst, reasoning, 10)
 	}
 	return append(dst, "}}"...)
+}
+
+// View is b as a string without a copy, for reading it (gjson) in place:
+// valid only while b is not modified, so a string taken from it that is
+// kept must be copied (strings.Clone, or appended).
+func View(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }

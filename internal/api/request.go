@@ -4,7 +4,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -62,7 +61,7 @@ func ParseChatRequest(body []byte, lim Limits) (*ChatRequest, error) {
 	// (the model name): the caller may reuse body's buffer once it is done
 	// with the request, so nothing returned, not even in an *Error, may
 	// point into it.
-	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
+	root := gjson.Parse(View(body))
 	if !root.IsObject() {
 		return nil, InvalidRequest("", "request body must be a JSON object")
 	}

@@ -249,13 +249,12 @@ func (x *exchange) serveStream(ps provider.Stream) {
 	}()
 	flusher, _ := x.w.(http.Flusher)
 	ob := x.g.streamBufs.Get().(*[]byte)
-	defer x.g.putStreamBuf(ob)
 	// out holds what is not written yet: events the provider had sent
 	// while the gateway was busy are written together, with one flush,
 	// when the stream can tell (provider.Buffered) that the next one is in
 	// memory already; otherwise each is flushed as it comes.
 	out := (*ob)[:0]
-	defer func() { *ob = out }() // it may have grown
+	defer func() { *ob = out; x.g.putStreamBuf(ob) }() // out may have grown
 	buffered, _ := ps.(provider.Buffered)
 	first := true
 	fail := func(err error) {

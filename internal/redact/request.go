@@ -2,7 +2,6 @@ package redact
 
 import (
 	"errors"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -28,7 +27,7 @@ type edit struct {
 func (r *Redactor) RedactRequest(body []byte) ([]byte, map[string]int, error) {
 	// gjson reads a string without copying; body is never written to and
 	// no result outlives this call.
-	js := unsafe.String(unsafe.SliceData(body), len(body))
+	js := api.View(body)
 	msgs := gjson.Get(js, "messages")
 	if !msgs.IsArray() {
 		return r.redactResponses(body, js)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -381,7 +380,7 @@ func (c *call) bodyFor(model string) ([]byte, error) {
 	src := c.req.Body
 	// A string view of the body spares GetBytes' copy of the result; nothing
 	// read from it outlives this call.
-	cur := gjson.Get(unsafe.String(unsafe.SliceData(src), len(src)), "model")
+	cur := gjson.Get(api.View(src), "model")
 	hasFB := bytes.Contains(src, fallbacksKey) && gjson.GetBytes(src, "fallbacks").Exists()
 	b := src
 	if hasFB || cur.Type != gjson.String || cur.Str != model {

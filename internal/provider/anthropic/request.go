@@ -5,7 +5,6 @@ import (
 
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -58,7 +57,7 @@ func translateRequest(dst, body []byte, model string, defaultMaxTokens int, sm s
 	if !gjson.ValidBytes(body) {
 		return nil, api.InvalidRequest("", "request body is not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return nil, api.InvalidRequest("", "request body must be a JSON object")
 	}
@@ -508,13 +507,4 @@ func appendTextBlock(dst []byte, first *bool, raw string, cacheControl gjson.Res
 	}
 	*first = false
 	return appendText(dst, raw, cacheControl)
-}
-
-// bstr views b as a string without copying. gjson results taken from it
-// point into b, so they are copied (appended) before b can change.
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }

@@ -27,7 +27,7 @@ func appendResponse(dst, body []byte, name string, created int64, ku *cost.Usage
 	if !gjson.ValidBytes(body) {
 		return nil, invalidResponse(name, "not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if root.Get("type").Str == "error" {
 		return nil, eventError(name, root)
 	}
@@ -97,7 +97,7 @@ func appendResponse(dst, body []byte, name string, created int64, ku *cost.Usage
 			} else {
 				scratch = append(scratch[:0], "{}"...)
 			}
-			dst = api.AppendString(dst, bstr(scratch))
+			dst = api.AppendString(dst, api.View(scratch))
 			dst = append(dst, "}}"...)
 			return true
 		})

@@ -96,8 +96,8 @@ func (s *Stream) Next() ([]byte, error) {
 		}
 		// The event is parsed in place: results point into the reader's
 		// buffer and are copied into s.buf before the next read.
-		data := gjson.Parse(bstr(ev.Data))
-		typ := bstr(ev.Event)
+		data := gjson.Parse(api.View(ev.Data))
+		typ := api.View(ev.Event)
 		if typ == "" {
 			typ = data.Get("type").Str
 		}

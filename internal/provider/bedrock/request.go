@@ -7,7 +7,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -53,7 +52,7 @@ func translateRequest(dst, body []byte) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, api.InvalidRequest("", "request body is not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return nil, api.InvalidRequest("", "request body must be a JSON object")
 	}
@@ -517,13 +516,4 @@ func appendTextBlock(dst []byte, first *bool, raw string, cacheControl gjson.Res
 		dst = append(dst, cachePoint...)
 	}
 	return dst
-}
-
-// bstr views b as a string without copying. gjson results taken from it
-// point into b, so they are copied (appended) before b can change.
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }

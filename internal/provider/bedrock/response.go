@@ -25,7 +25,7 @@ func appendResponse(dst, body []byte, name, model, requestID string, created int
 	if !gjson.ValidBytes(body) {
 		return nil, invalidResponse(name, "not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	content := root.Get("output.message.content")
 	if !content.IsArray() {
 		return nil, invalidResponse(name, "no output.message.content array")
@@ -87,7 +87,7 @@ func appendResponse(dst, body []byte, name, model, requestID string, created int
 			} else {
 				scratch = append(scratch[:0], "{}"...)
 			}
-			dst = api.AppendString(dst, bstr(scratch))
+			dst = api.AppendString(dst, api.View(scratch))
 			dst = append(dst, "}}"...)
 			return true
 		})

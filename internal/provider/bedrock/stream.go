@@ -131,7 +131,7 @@ func (s *Stream) Next() ([]byte, error) {
 		}
 		// The payload is parsed in place: results point into s.payload
 		// and are copied into s.buf before the next read.
-		data := gjson.Parse(bstr(msg.Payload))
+		data := gjson.Parse(api.View(msg.Payload))
 		switch header(msg, eventstreamapi.EventTypeHeader) {
 		case "messageStart":
 			return s.chunk(`{"role":"assistant","content":"","refusal":null}`, ""), nil

@@ -31,7 +31,7 @@ func parseEmbeddings(body []byte) (*embedRequest, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, api.InvalidRequest("", "request body is not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return nil, api.InvalidRequest("", "request body must be a JSON object")
 	}
@@ -165,7 +165,7 @@ func (r *embedRequest) appendResponse(dst, body []byte, name, model string) ([]b
 	if !gjson.ValidBytes(body) {
 		return nil, 0, invalidResponse(name, "not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	var vectors []gjson.Result // each an array of numbers
 	counted, tokens := false, 0
 	switch {

@@ -6,7 +6,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -58,7 +57,7 @@ func translateRequest(dst, body []byte, stream bool) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, api.InvalidRequest("", "request body is not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return nil, api.InvalidRequest("", "request body must be a JSON object")
 	}
@@ -790,13 +789,4 @@ func appendTextPart(dst []byte, first *bool, raw string) []byte {
 	}
 	*first = false
 	return appendText(dst, raw)
-}
-
-// bstr views b as a string without copying. gjson results taken from it
-// point into b, so they are copied (appended) before b can change.
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }

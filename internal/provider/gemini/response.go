@@ -29,7 +29,7 @@ func appendResponse(dst, body []byte, name string, created int64, model string, 
 	if !gjson.ValidBytes(body) {
 		return nil, invalidResponse(name, "not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if e := root.Get("error"); e.IsObject() {
 		return nil, streamError(name, e)
 	}
@@ -143,7 +143,7 @@ func appendChoice(dst []byte, cand gjson.Result, index int, seed string) []byte 
 			dst = api.AppendString(dst, fc.Get("name").Str)
 			dst = append(dst, `,"arguments":`...)
 			scratch = appendArgs(scratch[:0], fc.Get("args"))
-			dst = api.AppendString(dst, bstr(scratch))
+			dst = api.AppendString(dst, api.View(scratch))
 			dst = append(dst, "}}"...)
 			n++
 			return true

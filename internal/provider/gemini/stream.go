@@ -121,7 +121,7 @@ func (s *Stream) Next() ([]byte, error) {
 		// buffer and are copied into s.buf before the next read. One pass
 		// over its top-level keys finds what we need.
 		var ev event
-		ev.parse(gjson.Parse(bstr(raw.Data)))
+		ev.parse(gjson.Parse(api.View(raw.Data)))
 		if ev.err.IsObject() {
 			s.err = provider.ScrubSecret(streamError(s.name, ev.err), s.secret)
 			return nil, s.err
@@ -273,7 +273,7 @@ func (s *Stream) contentChunk() []byte {
 			b = api.AppendString(b, fc.Get("name").Str)
 			b = append(b, `,"arguments":`...)
 			scratch = appendArgs(scratch[:0], fc.Get("args"))
-			b = api.AppendString(b, bstr(scratch))
+			b = api.AppendString(b, api.View(scratch))
 			b = append(b, "}}"...)
 			s.tools++
 		}

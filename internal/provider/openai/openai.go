@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -214,7 +213,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	// A string view of the answer spares GetBytes' copy of the choices;
 	// nothing read from it outlives this check.
 	valid := gjson.ValidBytes(b)
-	choices := gjson.Get(unsafe.String(unsafe.SliceData(b), len(b)), "choices")
+	choices := gjson.Get(api.View(b), "choices")
 	if valid && (!choices.IsArray() || emptyArray(choices.Raw)) && gjson.GetBytes(b, "error").IsObject() {
 		// Some servers answer 200 with an error body: it is an upstream
 		// failure, and never an answer to cache.

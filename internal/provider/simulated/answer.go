@@ -102,7 +102,7 @@ func (x *exchange) chunk(k int) string {
 	if next := (k + 1) * wordsPerChunk; next < len(x.starts) {
 		to = int(x.starts[next])
 	}
-	return str(x.text[from:to])
+	return api.View(x.text[from:to])
 }
 
 // structuredPiece is the size in bytes of the pieces a JSON answer is
@@ -147,7 +147,7 @@ func (x *exchange) buildArgs() int {
 // would send: up to the first key's colon, then the rest in two halves.
 // Empty pieces are not sent.
 func (x *exchange) argPieces() [3]string {
-	a := str(x.args)
+	a := api.View(x.args)
 	key := strings.IndexByte(a, ':') + 1
 	if key == 0 {
 		key = len(a) / 3

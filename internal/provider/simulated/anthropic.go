@@ -66,7 +66,7 @@ func (x *exchange) writeAnthropic(w http.ResponseWriter, s *Server) {
 		output, truncated = x.buildText(0)
 		stop = anthropicStop(truncated)
 		o = append(o, `{"type":"text","text":`...)
-		o = api.AppendString(o, str(x.text))
+		o = api.AppendString(o, api.View(x.text))
 		o = append(o, '}')
 	}
 	o = append(o, `],"stop_reason":`...)

@@ -295,7 +295,7 @@ func (x *exchange) writeAzureFiltered(w http.ResponseWriter, s *Server) {
 	o = append(o, `,"prompt_filter_results":`...)
 	o = append(o, azurePromptFilter...)
 	o = append(o, `,"choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":`...)
-	o = api.AppendString(o, str(x.text))
+	o = api.AppendString(o, api.View(x.text))
 	o = append(o, `,"refusal":null},"logprobs":null,"content_filter_results":`...)
 	o = append(o, azureAnswerFiltered...)
 	o = append(o, `}],"usage":`...)
@@ -595,7 +595,7 @@ func (s *Server) azureResponses(ctx context.Context, w http.ResponseWriter, x *e
 		o = append(o, `,"item_id":`...)
 		o = itemID(o)
 		o = append(o, `,"output_index":0,"content_index":0,"text":`...)
-		return api.AppendString(o, str(x.text))
+		return api.AppendString(o, api.View(x.text))
 	}) &&
 		event("response.output_item.done", false, func(o []byte) []byte {
 			return x.appendResponseMessage(append(o, `,"output_index":0,"item":`...), final)
@@ -610,6 +610,6 @@ func (x *exchange) appendResponseMessage(o []byte, status string) []byte {
 	o = append(o, `","status":"`...)
 	o = append(o, status...)
 	o = append(o, `","role":"assistant","content":[{"type":"output_text","text":`...)
-	o = api.AppendString(o, str(x.text))
+	o = api.AppendString(o, api.View(x.text))
 	return append(o, `,"annotations":[]}]}`...)
 }

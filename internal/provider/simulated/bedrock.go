@@ -432,7 +432,7 @@ func (x *exchange) writeConverse(w http.ResponseWriter, s *Server) {
 			stop = "max_tokens"
 		}
 		o = append(o, `{"text":`...)
-		o = api.AppendString(o, str(x.text))
+		o = api.AppendString(o, api.View(x.text))
 		o = append(o, '}')
 	}
 	o = append(o, `]}},"stopReason":"`...)

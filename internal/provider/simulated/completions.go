@@ -76,7 +76,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (x *exchange) parseCompletions(body []byte) (*completionsRequest, *simError) {
-	js := str(body)
+	js := api.View(body)
 	if !gjson.Valid(js) {
 		return nil, &simError{kind: kindBadRequest, msg: "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload, but what was sent was not valid JSON."}
 	}
@@ -165,7 +165,7 @@ func (x *exchange) writeCompletions(w http.ResponseWriter, s *Server, cr *comple
 			words, truncated := x.buildText(i)
 			completion += words
 			o = append(o, `{"text":`...)
-			text := str(x.text)
+			text := api.View(x.text)
 			if cr.echo {
 				text = p.Str + text
 			}

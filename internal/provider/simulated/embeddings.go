@@ -121,7 +121,7 @@ func badParam(param, msg string) *simError {
 
 // parseEmbeddings validates an embeddings request as OpenAI does.
 func parseEmbeddings(body []byte) (*embeddingsRequest, *simError) {
-	js := str(body)
+	js := api.View(body)
 	if !gjson.Valid(js) {
 		return nil, &simError{kind: kindBadRequest, msg: "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload, but what was sent was not valid JSON."}
 	}

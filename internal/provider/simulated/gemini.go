@@ -201,7 +201,7 @@ func (s *Server) googleGenerate(w http.ResponseWriter, r *http.Request, model st
 // parseGemini validates a generateContent body and fills x.req; safety
 // reports the SIM_SAFETY magic word.
 func (x *exchange) parseGemini(body []byte, model string) (safety bool, _ *simError) {
-	js := str(body)
+	js := api.View(body)
 	if !gjson.Valid(js) {
 		return false, &simError{kind: kindBadRequest, msg: "Invalid JSON payload received."}
 	}
@@ -407,7 +407,7 @@ func (x *exchange) writeGemini(w http.ResponseWriter, s *Server, safety bool) {
 			output += words
 			finish = geminiFinish(truncated)
 			o = append(o, `{"text":`...)
-			o = api.AppendString(o, str(x.text))
+			o = api.AppendString(o, api.View(x.text))
 			o = append(o, '}')
 		}
 		o = appendCandidateEnd(o, req.n-1, finish)

@@ -34,13 +34,13 @@ func (x *exchange) writeOpenAI(w http.ResponseWriter, s *Server) {
 			o = append(o, `","type":"function","function":{"name":`...)
 			o = api.AppendString(o, req.tool)
 			o = append(o, `,"arguments":`...)
-			o = api.AppendString(o, str(x.args))
+			o = api.AppendString(o, api.View(x.args))
 			o = append(o, `}}],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}`...)
 			continue
 		}
 		words, truncated := x.buildText(i)
 		completion += words
-		o = api.AppendString(o, str(x.text))
+		o = api.AppendString(o, api.View(x.text))
 		o = append(o, `,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":`...)
 		o = append(o, openAIFinish(truncated)...)
 		o = append(o, '}')

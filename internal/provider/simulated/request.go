@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unsafe"
 
+	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/tidwall/gjson"
 	"github.com/zeebo/xxh3"
 )
@@ -123,14 +123,10 @@ func (x *exchange) readBody(r io.Reader, size int64) ([]byte, *simError) {
 	return b, nil
 }
 
-// str views b as a string without copying; gjson results then point into
-// b, which outlives every use of them within the request.
-func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
 // parse validates body and fills x.req, like the real APIs do for the
 // fields they require.
 func (x *exchange) parse(d dialect, body []byte) *simError {
-	js := str(body)
+	js := api.View(body)
 	if !gjson.Valid(js) {
 		if d == dialectAnthropic {
 			return &simError{kind: kindBadRequest, msg: "There was an error parsing the body of your request: invalid JSON"}

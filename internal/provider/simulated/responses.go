@@ -86,7 +86,7 @@ type respEcho struct {
 // parseResponses validates a Responses request and fills x.req.
 func (x *exchange) parseResponses(body []byte) (respEcho, *simError) {
 	var e respEcho
-	js := str(body)
+	js := api.View(body)
 	if !gjson.Valid(js) {
 		return e, &simError{kind: kindBadRequest, msg: "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload, but what was sent was not valid JSON."}
 	}
@@ -327,20 +327,20 @@ func appendTextPart(o []byte, text string) []byte {
 func (x *exchange) build() (status, content string, completion int) {
 	if x.req.tool != "" {
 		completion = x.buildArgs()
-		return "completed", str(x.args), completion
+		return "completed", api.View(x.args), completion
 	}
 	words, truncated := x.buildText(0)
 	status = "completed"
 	if truncated {
 		status = "incomplete"
 	}
-	return status, str(x.text), words
+	return status, api.View(x.text), words
 }
 
 func (x *exchange) writeResponses(w http.ResponseWriter, s *Server, e respEcho) {
 	status, content, completion := x.build()
 	item := x.appendItem(nil, status, content)
-	o := x.appendResponseObject(x.out[:0], &e, status, str(item), completion)
+	o := x.appendResponseObject(x.out[:0], &e, status, api.View(item), completion)
 	o = append(o, '\n')
 	x.out = o
 	h := w.Header()
@@ -479,5 +479,5 @@ func (x *exchange) streamResponses(ctx context.Context, w http.ResponseWriter, s
 		terminal = "response.incomplete"
 	}
 	o = append(event(terminal), `,"response":`...)
-	send(x.appendResponseObject(o, &e, status, str(item), completion), false)
+	send(x.appendResponseObject(o, &e, status, api.View(item), completion), false)
 }

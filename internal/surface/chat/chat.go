@@ -137,7 +137,7 @@ type answer struct {
 // Only model outlives the call, and it is copied.
 func readAnswer(body []byte) answer {
 	var a answer
-	gjson.Parse(bstr(body)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(body)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
 			a.Model = strings.Clone(v.String())

@@ -3,7 +3,6 @@ package chat
 import (
 	"bytes"
 	"strconv"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -80,6 +79,3 @@ func withoutMetadata(body []byte) []byte {
 	}
 	return body
 }
-
-// bstr is a read-only string view of b, for gjson without a copy.
-func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

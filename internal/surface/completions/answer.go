@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/surface"
 )
-
-func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func invalidAnswer(format string, args ...any) *api.Error {
 	return &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_response",
@@ -32,7 +29,7 @@ func (r *Request) Answer(body []byte, native bool) (surface.Answer, error) {
 	}
 	a := surface.Answer{Body: body}
 	var choices, usage gjson.Result
-	gjson.Parse(bstr(body)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(body)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
 			a.Model = strings.Clone(v.String())
@@ -83,7 +80,7 @@ func (r *Request) AppendReplay(dst, answer []byte) ([]byte, error) {
 	if !gjson.ValidBytes(answer) {
 		return dst, invalidAnswer("stored completion is not JSON")
 	}
-	root := gjson.Parse(bstr(answer))
+	root := gjson.Parse(api.View(answer))
 	head := make([]byte, 0, 128)
 	head = append(head, `data: {"id":`...)
 	head = api.AppendString(head, root.Get("id").String())
@@ -169,7 +166,7 @@ func (s *stream) Add(dst, payload []byte) ([]byte, error) {
 		return dst, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_chunk",
 			Message: "provider sent a stream chunk that is not JSON"}
 	}
-	root := gjson.Parse(bstr(payload))
+	root := gjson.Parse(api.View(payload))
 	var choices, usage gjson.Result
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
@@ -313,7 +310,7 @@ func (s *stream) End(dst []byte, keep bool) ([]byte, *surface.Answer, error) {
 			b = append(b, ',')
 		}
 		b = append(b, `{"text":`...)
-		b = api.AppendString(b, bstr(c.text))
+		b = api.AppendString(b, api.View(c.text))
 		b = append(b, `,"index":`...)
 		b = strconv.AppendInt(b, c.index, 10)
 		b = append(b, `,"logprobs":null,"finish_reason":`...)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -70,7 +69,7 @@ func Parse(body []byte, lim api.Limits) (*Request, error) {
 	if err := api.CheckDuplicateKeys(body); err != nil {
 		return nil, err
 	}
-	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return nil, api.InvalidRequest("", "request body must be a JSON object")
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -36,7 +35,7 @@ func invalid(format string, args ...any) *api.Error {
 // for each index 0..n-1. Anything else is a 502: an answer that cannot be
 // taken apart is never stored.
 func ReadAnswer(body []byte, n int) (*Answer, error) {
-	js := unsafe.String(unsafe.SliceData(body), len(body))
+	js := api.View(body)
 	if !gjson.Valid(js) {
 		return nil, invalid("provider returned an embeddings answer that is not JSON")
 	}

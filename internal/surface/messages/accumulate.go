@@ -90,12 +90,12 @@ func (a *Accumulator) Add(data []byte) error {
 	}
 	a.events++
 	// Parsed in place; what is kept is copied (Builders, strings.Clone).
-	root := gjson.Parse(bstr(data))
+	root := gjson.Parse(api.View(data))
 	typ := root.Get("type").Str
 	if typ == "message_start" || typ == "message_delta" {
 		// Their members are kept as they are: one copy of the event, the
 		// members cut from it, instead of a copy per member.
-		root = gjson.Parse(strings.Clone(bstr(data)))
+		root = gjson.Parse(strings.Clone(api.View(data)))
 		if a.msg == nil {
 			a.msg, a.usage = make([]field, 0, 8), make([]field, 0, 8)
 		}
@@ -270,7 +270,7 @@ func Replay(dst, answer []byte) ([]byte, error) {
 	if !gjson.ValidBytes(answer) {
 		return dst, fmt.Errorf("replay: the answer is not valid JSON")
 	}
-	root := gjson.Parse(bstr(answer))
+	root := gjson.Parse(api.View(answer))
 	content := root.Get("content")
 	if root.Get("type").Str != "message" || !content.IsArray() {
 		return dst, fmt.Errorf("replay: the answer is not a Messages answer")

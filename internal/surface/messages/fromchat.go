@@ -38,7 +38,7 @@ func AppendFromChat(dst, completion []byte, model string) ([]byte, error) {
 	if !gjson.ValidBytes(completion) {
 		return nil, badAnswer("not valid JSON")
 	}
-	root := gjson.Parse(bstr(completion))
+	root := gjson.Parse(api.View(completion))
 	var id, gotModel, choices, usage gjson.Result
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 
+	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/tidwall/gjson"
 )
 
@@ -32,7 +33,7 @@ func KeyBody(dst, body []byte) []byte {
 			spans = append(spans, span{v.Index, v.Index + len(v.Raw)})
 		}
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	root.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "system", "tools":
@@ -57,7 +58,7 @@ func KeyBody(dst, body []byte) []byte {
 			return body
 		}
 		dst = append(dst, body[prev:s.start]...)
-		dst = appendUnmarked(dst, gjson.Parse(bstr(body[s.start:s.end])))
+		dst = appendUnmarked(dst, gjson.Parse(api.View(body[s.start:s.end])))
 		prev = s.end
 	}
 	return append(dst, body[prev:]...)

@@ -3,7 +3,6 @@ package messages
 import (
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -59,7 +58,7 @@ func parse(body []byte, lim api.Limits, needMaxTokens bool) (*Request, error) {
 	}
 	// Parse a read-only view of body rather than a copy; only the model
 	// name outlives the call, and it is cloned (see api.ParseChatRequest).
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return nil, api.InvalidRequest("", "request body must be a JSON object")
 	}
@@ -458,13 +457,4 @@ func itoa(i int) string {
 		b[n] = '-'
 	}
 	return string(b[n:])
-}
-
-// bstr views b as a string without copying; results parsed from it point
-// into b and must be copied before b changes.
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }

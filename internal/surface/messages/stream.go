@@ -62,7 +62,7 @@ func (t *StreamTranslator) Add(dst, chunk []byte) ([]byte, error) {
 	// One pass over the chunk's members, and one over choice 0's and its
 	// delta's, instead of a scan from the start for each field.
 	var id, model, choices, usage, errObj gjson.Result
-	gjson.Parse(bstr(chunk)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(chunk)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
 			id = v

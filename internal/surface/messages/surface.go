@@ -94,7 +94,7 @@ func (r *Request) Answer(body []byte, native bool) (surface.Answer, error) {
 		}
 	}
 	a := surface.Answer{Body: body, Finish: finishReasons(body)}
-	if u := gjson.Get(bstr(body), "usage"); u.IsObject() {
+	if u := gjson.Get(api.View(body), "usage"); u.IsObject() {
 		a.Usage = Usage(body)
 	} else {
 		a.Estimated = true
@@ -106,7 +106,7 @@ func (r *Request) Answer(body []byte, native bool) (surface.Answer, error) {
 // finishReasons maps a Messages answer's stop_reason to the chat finish
 // reason the cache decides on.
 func finishReasons(answer []byte) []string {
-	return stopFinish(gjson.Get(bstr(answer), "stop_reason").Str)
+	return stopFinish(gjson.Get(api.View(answer), "stop_reason").Str)
 }
 
 // stopFinish maps a stop_reason to the chat finish reasons.
@@ -163,7 +163,7 @@ func (s *stream) Add(dst, payload []byte) ([]byte, error) {
 	if err := s.acc.Add(payload); err != nil {
 		return dst, err
 	}
-	name := gjson.Get(bstr(payload), "type").Str
+	name := gjson.Get(api.View(payload), "type").Str
 	dst = append(dst, "event: "...)
 	dst = append(dst, name...)
 	dst = append(dst, "\ndata: "...)

@@ -47,7 +47,7 @@ func AppendChat(dst, body []byte) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, api.InvalidRequest("", "request body is not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return nil, api.InvalidRequest("", "request body must be a JSON object")
 	}
@@ -281,7 +281,7 @@ func (w *chatWriter) assistant(content gjson.Result, i int) error {
 			w.dst = append(w.dst, c.name.Raw...)
 			w.dst = append(w.dst, `,"arguments":`...)
 			scratch = appendCompact(scratch[:0], c.input.Raw)
-			w.dst = api.AppendString(w.dst, bstr(scratch))
+			w.dst = api.AppendString(w.dst, api.View(scratch))
 			w.dst = append(w.dst, "}}"...)
 		}
 		w.dst = append(w.dst, ']')

@@ -3,6 +3,7 @@ package messages
 import (
 	"github.com/tidwall/gjson"
 
+	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cost"
 )
 
@@ -14,7 +15,7 @@ import (
 // not attribute count as 5-minute writes, the API's default TTL. Thinking
 // tokens are part of output_tokens and not reported apart.
 func Usage(answer []byte) cost.Usage {
-	v := gjson.Parse(bstr(answer))
+	v := gjson.Parse(api.View(answer))
 	if u := v.Get("usage"); u.IsObject() {
 		v = u
 	}

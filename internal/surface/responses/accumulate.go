@@ -3,6 +3,7 @@ package responses
 import (
 	"github.com/tidwall/gjson"
 
+	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cost"
 )
 
@@ -24,7 +25,7 @@ func (a *Accumulator) Add(payload []byte) (typ string, err error) {
 	if !gjson.ValidBytes(payload) {
 		return "", badStream("an event is not valid JSON")
 	}
-	root := gjson.Parse(bstr(payload))
+	root := gjson.Parse(api.View(payload))
 	t := root.Get("type")
 	if t.Type != gjson.String || t.Str == "" {
 		return "", badStream("an event has no type")

@@ -43,7 +43,7 @@ func translateChat(completion []byte, e *echo, id string, created int64) (*fromC
 		return nil, badAnswer("not valid JSON")
 	}
 	var model, choices, usageObj, createdV gjson.Result
-	gjson.Parse(bstr(completion)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(completion)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
 			model = v

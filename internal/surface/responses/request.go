@@ -3,7 +3,6 @@ package responses
 import (
 	"strings"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -38,7 +37,7 @@ func parseFields(body []byte, lim api.Limits) (fields, error) {
 		}
 		return f, api.InvalidRequest(err.Param, "%s: repeated key; each key may appear only once in an object", err.Param)
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	if !root.IsObject() {
 		return f, api.InvalidRequest("", "request body must be a JSON object")
 	}
@@ -403,12 +402,4 @@ func itoa(i int) string {
 		b[n] = '-'
 	}
 	return string(b[n:])
-}
-
-// bstr views b as a string without copying; the string must not outlive b.
-func bstr(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
 }

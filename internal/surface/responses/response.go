@@ -36,7 +36,7 @@ type echo struct {
 
 func readEcho(body []byte) *echo {
 	e := &echo{}
-	gjson.Parse(bstr(body)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(body)).ForEach(func(k, v gjson.Result) bool {
 		if v.Type == gjson.Null {
 			return true
 		}
@@ -135,7 +135,7 @@ func chatUsage(v gjson.Result) usage {
 // alone) by kind, for pricing: OpenAI's input_tokens include the cached
 // ones, output_tokens the reasoning ones, as cost.Usage counts them.
 func Usage(response []byte) cost.Usage {
-	v := gjson.Parse(bstr(response))
+	v := gjson.Parse(api.View(response))
 	if u := v.Get("usage"); u.IsObject() {
 		v = u
 	}

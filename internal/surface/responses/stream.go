@@ -61,7 +61,7 @@ func (t *StreamTranslator) Add(dst, chunk []byte) ([]byte, error) {
 		return dst, badStream("a chunk is not valid JSON")
 	}
 	var model, created, choices, usageObj, errObj gjson.Result
-	gjson.Parse(bstr(chunk)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(chunk)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "model":
 			model = v

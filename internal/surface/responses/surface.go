@@ -177,7 +177,7 @@ func readResponse(body []byte) (surface.Answer, bool) {
 	}
 	var object, status, reason string
 	calls := false
-	gjson.Parse(bstr(body)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(body)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "object":
 			object = v.Str
@@ -239,12 +239,12 @@ func (r *Request) rebrand(answer []byte) []byte {
 	}
 	var buf [72]byte // an id or a time
 	seenUser := false
-	gjson.Parse(bstr(answer)).ForEach(func(k, v gjson.Result) bool {
+	gjson.Parse(api.View(answer)).ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
-			member("id", bstr(api.AppendString(buf[:0], r.ID())))
+			member("id", api.View(api.AppendString(buf[:0], r.ID())))
 		case "created_at":
-			member("created_at", bstr(strconv.AppendInt(buf[:0], r.now(), 10)))
+			member("created_at", api.View(strconv.AppendInt(buf[:0], r.now(), 10)))
 		case "previous_response_id":
 			member(k.Str, or(e.previousResponseID, "null"))
 		case "store":

@@ -37,7 +37,7 @@ func AppendToChat(dst, body []byte) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, api.InvalidRequest("", "request body is not valid JSON")
 	}
-	root := gjson.Parse(bstr(body))
+	root := gjson.Parse(api.View(body))
 	var model, input, instructions, tools, toolChoice, text, reasoning, maxOut, stream gjson.Result
 	var copied []gjson.Result // members chat takes as they are
 	var copiedKeys []string
