@@ -241,11 +241,20 @@ func TestCompletionsThroughTheGatewayJSONStreamAndHits(t *testing.T) {
 	if !strings.HasPrefix(text, "Simulated answer to: stream me a story") || how != "stop MISS" || usage == 0 {
 		t.Fatalf("stream: %q, %s, usage %d", text, how, usage)
 	}
+	// The SDK stops reading at [DONE]; the gateway stores the answer and
+	// records the request when its handler returns, just after. A replay
+	// sent before that joins the call as a coalesced follower: wait, so
+	// that it is an L1 hit.
+	completions := func() float64 {
+		return scrapeFamilies(t, g.URL).value("llm_edge_requests_total", "endpoint=completions", "provider=openai", "model=gpt-3.5-turbo-instruct", "status=2xx")
+	}
+	waitFor(t, "the stream recorded", func() bool { return completions() == 3 })
 	calls = s.Calls()
 	text2, how, usage2 := read()
 	if text2 != text || how != "stop HIT" || usage2 != usage || s.Calls() != calls {
 		t.Fatalf("replay: %q (%s, usage %d, upstream calls %d -> %d), first %q", text2, how, usage2, calls, s.Calls(), text)
 	}
+	waitFor(t, "the replay recorded", func() bool { return completions() == 4 })
 	f := scrapeFamilies(t, g.URL)
 	if v := f.value("llm_edge_requests_total", "endpoint=completions", "provider=openai", "model=gpt-3.5-turbo-instruct", "status=2xx"); v != 4 {
 		t.Errorf("completions requests = %v, want 4", v)

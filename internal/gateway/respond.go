@@ -248,13 +248,23 @@ func (x *exchange) serveStream(ps provider.Stream) {
 		}
 	}()
 	flusher, _ := x.w.(http.Flusher)
-	ob := x.g.streamBufs.Get().(*[]byte)
 	// out holds what is not written yet: events the provider had sent
 	// while the gateway was busy are written together, with one flush,
 	// when the stream can tell (provider.Buffered) that the next one is in
-	// memory already; otherwise each is flushed as it comes.
-	out := (*ob)[:0]
-	defer func() { *ob = out; x.g.putStreamBuf(ob) }() // out may have grown
+	// memory already; otherwise each is flushed as it comes. Its buffer
+	// (ob, from a pool) is held only while there is something to write:
+	// it goes back before each wait on the provider, so thousands of
+	// streams waiting for their next chunk hold none.
+	var (
+		ob  *[]byte
+		out []byte
+	)
+	defer func() {
+		if ob != nil {
+			*ob = out // out may have grown
+			x.g.putStreamBuf(ob)
+		}
+	}()
 	buffered, _ := ps.(provider.Buffered)
 	first := true
 	fail := func(err error) {
@@ -286,6 +296,10 @@ func (x *exchange) serveStream(ps provider.Stream) {
 			x.rec.TTFT = time.Since(x.start)
 			first = false
 		}
+		if ob == nil {
+			ob = x.g.streamBufs.Get().(*[]byte)
+			out = (*ob)[:0]
+		}
 		if out, err = st.Add(out, chunk); err != nil {
 			fail(err)
 			return
@@ -296,7 +310,13 @@ func (x *exchange) serveStream(ps provider.Stream) {
 		if !x.send(out, flusher) {
 			return
 		}
-		out = out[:0]
+		*ob = out
+		x.g.putStreamBuf(ob)
+		ob, out = nil, nil
+	}
+	if ob == nil {
+		ob = x.g.streamBufs.Get().(*[]byte)
+		out = (*ob)[:0]
 	}
 	_, records := x.req.(surface.Recorder)
 	out, a, err := st.End(out, records || x.keyOK && !x.cc.noStore)
@@ -330,8 +350,8 @@ func (x *exchange) serveStream(ps provider.Stream) {
 }
 
 // streamBufSize is the start size of a stream's output buffer: one event
-// and its framing, or a few (serveStream). A stream holds it for its whole
-// life, so it comes from a pool of its own, not the body buffers', which
+// and its framing, or a few (serveStream). A stream takes one for each
+// event it writes, from a pool of its own, not the body buffers', which
 // may have grown to a large answer.
 const streamBufSize = 2 << 10
 

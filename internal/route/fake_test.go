@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -105,6 +106,7 @@ type fakeStream struct {
 	stallAt int
 	failAt  int
 	failErr error
+	gaps    []time.Duration // the upstream's wait before chunk i, when set
 	closed  atomic.Int32
 }
 
@@ -123,6 +125,14 @@ func (s *fakeStream) Next() ([]byte, error) {
 	}
 	if s.i >= len(s.chunks) {
 		return nil, io.EOF
+	}
+	if s.i < len(s.gaps) {
+		select {
+		case <-time.After(s.gaps[s.i]):
+		case <-s.ctx.Done():
+			return nil, &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_stream_truncated",
+				Message: "stream cut", Err: s.ctx.Err()}
+		}
 	}
 	s.i++
 	return s.chunks[s.i-1], nil

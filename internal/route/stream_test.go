@@ -100,6 +100,44 @@ func TestStalledStreamEndsWithIdleTimeout(t *testing.T) {
 	})
 }
 
+// The idle timer is not reset per chunk: it re-arms itself for what is
+// left of the current wait. Waits just under the bound, with the client's
+// own pauses between them putting the timer's fires anywhere in a wait,
+// never time out; the wait that reaches the bound times out exactly then.
+func TestIdleBoundCountsEachWaitFromItsStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gaps := []time.Duration{0, 6900 * time.Millisecond, 3 * time.Second, 6999 * time.Millisecond, 1, 5 * time.Second, 6 * time.Second}
+		pauses := []time.Duration{0, 2 * time.Second, 6500 * time.Millisecond, 11 * time.Second, 300 * time.Millisecond, 4 * time.Second, 0}
+		var up *fakeStream
+		f := newFake("openai", func(ctx context.Context, req *provider.Request, n int64) (*provider.Response, error) {
+			up = newFakeStream(ctx, chunks(req.Model, len(gaps))...)
+			up.gaps, up.stallAt = gaps, len(gaps)
+			return &provider.Response{Stream: up}, nil
+		})
+		r, tg := oneProvider(t, f, Config{Timeouts: TimeoutConfig{StreamIdle: 7 * time.Second, FirstByte: 30 * time.Second}})
+		resp, err := r.ChatCompletion(t.Context(), tg, chatReq("gpt-4o", true), nil)
+		if err != nil {
+			t.Fatalf("ChatCompletion: %v", err)
+		}
+		defer resp.Stream.Close()
+		if _, err := resp.Stream.Next(); err != nil { // the pre-read first chunk
+			t.Fatalf("Next: %v", err)
+		}
+		for i, p := range pauses[1:] {
+			time.Sleep(p)
+			start := time.Now()
+			if _, err := resp.Stream.Next(); err != nil {
+				t.Fatalf("chunk %d after a wait of %v: %v", i+1, time.Since(start), err)
+			}
+		}
+		start := time.Now()
+		_, err = resp.Stream.Next()
+		if e := apiErr(t, err); e.Code != "stream_idle_timeout" || time.Since(start) != 7*time.Second {
+			t.Fatalf("got %v after %v, want stream_idle_timeout after 7s", err, time.Since(start))
+		}
+	})
+}
+
 func TestStreamThatNeverStartsIsRetriedAfterFirstByteTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake("openai", func(ctx context.Context, req *provider.Request, n int64) (*provider.Response, error) {
