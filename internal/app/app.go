@@ -203,8 +203,8 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		}
 	}
 	if a.tracer.Enabled() {
-		rcfg.TraceAttempt = func(ctx context.Context, h http.Header, deployment, typ, model string) (context.Context, func(route.AttemptOutcome)) {
-			ctx, end := a.tracer.StartAttempt(ctx, h, deployment, typ, model)
+		rcfg.TraceAttempt = func(ctx context.Context, h http.Header, deployment, typ, model string, s provider.Surface) (context.Context, func(route.AttemptOutcome)) {
+			ctx, end := a.tracer.StartAttempt(ctx, h, deployment, typ, model, s)
 			return ctx, func(o route.AttemptOutcome) { end(o.String(), o != route.AttemptOK) }
 		}
 	}

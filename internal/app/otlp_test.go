@@ -193,7 +193,8 @@ func TestSpansFollowTheGenAIConventionsAtAnOTLPReceiver(t *testing.T) {
 	if len(ok.tries) != 1 || attrsOf(ok.tries[0])["edge_agent.attempt.outcome"] != "2xx" || ok.root.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR {
 		t.Errorf("answered request: %d attempts %v", len(ok.tries), ok.tries)
 	}
-	if ra := attrsOf(ok.root); ra["gen_ai.usage.input_tokens"] == "" || ra["gen_ai.usage.output_tokens"] == "" || ra["gen_ai.response.model"] == "" {
+	if ra := attrsOf(ok.root); ra["gen_ai.usage.input_tokens"] == "" || ra["gen_ai.usage.output_tokens"] == "" || ra["gen_ai.response.model"] == "" ||
+		!strings.Contains(ra["gen_ai.response.finish_reasons"], `"stop"`) {
 		t.Errorf("answered request: usage attributes missing: %v", ra)
 	}
 	if len(failed.tries) != 3 {
@@ -243,6 +244,15 @@ func TestGenAIClientMetricsReachTheOTLPReceiver(t *testing.T) {
 	if resp, body := post(t, srv.URL, chat("gpt-4o-mini", "count my tokens")); resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
+	emb, err := http.Post(srv.URL+"/v1/embeddings", "application/json", strings.NewReader(`{"model":"text-embedding-3-small","input":"count me too"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, emb.Body)
+	emb.Body.Close()
+	if emb.StatusCode != 200 {
+		t.Fatalf("embeddings: %d", emb.StatusCode)
+	}
 	srv.Close()
 	a.Close() // the meter provider's shutdown exports what it holds
 
@@ -256,9 +266,6 @@ func TestGenAIClientMetricsReachTheOTLPReceiver(t *testing.T) {
 	if dur == nil || tok == nil {
 		t.Fatalf("metrics received: %v", slices.Collect(maps.Keys(got)))
 	}
-	if dur.GetUnit() != "s" || len(dur.GetHistogram().GetDataPoints()) != 1 || dur.GetHistogram().GetDataPoints()[0].GetCount() != 1 {
-		t.Errorf("operation duration: %v", dur)
-	}
 	kv := func(attrs []*commonpb.KeyValue) map[string]string {
 		m := map[string]string{}
 		for _, a := range attrs {
@@ -266,12 +273,30 @@ func TestGenAIClientMetricsReachTheOTLPReceiver(t *testing.T) {
 		}
 		return m
 	}
-	if a := kv(dur.GetHistogram().GetDataPoints()[0].GetAttributes()); a["gen_ai.operation.name"] != "chat" || a["gen_ai.request.model"] != "gpt-4o-mini" || a["gen_ai.provider.name"] != "openai" {
-		t.Errorf("operation duration attributes %v", a)
+	// One data point per operation: the chat call and the embeddings call
+	// (the conventions' "embeddings", not "chat").
+	ops := map[string]map[string]string{}
+	for _, dp := range dur.GetHistogram().GetDataPoints() {
+		a := kv(dp.GetAttributes())
+		if dp.GetCount() != 1 {
+			t.Errorf("operation duration %v: count %d, want 1", a, dp.GetCount())
+		}
+		ops[a["gen_ai.operation.name"]] = a
+	}
+	if dur.GetUnit() != "s" || len(ops) != 2 {
+		t.Errorf("operation duration: %v", dur)
+	}
+	if a := ops["chat"]; a["gen_ai.request.model"] != "gpt-4o-mini" || a["gen_ai.provider.name"] != "openai" {
+		t.Errorf("chat operation duration attributes %v", a)
+	}
+	if a := ops["embeddings"]; a["gen_ai.request.model"] != "text-embedding-3-small" || a["gen_ai.provider.name"] != "openai" {
+		t.Errorf("embeddings operation duration attributes %v", a)
 	}
 	types := map[string]float64{}
 	for _, dp := range tok.GetHistogram().GetDataPoints() {
-		types[kv(dp.GetAttributes())["gen_ai.token.type"]] = dp.GetSum()
+		if a := kv(dp.GetAttributes()); a["gen_ai.operation.name"] == "chat" {
+			types[a["gen_ai.token.type"]] = dp.GetSum()
+		}
 	}
 	if types["input"] <= 0 || types["output"] <= 0 {
 		t.Errorf("token usage by type %v, want input and output", types)

@@ -367,7 +367,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 
 func (g *Gateway) callProvider(ctx context.Context, t route.Target, req *provider.Request, fallbacks []string) (*provider.Response, error) {
 	if g.o.Tracer.Enabled() {
-		ctx, span := g.o.Tracer.StartProviderCall(ctx, t.String(), t.Model)
+		ctx, span := g.o.Tracer.StartProviderCall(ctx, t.String(), t.Model, req.Surface, req.MaxTokens)
 		g.o.Tracer.Inject(ctx, req.Header)
 		resp, err := g.o.Router.ChatCompletion(ctx, t, req, fallbacks)
 		if err != nil {

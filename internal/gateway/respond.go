@@ -218,7 +218,7 @@ func (x *exchange) serveAnswer(resp *provider.Response) {
 		model = x.rec.Model
 	}
 	x.price(model, a.Usage, a.Estimated)
-	x.rec.Status = http.StatusOK
+	x.rec.Status, x.rec.FinishReasons = http.StatusOK, a.Finish
 	if x.cacheable(a.Finish) {
 		x.store(a.Body, a.Usage)
 	}
@@ -342,6 +342,7 @@ func (x *exchange) serveStream(ps provider.Stream) {
 		}
 	}
 	charged = true
+	x.rec.FinishReasons = a.Finish
 	x.price(x.rec.Model, a.Usage, a.Estimated)
 	if x.cacheable(a.Finish) {
 		x.store(a.Body, a.Usage)

@@ -334,7 +334,7 @@ func (c *call) attempt(d *deployment, probe bool, t Target) (*provider.Response,
 		if c.preq.Header == nil {
 			c.preq.Header = http.Header{}
 		}
-		ctx, endSpan = f(c.ctx, c.preq.Header, d.name, d.prov.Type(), model)
+		ctx, endSpan = f(c.ctx, c.preq.Header, d.name, d.prov.Type(), model, c.preq.Surface)
 	}
 	start := c.r.cfg.Now()
 	if c.req.Stream {

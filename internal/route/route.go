@@ -174,9 +174,10 @@ type Config struct {
 	// TraceAttempt, if set, starts the span of one upstream attempt: ctx
 	// is the call's, header the attempt's own copy of the request headers
 	// (to write the attempt's trace context into), providerType the
-	// provider's Type(). The returned context is the attempt's; end is
-	// called once, when the attempt (a stream: the whole stream) ends.
-	TraceAttempt func(ctx context.Context, header http.Header, deployment, providerType, model string) (context.Context, func(AttemptOutcome))
+	// provider's Type(), surface the API called upstream. The returned
+	// context is the attempt's; end is called once, when the attempt (a
+	// stream: the whole stream) ends.
+	TraceAttempt func(ctx context.Context, header http.Header, deployment, providerType, model string, surface provider.Surface) (context.Context, func(AttemptOutcome))
 }
 
 // Target is a resolved model: what the cache key is computed from.

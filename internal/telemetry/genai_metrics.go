@@ -49,7 +49,7 @@ func (g *genAIMetrics) record(r *Record) {
 	if g == nil || r.ProviderLatency <= 0 || r.Replayed() {
 		return
 	}
-	attrs := []attribute.KeyValue{attrGenAIOperation.String("chat"), attrGenAIRequestModel.String(r.Model)}
+	attrs := []attribute.KeyValue{attrGenAIOperation.String(genAIOperation(r.Endpoint)), attrGenAIRequestModel.String(r.Model)}
 	if p := providerOf(r.Provider); p != "" {
 		attrs = append(attrs, attrGenAIProvider.String(p))
 	}

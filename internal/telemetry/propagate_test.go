@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/edge-agent/edge-agent/internal/provider"
 )
 
 func TestUpstreamHeadersForwardTraceContextBaggageAndRequestID(t *testing.T) {
@@ -31,7 +33,7 @@ func TestUpstreamHeadersForwardTraceContextBaggageAndRequestID(t *testing.T) {
 	in, _ := http.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
 	in.Header = client
 	ctx, span := tr.StartRequest(context.Background(), in)
-	_, end := tr.StartAttempt(ctx, h, "openai", "openai", "gpt-4o")
+	_, end := tr.StartAttempt(ctx, h, "openai", "openai", "gpt-4o", provider.SurfaceChat)
 	end("2xx", false)
 	span.End()
 	if got := h.Get("Traceparent"); got == client.Get("Traceparent") || got[3:35] != "4bf92f3577b34da6a3ce929d0e0e4736" {

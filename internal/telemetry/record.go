@@ -51,6 +51,10 @@ type Record struct {
 
 	ErrorCode string // the OpenAI envelope's error code or type when Status >= 400
 
+	// FinishReasons are the answer's, a choice each, in chat's terms
+	// (stop, length, tool_calls, ...); nil when no whole answer was seen.
+	FinishReasons []string
+
 	// TraceID and SpanID are the request span's, set by Tracer.EndSpan
 	// when tracing is on, so the log line can be joined to its trace.
 	TraceID trace.TraceID

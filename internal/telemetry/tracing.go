@@ -17,6 +17,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/edge-agent/edge-agent/internal/provider"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -158,12 +160,28 @@ const (
 	attrGenAIProvider      = attribute.Key("gen_ai.provider.name")
 	attrGenAIRequestModel  = attribute.Key("gen_ai.request.model")
 	attrGenAIResponseModel = attribute.Key("gen_ai.response.model")
+	attrGenAIFinish        = attribute.Key("gen_ai.response.finish_reasons")
+	attrGenAIMaxTokens     = attribute.Key("gen_ai.request.max_tokens")
 	attrGenAIInputTokens   = attribute.Key("gen_ai.usage.input_tokens")
 	attrGenAIOutputTokens  = attribute.Key("gen_ai.usage.output_tokens")
 	attrErrorType          = attribute.Key("error.type")
 	attrAttemptOutcome     = attribute.Key("edge_agent.attempt.outcome")
 	attrDeployment         = attribute.Key("edge_agent.deployment")
 )
+
+// genAIOperation is the conventions' operation name of a surface's call:
+// "chat" for chat, Messages and Responses, "embeddings", and
+// "text_completion" for the legacy completions (the conventions say a
+// listed name that applies must be used).
+func genAIOperation(s provider.Surface) string {
+	switch s {
+	case provider.SurfaceEmbeddings:
+		return "embeddings"
+	case provider.SurfaceCompletions:
+		return "text_completion"
+	}
+	return "chat"
+}
 
 // genAIProvider maps an adapter type to the conventions' provider names.
 func genAIProvider(typ string) string {
@@ -181,15 +199,17 @@ func genAIProvider(typ string) string {
 }
 
 // StartProviderCall starts the GenAI operation span of a provider call,
-// "chat {model}" (route is the route name: "provider/model" or a model
-// table entry); each upstream attempt is a child of it (StartAttempt).
-// Inject its context into the outgoing request.
-func (t *Tracer) StartProviderCall(ctx context.Context, route, model string) (context.Context, trace.Span) {
+// "{operation} {model}" (route is the route name: "provider/model" or a
+// model table entry; s the surface called upstream; maxTokens the
+// request's bound, 0 when it set none); each upstream attempt is a child
+// of it (StartAttempt). Inject its context into the outgoing request.
+func (t *Tracer) StartProviderCall(ctx context.Context, route, model string, s provider.Surface, maxTokens int64) (context.Context, trace.Span) {
 	if !t.Enabled() {
 		return ctx, trace.SpanFromContext(ctx)
 	}
+	op := genAIOperation(s)
 	attrs := []attribute.KeyValue{
-		attrGenAIOperation.String("chat"),
+		attrGenAIOperation.String(op),
 		attrGenAIRequestModel.String(model),
 		attribute.String("llm.provider", route),
 		attribute.String("llm.model", model),
@@ -197,7 +217,10 @@ func (t *Tracer) StartProviderCall(ctx context.Context, route, model string) (co
 	if p, _, ok := strings.Cut(route, "/"); ok {
 		attrs = append(attrs, attrGenAIProvider.String(genAIProvider(p)))
 	}
-	return t.tracer.Start(ctx, "chat "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	if maxTokens > 0 {
+		attrs = append(attrs, attrGenAIMaxTokens.Int64(maxTokens))
+	}
+	return t.tracer.Start(ctx, op+" "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 }
 
 // StartAttempt starts the span of one upstream attempt, a child of the
@@ -205,12 +228,13 @@ func (t *Tracer) StartProviderCall(ctx context.Context, route, model string) (co
 // attempt's copy of the request's). end records how the attempt ended
 // (failed: the span's status is an error) and ends the span; for a stream
 // that is when the stream ends.
-func (t *Tracer) StartAttempt(ctx context.Context, header http.Header, deployment, providerType, model string) (context.Context, func(outcome string, failed bool)) {
+func (t *Tracer) StartAttempt(ctx context.Context, header http.Header, deployment, providerType, model string, s provider.Surface) (context.Context, func(outcome string, failed bool)) {
 	if !t.Enabled() {
 		return ctx, func(string, bool) {}
 	}
-	ctx, span := t.tracer.Start(ctx, "chat "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attrGenAIOperation.String("chat"),
+	op := genAIOperation(s)
+	ctx, span := t.tracer.Start(ctx, op+" "+model, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attrGenAIOperation.String(op),
 		attrGenAIProvider.String(genAIProvider(providerType)),
 		attrGenAIRequestModel.String(model),
 		attrDeployment.String(deployment),
@@ -253,11 +277,14 @@ func (t *Tracer) EndSpan(span trace.Span, r *Record) {
 		attribute.String("llm.provider", r.Provider),
 		attribute.Int("llm.usage.prompt_tokens", r.PromptTokens),
 		attribute.Int("llm.usage.completion_tokens", r.CompletionTokens),
-		attrGenAIOperation.String("chat"),
+		attrGenAIOperation.String(genAIOperation(r.Endpoint)),
 		attrGenAIResponseModel.String(r.Model),
 		attrGenAIInputTokens.Int(r.PromptTokens),
 		attrGenAIOutputTokens.Int(r.CompletionTokens),
 	)
+	if len(r.FinishReasons) > 0 {
+		span.SetAttributes(attrGenAIFinish.StringSlice(r.FinishReasons))
+	}
 	// A 5xx, or a stream that failed after its 200 (the record keeps the
 	// error code of its last event), is an error; a client's 4xx is not.
 	if r.Status >= 500 || r.Status < 400 && r.ErrorCode != "" {

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
+
+	"github.com/edge-agent/edge-agent/internal/provider"
 )
 
 func TestSpansNestUnderTheRequestAndTraceparentReachesTheProvider(t *testing.T) {
@@ -27,11 +29,11 @@ func TestSpansNestUnderTheRequestAndTraceparentReachesTheProvider(t *testing.T) 
 	}
 
 	var gotTraceparent atomic.Value
-	provider := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gotTraceparent.Store(r.Header.Get("traceparent"))
 		io.WriteString(w, `{}`)
 	}))
-	defer provider.Close()
+	defer upstream.Close()
 
 	// The client continues its own trace.
 	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -41,8 +43,8 @@ func TestSpansNestUnderTheRequestAndTraceparentReachesTheProvider(t *testing.T) 
 	ctx, reqSpan := tr.StartRequest(context.Background(), in)
 	_, l1Span := tr.StartSpan(ctx, "cache.l1.get")
 	l1Span.End()
-	pctx, provSpan := tr.StartProviderCall(ctx, "openai", "gpt-4o")
-	out, _ := http.NewRequestWithContext(pctx, http.MethodPost, provider.URL, nil)
+	pctx, provSpan := tr.StartProviderCall(ctx, "openai", "gpt-4o", provider.SurfaceChat, 0)
+	out, _ := http.NewRequestWithContext(pctx, http.MethodPost, upstream.URL, nil)
 	tr.Inject(pctx, out.Header)
 	resp, err := http.DefaultClient.Do(out)
 	if err != nil {
@@ -105,7 +107,7 @@ func TestDisabledTracerAddsNothingAndDoesNotAllocate(t *testing.T) {
 				c, span := tr.StartRequest(ctx, in)
 				c2, child := tr.StartSpan(c, "cache.l1.get")
 				child.End()
-				c3, prov := tr.StartProviderCall(c2, "openai", "gpt-4o")
+				c3, prov := tr.StartProviderCall(c2, "openai", "gpt-4o", provider.SurfaceChat, 0)
 				tr.Inject(c3, h)
 				prov.End()
 				tr.EndSpan(span, r)
@@ -219,5 +221,62 @@ func TestRequestLogLineCarriesTheTraceAndSpanIDs(t *testing.T) {
 	}
 	if line := string(appendRequestLine(nil, true, time.Now(), &Record{Status: 200})); strings.Contains(line, "trace_id") {
 		t.Errorf("untraced line %q names a trace", line)
+	}
+}
+
+// The conventions' operation name is the surface's (a listed name that
+// applies must be used): chat for chat, Messages and Responses,
+// embeddings, text_completion; the spans are named after it, the
+// request's bound and the answer's finish reasons are recorded.
+func TestGenAISpansNameTheSurfacesOperation(t *testing.T) {
+	for _, tc := range []struct {
+		surface provider.Surface
+		op      string
+	}{
+		{provider.SurfaceChat, "chat"},
+		{provider.SurfaceMessages, "chat"},
+		{provider.SurfaceResponses, "chat"},
+		{provider.SurfaceEmbeddings, "embeddings"},
+		{provider.SurfaceCompletions, "text_completion"},
+	} {
+		t.Run(tc.surface.String(), func(t *testing.T) {
+			rec := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+			defer tp.Shutdown(context.Background())
+			tr := NewTracer(tp)
+			ctx, req := tr.StartRequest(context.Background(), httptest.NewRequest(http.MethodPost, "/v1/x", nil))
+			pctx, call := tr.StartProviderCall(ctx, "openai/m", "m", tc.surface, 30)
+			_, end := tr.StartAttempt(pctx, http.Header{}, "openai", "openai", "m", tc.surface)
+			end("ok", false)
+			call.End()
+			tr.EndSpan(req, &Record{Status: 200, Endpoint: tc.surface, Model: "m", FinishReasons: []string{"stop", "length"}})
+
+			spans := rec.Ended()
+			if len(spans) != 3 {
+				t.Fatalf("%d spans, want 3", len(spans))
+			}
+			for i, s := range spans {
+				a := map[string]string{}
+				for _, kv := range s.Attributes() {
+					a[string(kv.Key)] = kv.Value.Emit()
+				}
+				if a["gen_ai.operation.name"] != tc.op {
+					t.Errorf("span %q: gen_ai.operation.name %q, want %q", s.Name(), a["gen_ai.operation.name"], tc.op)
+				}
+				switch i {
+				case 0, 1: // the attempt, the provider call
+					if s.Name() != tc.op+" m" {
+						t.Errorf("span named %q, want %q", s.Name(), tc.op+" m")
+					}
+				case 2: // the request
+					if a["gen_ai.response.finish_reasons"] != `["stop","length"]` {
+						t.Errorf("finish reasons %q", a["gen_ai.response.finish_reasons"])
+					}
+				}
+				if i == 1 && a["gen_ai.request.max_tokens"] != "30" {
+					t.Errorf("provider call: gen_ai.request.max_tokens %q, want 30", a["gen_ai.request.max_tokens"])
+				}
+			}
+		})
 	}
 }
