@@ -217,39 +217,19 @@ func appendMessages(dst []byte, messages gjson.Result) ([]byte, error) {
 }
 
 func (w *turnWriter) user(c gjson.Result, i int) error {
-	switch {
-	case c.Type == gjson.String:
-		if c.Str != "" {
+	return chatreq.EachUserPart(c, i, "Anthropic models", func(p chatreq.Part, j int) (ok bool, err error) {
+		switch p.Type.Str {
+		case "text":
 			w.Item("user")
-			w.Dst = appendText(w.Dst, c.Raw, gjson.Result{})
+			w.Dst = appendText(w.Dst, p.Text.Raw, p.CacheControl)
+		case "image_url":
+			w.Item("user")
+			w.Dst, err = appendImage(w.Dst, p.ImageURL, i, j)
+		default:
+			return false, nil
 		}
-		return nil
-	case c.IsArray():
-		var err error
-		j := -1
-		c.ForEach(func(_, v gjson.Result) bool {
-			j++
-			p := chatreq.ParsePart(v)
-			switch typ := p.Type.Str; typ {
-			case "text":
-				if p.Text.Str != "" {
-					w.Item("user")
-					w.Dst = appendText(w.Dst, p.Text.Raw, p.CacheControl)
-				}
-			case "image_url":
-				w.Item("user")
-				w.Dst, err = appendImage(w.Dst, p.ImageURL, i, j)
-			default:
-				err = api.InvalidRequest(chatreq.ContentParam(i, j)+".type",
-					"%s.type: content part type %q is not supported by Anthropic models", chatreq.ContentParam(i, j), typ)
-			}
-			return err == nil
-		})
-		return err
-	case c.Type == gjson.Null || !c.Exists():
-		return nil
-	}
-	return api.InvalidRequest(chatreq.MsgParam(i)+".content", "%s.content must be a string or an array of content parts", chatreq.MsgParam(i))
+		return true, err
+	})
 }
 
 func (w *turnWriter) assistant(m chatreq.Message, i int) error {

@@ -174,6 +174,43 @@ func EachSystemText(messages gjson.Result, fn func(text, cacheControl gjson.Resu
 	return err
 }
 
+// EachUserPart calls fn with each part of a user message's content c
+// (message i) that carries something: a string content as one text part
+// (j = -1), each part of an array otherwise; an empty text is skipped. fn
+// returns false for a part type the provider does not take: a 400 saying
+// that it is not supported by who ("Anthropic models"). A content that is
+// neither a string, an array nor null is a 400.
+func EachUserPart(c gjson.Result, i int, who string, fn func(p Part, j int) (bool, error)) error {
+	switch {
+	case c.Type == gjson.String:
+		if c.Str == "" {
+			return nil
+		}
+		_, err := fn(Part{Type: gjson.Result{Type: gjson.String, Str: "text"}, Text: c}, -1)
+		return err
+	case c.IsArray():
+		var err error
+		j := -1
+		c.ForEach(func(_, v gjson.Result) bool {
+			j++
+			p := ParsePart(v)
+			if p.Type.Str == "text" && p.Text.Str == "" {
+				return true
+			}
+			var ok bool
+			if ok, err = fn(p, j); !ok && err == nil {
+				err = api.InvalidRequest(ContentParam(i, j)+".type",
+					"%s.type: content part type %q is not supported by %s", ContentParam(i, j), p.Type.Str, who)
+			}
+			return err == nil
+		})
+		return err
+	case c.Type == gjson.Null || !c.Exists():
+		return nil
+	}
+	return api.InvalidRequest(MsgParam(i)+".content", "%s.content must be a string or an array of content parts", MsgParam(i))
+}
+
 // EachAssistantText calls fn with each non-empty text of an assistant
 // message's content c (message i): the string, or each text and refusal
 // part with its cache_control. A part of another type is a 400 saying that

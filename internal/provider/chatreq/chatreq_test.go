@@ -2,6 +2,7 @@ package chatreq
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -93,5 +94,53 @@ func TestEachAssistantTextTakesTextAndRefusalParts(t *testing.T) {
 	err := EachAssistantText(gjson.Parse(`[{"type":"image_url"}]`), 3, "X models", fn)
 	if !errors.As(err, &e) || e.Param != "messages[3].content[0].type" || !strings.Contains(e.Message, "X models") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestEachUserPartSkipsEmptyTextsAndRefusesWhatTheProviderDoesNotTake(t *testing.T) {
+	takes := func(got *[]string) func(Part, int) (bool, error) {
+		return func(p Part, j int) (bool, error) {
+			switch p.Type.Str {
+			case "text":
+				*got = append(*got, fmt.Sprintf("%d:text:%s/%s", j, p.Text.Str, p.CacheControl.Get("type").Str))
+			case "image_url":
+				*got = append(*got, fmt.Sprintf("%d:image:%s", j, p.ImageURL.Get("url").Str))
+			case "input_audio":
+				return true, api.InvalidRequest("x", "bad audio")
+			default:
+				return false, nil
+			}
+			return true, nil
+		}
+	}
+	for _, tc := range []struct {
+		content string
+		want    string // the parts fn took, or the 400's param
+	}{
+		{`"hi"`, "-1:text:hi/"},
+		{`""`, ""},
+		{`null`, ""},
+		{`[{"type":"text","text":"a","cache_control":{"type":"ephemeral"}},{"type":"text","text":""},{"type":"image_url","image_url":{"url":"u"}}]`,
+			"0:text:a/ephemeral 2:image:u"},
+		{`[{"type":"text","text":"a"},{"type":"file","file":{}}]`, "400 messages[2].content[1].type"},
+		{`[{"type":"input_audio","input_audio":{}}]`, "400 x"},
+		{`7`, "400 messages[2].content"},
+		{`{"type":"text"}`, "400 messages[2].content"},
+	} {
+		var got []string
+		err := EachUserPart(gjson.Parse(tc.content), 2, "X models", takes(&got))
+		res := strings.Join(got, " ")
+		var e *api.Error
+		if errors.As(err, &e) {
+			res = fmt.Sprintf("400 %s", e.Param)
+			if e.Status != 400 || e.Param == "messages[2].content[1].type" && !strings.Contains(e.Message, `"file" is not supported by X models`) {
+				t.Errorf("%s: error %v", tc.content, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s: error %v", tc.content, err)
+		}
+		if res != tc.want {
+			t.Errorf("%s: %q, want %q", tc.content, res, tc.want)
+		}
 	}
 }
