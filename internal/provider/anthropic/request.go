@@ -46,60 +46,19 @@ func TranslateRequest(openAIBody []byte, model string, defaultMaxTokens int) ([]
 	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody, model, defaultMaxTokens, streamAsBody)
 }
 
-// requestFields are the top-level fields of an OpenAI request we act on.
-type requestFields struct {
-	messages, tools, toolChoice, parallel, stop gjson.Result
-	maxTokens, maxCompletion, temperature, topP gjson.Result
-	user, stream, n, logprobs                   gjson.Result
-}
-
 func translateRequest(dst, body []byte, model string, defaultMaxTokens int, sm streamMode) ([]byte, error) {
-	if !gjson.ValidBytes(body) {
-		return nil, api.InvalidRequest("", "request body is not valid JSON")
+	var f chatreq.Fields
+	err := f.Parse(body)
+	if err != nil {
+		return nil, err
 	}
-	root := gjson.Parse(api.View(body))
-	if !root.IsObject() {
-		return nil, api.InvalidRequest("", "request body must be a JSON object")
-	}
-	var f requestFields
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "parallel_tool_calls":
-			f.parallel = v
-		case "stop":
-			f.stop = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletion = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "user":
-			f.user = v
-		case "stream":
-			f.stream = v
-		case "n":
-			f.n = v
-		case "logprobs":
-			f.logprobs = v
-		}
-		return true
-	})
-	if f.n.Type == gjson.Number && f.n.Int() > 1 {
+	if f.N.Type == gjson.Number && f.N.Int() > 1 {
 		return nil, api.InvalidRequest("n", "n > 1 is not supported by Anthropic models")
 	}
-	if f.logprobs.Type == gjson.True {
+	if f.Logprobs.Type == gjson.True {
 		return nil, api.InvalidRequest("logprobs", "logprobs are not supported by Anthropic models")
 	}
-	if !f.messages.IsArray() {
+	if !f.Messages.IsArray() {
 		return nil, api.InvalidRequest("messages", "messages must be an array of message objects")
 	}
 
@@ -112,52 +71,51 @@ func translateRequest(dst, body []byte, model string, defaultMaxTokens int, sm s
 		maxTokens = DefaultMaxTokens
 	}
 	switch {
-	case f.maxCompletion.Type == gjson.Number:
-		maxTokens = f.maxCompletion.Int()
-	case f.maxTokens.Type == gjson.Number:
-		maxTokens = f.maxTokens.Int()
+	case f.MaxCompletion.Type == gjson.Number:
+		maxTokens = f.MaxCompletion.Int()
+	case f.MaxTokens.Type == gjson.Number:
+		maxTokens = f.MaxTokens.Int()
 	}
 	dst = strconv.AppendInt(dst, maxTokens, 10)
 
-	var err error
-	if dst, err = appendSystem(dst, f.messages); err != nil {
+	if dst, err = appendSystem(dst, f.Messages); err != nil {
 		return nil, err
 	}
-	if dst, err = appendMessages(dst, f.messages); err != nil {
+	if dst, err = appendMessages(dst, f.Messages); err != nil {
 		return nil, err
 	}
-	if dst, err = appendTools(dst, f.tools, f.toolChoice, f.parallel); err != nil {
+	if dst, err = appendTools(dst, f.Tools, f.ToolChoice, f.Parallel); err != nil {
 		return nil, err
 	}
-	if dst, err = appendStop(dst, f.stop); err != nil {
+	if dst, err = appendStop(dst, f.Stop); err != nil {
 		return nil, err
 	}
-	switch f.temperature.Type {
+	switch f.Temperature.Type {
 	case gjson.Null:
 	case gjson.Number:
 		dst = append(dst, `,"temperature":`...)
-		if f.temperature.Num > 1 {
+		if f.Temperature.Num > 1 {
 			dst = append(dst, '1')
 		} else {
-			dst = append(dst, f.temperature.Raw...)
+			dst = append(dst, f.Temperature.Raw...)
 		}
 	default:
 		return nil, api.InvalidRequest("temperature", "temperature must be a number")
 	}
-	switch f.topP.Type {
+	switch f.TopP.Type {
 	case gjson.Null:
 	case gjson.Number:
 		dst = append(dst, `,"top_p":`...)
-		dst = append(dst, f.topP.Raw...)
+		dst = append(dst, f.TopP.Raw...)
 	default:
 		return nil, api.InvalidRequest("top_p", "top_p must be a number")
 	}
-	if f.user.Type == gjson.String && f.user.Str != "" {
+	if f.User.Type == gjson.String && f.User.Str != "" {
 		dst = append(dst, `,"metadata":{"user_id":`...)
-		dst = append(dst, f.user.Raw...)
+		dst = append(dst, f.User.Raw...)
 		dst = append(dst, '}')
 	}
-	if sm == streamOn || sm == streamAsBody && f.stream.Type == gjson.True {
+	if sm == streamOn || sm == streamAsBody && f.Stream.Type == gjson.True {
 		dst = append(dst, `,"stream":true`...)
 	}
 	return append(dst, '}'), nil

@@ -41,70 +41,34 @@ func TranslateRequest(openAIBody []byte) ([]byte, error) {
 	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody)
 }
 
-// requestFields are the top-level fields of an OpenAI request we act on.
-type requestFields struct {
-	messages, tools, toolChoice, stop           gjson.Result
-	maxTokens, maxCompletion, temperature, topP gjson.Result
-	n, logprobs                                 gjson.Result
-}
-
 func translateRequest(dst, body []byte) ([]byte, error) {
-	if !gjson.ValidBytes(body) {
-		return nil, api.InvalidRequest("", "request body is not valid JSON")
+	var f chatreq.Fields
+	err := f.Parse(body)
+	if err != nil {
+		return nil, err
 	}
-	root := gjson.Parse(api.View(body))
-	if !root.IsObject() {
-		return nil, api.InvalidRequest("", "request body must be a JSON object")
-	}
-	var f requestFields
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "stop":
-			f.stop = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletion = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "n":
-			f.n = v
-		case "logprobs":
-			f.logprobs = v
-		}
-		return true
-	})
-	if f.n.Type == gjson.Number && f.n.Int() > 1 {
+	if f.N.Type == gjson.Number && f.N.Int() > 1 {
 		return nil, api.InvalidRequest("n", "n > 1 is not supported by Bedrock models")
 	}
-	if f.logprobs.Type == gjson.True {
+	if f.Logprobs.Type == gjson.True {
 		return nil, api.InvalidRequest("logprobs", "logprobs are not supported by Bedrock models")
 	}
-	if !f.messages.IsArray() {
+	if !f.Messages.IsArray() {
 		return nil, api.InvalidRequest("messages", "messages must be an array of message objects")
 	}
 
 	dst = append(dst, '{')
-	var err error
 	var hasToolBlocks bool
-	if dst, hasToolBlocks, err = appendMessages(dst, f.messages); err != nil {
+	if dst, hasToolBlocks, err = appendMessages(dst, f.Messages); err != nil {
 		return nil, err
 	}
-	if dst, err = appendSystem(dst, f.messages); err != nil {
+	if dst, err = appendSystem(dst, f.Messages); err != nil {
 		return nil, err
 	}
 	if dst, err = appendInference(dst, &f); err != nil {
 		return nil, err
 	}
-	if dst, err = appendTools(dst, f.tools, f.toolChoice, hasToolBlocks); err != nil {
+	if dst, err = appendTools(dst, f.Tools, f.ToolChoice, hasToolBlocks); err != nil {
 		return nil, err
 	}
 	return append(dst, '}'), nil
@@ -112,7 +76,7 @@ func translateRequest(dst, body []byte) ([]byte, error) {
 
 // appendInference writes inferenceConfig: maxTokens, temperature, topP,
 // stopSequences; nothing when the client set none of them.
-func appendInference(dst []byte, f *requestFields) ([]byte, error) {
+func appendInference(dst []byte, f *chatreq.Fields) ([]byte, error) {
 	mark := len(dst)
 	dst = append(dst, `,"inferenceConfig":{`...)
 	start := len(dst)
@@ -121,9 +85,9 @@ func appendInference(dst []byte, f *requestFields) ([]byte, error) {
 			dst = append(dst, ',')
 		}
 	}
-	mt := f.maxTokens
-	if f.maxCompletion.Type == gjson.Number {
-		mt = f.maxCompletion
+	mt := f.MaxTokens
+	if f.MaxCompletion.Type == gjson.Number {
+		mt = f.MaxCompletion
 	}
 	switch mt.Type {
 	case gjson.Null:
@@ -137,32 +101,32 @@ func appendInference(dst []byte, f *requestFields) ([]byte, error) {
 	default:
 		return nil, api.InvalidRequest("max_tokens", "max_tokens must be an integer")
 	}
-	switch f.temperature.Type {
+	switch f.Temperature.Type {
 	case gjson.Null:
 	case gjson.Number:
 		sep()
 		dst = append(dst, `"temperature":`...)
-		if f.temperature.Num > 1 {
+		if f.Temperature.Num > 1 {
 			dst = append(dst, '1')
 		} else {
-			dst = append(dst, f.temperature.Raw...)
+			dst = append(dst, f.Temperature.Raw...)
 		}
 	default:
 		return nil, api.InvalidRequest("temperature", "temperature must be a number")
 	}
-	switch f.topP.Type {
+	switch f.TopP.Type {
 	case gjson.Null:
 	case gjson.Number:
 		sep()
 		dst = append(dst, `"topP":`...)
-		dst = append(dst, f.topP.Raw...)
+		dst = append(dst, f.TopP.Raw...)
 	default:
 		return nil, api.InvalidRequest("top_p", "top_p must be a number")
 	}
 	var err error
 	stopMark := len(dst)
 	sep()
-	if dst, err = appendStop(dst, f.stop); err != nil {
+	if dst, err = appendStop(dst, f.Stop); err != nil {
 		return nil, err
 	}
 	if len(dst) == stopMark+1 { // only the separator: no stop sequences

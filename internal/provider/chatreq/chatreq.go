@@ -39,6 +39,73 @@ func ParseMessage(m gjson.Result) (f Message) {
 	return f
 }
 
+// Fields are the top-level fields of an OpenAI chat request that the
+// translating adapters act on (each reads those it maps), read in one pass
+// by Parse.
+type Fields struct {
+	Messages, Tools, ToolChoice, Parallel, Stop, Format gjson.Result
+	MaxTokens, MaxCompletion, Temperature, TopP, TopK   gjson.Result
+	Seed, Presence, Frequency, User, Stream, N          gjson.Result
+	Logprobs, Effort                                    gjson.Result
+}
+
+// Parse reads a chat request body's fields into f; a body that is not a
+// JSON object is a 400. body must stay unchanged while f is used: the
+// results are views of it.
+func (f *Fields) Parse(body []byte) error {
+	if !gjson.ValidBytes(body) {
+		return api.InvalidRequest("", "request body is not valid JSON")
+	}
+	root := gjson.Parse(api.View(body))
+	if !root.IsObject() {
+		return api.InvalidRequest("", "request body must be a JSON object")
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "messages":
+			f.Messages = v
+		case "tools":
+			f.Tools = v
+		case "tool_choice":
+			f.ToolChoice = v
+		case "parallel_tool_calls":
+			f.Parallel = v
+		case "stop":
+			f.Stop = v
+		case "response_format":
+			f.Format = v
+		case "max_tokens":
+			f.MaxTokens = v
+		case "max_completion_tokens":
+			f.MaxCompletion = v
+		case "temperature":
+			f.Temperature = v
+		case "top_p":
+			f.TopP = v
+		case "top_k":
+			f.TopK = v
+		case "seed":
+			f.Seed = v
+		case "presence_penalty":
+			f.Presence = v
+		case "frequency_penalty":
+			f.Frequency = v
+		case "user":
+			f.User = v
+		case "stream":
+			f.Stream = v
+		case "n":
+			f.N = v
+		case "logprobs":
+			f.Logprobs = v
+		case "reasoning_effort":
+			f.Effort = v
+		}
+		return true
+	})
+	return nil
+}
+
 // Part holds the fields of one content part.
 type Part struct {
 	Type, Text, Refusal, ImageURL, InputAudio, CacheControl gjson.Result

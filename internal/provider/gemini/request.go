@@ -45,79 +45,30 @@ func TranslateRequest(openAIBody []byte) ([]byte, error) {
 	return translateRequest(make([]byte, 0, len(openAIBody)+256), openAIBody, stream)
 }
 
-// requestFields are the top-level fields of an OpenAI request we act on.
-type requestFields struct {
-	messages, tools, toolChoice, stop, format   gjson.Result
-	maxTokens, maxCompletion, temperature, topP gjson.Result
-	topK, seed, presence, frequency, n          gjson.Result
-	logprobs, effort                            gjson.Result
-}
-
 func translateRequest(dst, body []byte, stream bool) ([]byte, error) {
-	if !gjson.ValidBytes(body) {
-		return nil, api.InvalidRequest("", "request body is not valid JSON")
+	var f chatreq.Fields
+	err := f.Parse(body)
+	if err != nil {
+		return nil, err
 	}
-	root := gjson.Parse(api.View(body))
-	if !root.IsObject() {
-		return nil, api.InvalidRequest("", "request body must be a JSON object")
-	}
-	var f requestFields
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "messages":
-			f.messages = v
-		case "tools":
-			f.tools = v
-		case "tool_choice":
-			f.toolChoice = v
-		case "stop":
-			f.stop = v
-		case "response_format":
-			f.format = v
-		case "max_tokens":
-			f.maxTokens = v
-		case "max_completion_tokens":
-			f.maxCompletion = v
-		case "temperature":
-			f.temperature = v
-		case "top_p":
-			f.topP = v
-		case "top_k":
-			f.topK = v
-		case "seed":
-			f.seed = v
-		case "presence_penalty":
-			f.presence = v
-		case "frequency_penalty":
-			f.frequency = v
-		case "n":
-			f.n = v
-		case "logprobs":
-			f.logprobs = v
-		case "reasoning_effort":
-			f.effort = v
-		}
-		return true
-	})
-	if f.n.Type == gjson.Number && f.n.Int() > 1 && stream {
+	if f.N.Type == gjson.Number && f.N.Int() > 1 && stream {
 		return nil, api.InvalidRequest("n", "n > 1 is not supported on streams by the gateway's Gemini adapter")
 	}
-	if f.logprobs.Type == gjson.True {
+	if f.Logprobs.Type == gjson.True {
 		return nil, api.InvalidRequest("logprobs", "logprobs are not supported by the gateway's Gemini adapter")
 	}
-	if !f.messages.IsArray() {
+	if !f.Messages.IsArray() {
 		return nil, api.InvalidRequest("messages", "messages must be an array of message objects")
 	}
 
 	dst = append(dst, '{')
-	var err error
-	if dst, err = appendContents(dst, f.messages); err != nil {
+	if dst, err = appendContents(dst, f.Messages); err != nil {
 		return nil, err
 	}
-	if dst, err = appendSystem(dst, f.messages); err != nil {
+	if dst, err = appendSystem(dst, f.Messages); err != nil {
 		return nil, err
 	}
-	if dst, err = appendTools(dst, f.tools, f.toolChoice); err != nil {
+	if dst, err = appendTools(dst, f.Tools, f.ToolChoice); err != nil {
 		return nil, err
 	}
 	if dst, err = appendGenerationConfig(dst, &f); err != nil {
@@ -463,7 +414,7 @@ func emptyObjectSchema(s gjson.Result) bool {
 
 // appendGenerationConfig writes generationConfig from the sampling,
 // length, stop and response_format fields, or nothing when none is set.
-func appendGenerationConfig(dst []byte, f *requestFields) ([]byte, error) {
+func appendGenerationConfig(dst []byte, f *chatreq.Fields) ([]byte, error) {
 	mark := len(dst)
 	dst = append(dst, `,"generationConfig":{`...)
 	start := len(dst)
@@ -484,23 +435,23 @@ func appendGenerationConfig(dst []byte, f *requestFields) ([]byte, error) {
 		return api.InvalidRequest(param, "%s must be a number", param)
 	}
 	var candidates gjson.Result // n > 1 only: one candidate is Gemini's default
-	if f.n.Type == gjson.Number && f.n.Int() > 1 {
-		candidates = f.n
-	} else if f.n.Exists() && f.n.Type != gjson.Null && f.n.Type != gjson.Number {
+	if f.N.Type == gjson.Number && f.N.Int() > 1 {
+		candidates = f.N
+	} else if f.N.Exists() && f.N.Type != gjson.Null && f.N.Type != gjson.Number {
 		return nil, api.InvalidRequest("n", "n must be a number")
 	}
-	maxTokens := f.maxTokens
-	if f.maxCompletion.Exists() && f.maxCompletion.Type != gjson.Null {
-		maxTokens = f.maxCompletion
+	maxTokens := f.MaxTokens
+	if f.MaxCompletion.Exists() && f.MaxCompletion.Type != gjson.Null {
+		maxTokens = f.MaxCompletion
 	}
 	for _, n := range [...]struct {
 		key   string
 		v     gjson.Result
 		param string
 	}{
-		{"temperature", f.temperature, "temperature"}, {"topP", f.topP, "top_p"}, {"topK", f.topK, "top_k"},
-		{"maxOutputTokens", maxTokens, "max_tokens"}, {"seed", f.seed, "seed"},
-		{"presencePenalty", f.presence, "presence_penalty"}, {"frequencyPenalty", f.frequency, "frequency_penalty"},
+		{"temperature", f.Temperature, "temperature"}, {"topP", f.TopP, "top_p"}, {"topK", f.TopK, "top_k"},
+		{"maxOutputTokens", maxTokens, "max_tokens"}, {"seed", f.Seed, "seed"},
+		{"presencePenalty", f.Presence, "presence_penalty"}, {"frequencyPenalty", f.Frequency, "frequency_penalty"},
 		{"candidateCount", candidates, "n"},
 	} {
 		if err := num(n.key, n.v, n.param); err != nil {
@@ -508,13 +459,13 @@ func appendGenerationConfig(dst []byte, f *requestFields) ([]byte, error) {
 		}
 	}
 	var err error
-	if dst, err = appendStop(dst, start, f.stop); err != nil {
+	if dst, err = appendStop(dst, start, f.Stop); err != nil {
 		return nil, err
 	}
-	if dst, err = appendResponseFormat(dst, start, f.format); err != nil {
+	if dst, err = appendResponseFormat(dst, start, f.Format); err != nil {
 		return nil, err
 	}
-	if dst, err = appendThinking(dst, start, f.effort); err != nil {
+	if dst, err = appendThinking(dst, start, f.Effort); err != nil {
 		return nil, err
 	}
 	if len(dst) == start {
