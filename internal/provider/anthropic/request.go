@@ -87,7 +87,7 @@ func translateRequest(dst, body []byte, model string, defaultMaxTokens int, sm s
 	if dst, err = appendTools(dst, f.Tools, f.ToolChoice, f.Parallel); err != nil {
 		return nil, err
 	}
-	if dst, err = appendStop(dst, f.Stop); err != nil {
+	if dst, err = chatreq.AppendStop(dst, "stop_sequences", true, f.Stop); err != nil {
 		return nil, err
 	}
 	switch f.Temperature.Type {
@@ -382,48 +382,6 @@ func appendTools(dst []byte, tools, choice, parallel gjson.Result) ([]byte, erro
 		dst = append(dst, `,"disable_parallel_tool_use":true`...)
 	}
 	return append(dst, '}'), nil
-}
-
-func appendStop(dst []byte, stop gjson.Result) ([]byte, error) {
-	switch {
-	case stop.Type == gjson.Null || !stop.Exists():
-		return dst, nil
-	case stop.Type == gjson.String:
-		if stop.Str == "" {
-			return dst, nil
-		}
-		dst = append(dst, `,"stop_sequences":[`...)
-		dst = append(dst, stop.Raw...)
-		return append(dst, ']'), nil
-	case stop.IsArray():
-		n := 0
-		var err error
-		stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = api.InvalidRequest("stop", "stop must be a string or an array of strings")
-				return false
-			}
-			if s.Str == "" {
-				return true
-			}
-			if n == 0 {
-				dst = append(dst, `,"stop_sequences":[`...)
-			} else {
-				dst = append(dst, ',')
-			}
-			n++
-			dst = append(dst, s.Raw...)
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			dst = append(dst, ']')
-		}
-		return dst, nil
-	}
-	return nil, api.InvalidRequest("stop", "stop must be a string or an array of strings")
 }
 
 // appendText writes a text block; raw is the JSON string literal as the

@@ -123,14 +123,9 @@ func appendInference(dst []byte, f *chatreq.Fields) ([]byte, error) {
 	default:
 		return nil, api.InvalidRequest("top_p", "top_p must be a number")
 	}
-	var err error
-	stopMark := len(dst)
-	sep()
-	if dst, err = appendStop(dst, f.Stop); err != nil {
+	dst, err := chatreq.AppendStop(dst, "stopSequences", len(dst) > start, f.Stop)
+	if err != nil {
 		return nil, err
-	}
-	if len(dst) == stopMark+1 { // only the separator: no stop sequences
-		dst = dst[:stopMark]
 	}
 	if len(dst) == start {
 		return dst[:mark], nil
@@ -396,48 +391,6 @@ func appendTools(dst []byte, tools, choice gjson.Result, history bool) ([]byte, 
 		dst = append(dst, "}}"...)
 	} // auto is Converse's default, and "none" with a tool history sends none
 	return append(dst, '}'), nil
-}
-
-func appendStop(dst []byte, stop gjson.Result) ([]byte, error) {
-	switch {
-	case stop.Type == gjson.Null || !stop.Exists():
-		return dst, nil
-	case stop.Type == gjson.String:
-		if stop.Str == "" {
-			return dst, nil
-		}
-		dst = append(dst, `"stopSequences":[`...)
-		dst = append(dst, stop.Raw...)
-		return append(dst, ']'), nil
-	case stop.IsArray():
-		n := 0
-		var err error
-		stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = api.InvalidRequest("stop", "stop must be a string or an array of strings")
-				return false
-			}
-			if s.Str == "" {
-				return true
-			}
-			if n == 0 {
-				dst = append(dst, `"stopSequences":[`...)
-			} else {
-				dst = append(dst, ',')
-			}
-			n++
-			dst = append(dst, s.Raw...)
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			dst = append(dst, ']')
-		}
-		return dst, nil
-	}
-	return nil, api.InvalidRequest("stop", "stop must be a string or an array of strings")
 }
 
 // appendText writes a text block; raw is the JSON string literal as the

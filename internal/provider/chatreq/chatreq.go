@@ -241,6 +241,56 @@ func EachSystemText(messages gjson.Result, fn func(text, cacheControl gjson.Resu
 	return err
 }
 
+// AppendStop writes a request's stop (a string or an array of strings;
+// empty ones are dropped) as the provider's member key, an array, after a
+// comma when comma is set; nothing when it holds no sequence. Anything
+// else is a 400.
+func AppendStop(dst []byte, key string, comma bool, stop gjson.Result) ([]byte, error) {
+	n := 0
+	add := func(s gjson.Result) {
+		if s.Str == "" {
+			return
+		}
+		if n == 0 {
+			if comma {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = append(dst, key...)
+			dst = append(dst, `":[`...)
+		} else {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = append(dst, s.Raw...)
+	}
+	switch {
+	case stop.Type == gjson.Null || !stop.Exists():
+		return dst, nil
+	case stop.Type == gjson.String:
+		add(stop)
+	case stop.IsArray():
+		var err error
+		stop.ForEach(func(_, s gjson.Result) bool {
+			if s.Type != gjson.String {
+				err = api.InvalidRequest("stop", "stop must be a string or an array of strings")
+				return false
+			}
+			add(s)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, api.InvalidRequest("stop", "stop must be a string or an array of strings")
+	}
+	if n > 0 {
+		dst = append(dst, ']')
+	}
+	return dst, nil
+}
+
 // EachUserPart calls fn with each part of a user message's content c
 // (message i) that carries something: a string content as one text part
 // (j = -1), each part of an array otherwise; an empty text is skipped. fn

@@ -144,3 +144,35 @@ func TestEachUserPartSkipsEmptyTextsAndRefusesWhatTheProviderDoesNotTake(t *test
 		}
 	}
 }
+
+func TestAppendStopDropsEmptySequencesAndWritesNothingWithoutOne(t *testing.T) {
+	for _, tc := range []struct{ stop, want string }{
+		{`"END"`, `{,"s":["END"]`},
+		{`""`, `{`},
+		{`null`, `{`},
+		{`[]`, `{`},
+		{`["", ""]`, `{`},
+		{`["a", "", "b\n"]`, `{,"s":["a","b\n"]`},
+		{`7`, `400`},
+		{`["a", 7]`, `400`},
+	} {
+		stop := gjson.Parse(tc.stop)
+		if tc.stop == "" {
+			stop = gjson.Result{}
+		}
+		got, err := AppendStop([]byte("{"), "s", true, stop)
+		if err != nil {
+			var e *api.Error
+			if !errors.As(err, &e) || e.Status != 400 || e.Param != "stop" {
+				t.Errorf("%s: error %v", tc.stop, err)
+			}
+			got = []byte("400")
+		}
+		if string(got) != tc.want {
+			t.Errorf("%s: %s, want %s", tc.stop, got, tc.want)
+		}
+	}
+	if got, err := AppendStop(nil, "s", false, gjson.Result{}); err != nil || len(got) != 0 {
+		t.Errorf("absent stop: %q, %v", got, err)
+	}
+}

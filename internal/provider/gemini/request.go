@@ -458,8 +458,8 @@ func appendGenerationConfig(dst []byte, f *chatreq.Fields) ([]byte, error) {
 			return nil, err
 		}
 	}
-	var err error
-	if dst, err = appendStop(dst, start, f.Stop); err != nil {
+	dst, err := chatreq.AppendStop(dst, "stopSequences", len(dst) > start, f.Stop)
+	if err != nil {
 		return nil, err
 	}
 	if dst, err = appendResponseFormat(dst, start, f.Format); err != nil {
@@ -472,50 +472,6 @@ func appendGenerationConfig(dst []byte, f *chatreq.Fields) ([]byte, error) {
 		return dst[:mark], nil
 	}
 	return append(dst, '}'), nil
-}
-
-func appendStop(dst []byte, start int, stop gjson.Result) ([]byte, error) {
-	n := 0
-	add := func(s gjson.Result) {
-		if s.Str == "" {
-			return
-		}
-		if n == 0 {
-			if len(dst) > start {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `"stopSequences":[`...)
-		} else {
-			dst = append(dst, ',')
-		}
-		n++
-		dst = append(dst, s.Raw...)
-	}
-	switch {
-	case stop.Type == gjson.Null || !stop.Exists():
-		return dst, nil
-	case stop.Type == gjson.String:
-		add(stop)
-	case stop.IsArray():
-		var err error
-		stop.ForEach(func(_, s gjson.Result) bool {
-			if s.Type != gjson.String {
-				err = api.InvalidRequest("stop", "stop must be a string or an array of strings")
-				return false
-			}
-			add(s)
-			return true
-		})
-		if err != nil {
-			return nil, err
-		}
-	default:
-		return nil, api.InvalidRequest("stop", "stop must be a string or an array of strings")
-	}
-	if n > 0 {
-		dst = append(dst, ']')
-	}
-	return dst, nil
 }
 
 // appendResponseFormat writes responseMimeType (and responseSchema) for
