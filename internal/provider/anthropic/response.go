@@ -86,19 +86,7 @@ func appendResponse(dst, body []byte, name string, created int64, ku *cost.Usage
 				dst = append(dst, ',')
 			}
 			n++
-			dst = append(dst, `{"id":`...)
-			dst = api.AppendString(dst, b.Get("id").Str)
-			dst = append(dst, `,"type":"function","function":{"name":`...)
-			dst = api.AppendString(dst, b.Get("name").Str)
-			dst = append(dst, `,"arguments":`...)
-			input := b.Get("input")
-			if input.IsObject() {
-				scratch = chatreq.AppendCompact(scratch[:0], input.Raw)
-			} else {
-				scratch = append(scratch[:0], "{}"...)
-			}
-			dst = api.AppendString(dst, api.View(scratch))
-			dst = append(dst, "}}"...)
+			dst, scratch = chatreq.AppendToolCall(dst, scratch, b.Get("id").Str, b.Get("name").Str, b.Get("input"))
 			return true
 		})
 		dst = append(dst, ']')

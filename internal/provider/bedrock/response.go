@@ -77,18 +77,7 @@ func appendResponse(dst, body []byte, name, model, requestID string, created int
 				dst = append(dst, ',')
 			}
 			n++
-			dst = append(dst, `{"id":`...)
-			dst = api.AppendString(dst, tu.Get("toolUseId").Str)
-			dst = append(dst, `,"type":"function","function":{"name":`...)
-			dst = api.AppendString(dst, tu.Get("name").Str)
-			dst = append(dst, `,"arguments":`...)
-			if input := tu.Get("input"); input.IsObject() {
-				scratch = chatreq.AppendCompact(scratch[:0], input.Raw)
-			} else {
-				scratch = append(scratch[:0], "{}"...)
-			}
-			dst = api.AppendString(dst, api.View(scratch))
-			dst = append(dst, "}}"...)
+			dst, scratch = chatreq.AppendToolCall(dst, scratch, tu.Get("toolUseId").Str, tu.Get("name").Str, tu.Get("input"))
 			return true
 		})
 		dst = append(dst, ']')

@@ -1,7 +1,8 @@
 // Package chatreq reads the parts of an OpenAI chat request that the
 // translating adapters (anthropic, bedrock, gemini) map to their providers'
 // formats, each in a single pass over gjson results that point into the
-// request (nothing is copied).
+// request (nothing is copied), and writes the pieces of OpenAI's chat
+// format they translate answers back to.
 package chatreq
 
 import (
@@ -138,6 +139,25 @@ func MsgParam(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
 
 // ContentParam names part j of message i.
 func ContentParam(i, j int) string { return MsgParam(i) + ".content[" + strconv.Itoa(j) + "]" }
+
+// AppendToolCall writes one tool call of a chat answer's message,
+// {"id":…,"type":"function","function":{"name":…,"arguments":"…"}}: the
+// arguments are input compacted into a JSON string, "{}" when input is not
+// an object. scratch is a buffer for the arguments, returned for reuse.
+func AppendToolCall(dst, scratch []byte, id, name string, input gjson.Result) ([]byte, []byte) {
+	dst = append(dst, `{"id":`...)
+	dst = api.AppendString(dst, id)
+	dst = append(dst, `,"type":"function","function":{"name":`...)
+	dst = api.AppendString(dst, name)
+	dst = append(dst, `,"arguments":`...)
+	if input.IsObject() {
+		scratch = AppendCompact(scratch[:0], input.Raw)
+	} else {
+		scratch = append(scratch[:0], "{}"...)
+	}
+	dst = api.AppendString(dst, api.View(scratch))
+	return append(dst, "}}"...), scratch
+}
 
 // AppendCompact appends valid JSON without insignificant whitespace.
 func AppendCompact(dst []byte, raw string) []byte {
