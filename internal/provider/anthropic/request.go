@@ -343,29 +343,9 @@ func appendTools(dst []byte, tools, choice, parallel gjson.Result) ([]byte, erro
 	}
 
 	disableParallel := parallel.Type == gjson.False
-	var typ, name string
-	switch {
-	case choice.Type == gjson.Null || !choice.Exists():
-		typ = "auto"
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "auto":
-			typ = "auto"
-		case "required":
-			typ = "any"
-		case "none":
-			typ = "none"
-		default:
-			return nil, api.InvalidRequest("tool_choice", "tool_choice %q is not one of none, auto, required", choice.Str)
-		}
-	case choice.IsObject() && choice.Get("type").Str == "function":
-		nm := choice.Get("function.name")
-		if nm.Type != gjson.String || nm.Str == "" {
-			return nil, api.InvalidRequest("tool_choice.function.name", "tool_choice.function.name must be a non-empty string")
-		}
-		typ, name = "tool", nm.Raw
-	default:
-		return nil, api.InvalidRequest("tool_choice", "tool_choice must be none, auto, required or a function choice")
+	typ, name, err := chatreq.ToolChoice(choice, chatreq.ToolModes{Auto: "auto", Required: "any", None: "none", Function: "tool"})
+	if err != nil {
+		return nil, err
 	}
 	// Anthropic rejects tool_choice without tools, and "auto" is its default.
 	if n == 0 || typ == "auto" && !disableParallel {

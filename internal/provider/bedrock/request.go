@@ -312,33 +312,14 @@ func appendTools(dst []byte, tools, choice gjson.Result, history bool) ([]byte, 
 	if tools.Exists() && tools.Type != gjson.Null && !tools.IsArray() {
 		return nil, api.InvalidRequest("tools", "tools must be an array")
 	}
-	var typ, name string
-	switch {
-	case choice.Type == gjson.Null || !choice.Exists():
-		typ = "auto"
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "auto", "none":
-			typ = choice.Str
-		case "required":
-			typ = "any"
-		default:
-			return nil, api.InvalidRequest("tool_choice", "tool_choice %q is not one of none, auto, required", choice.Str)
-		}
-	case choice.IsObject() && choice.Get("type").Str == "function":
-		nm := choice.Get("function.name")
-		if nm.Type != gjson.String || nm.Str == "" {
-			return nil, api.InvalidRequest("tool_choice.function.name", "tool_choice.function.name must be a non-empty string")
-		}
-		typ, name = "tool", nm.Raw
-	default:
-		return nil, api.InvalidRequest("tool_choice", "tool_choice must be none, auto, required or a function choice")
+	typ, name, err := chatreq.ToolChoice(choice, chatreq.ToolModes{Auto: "auto", Required: "any", None: "none", Function: "tool"})
+	if err != nil {
+		return nil, err
 	}
 
 	mark := len(dst)
 	dst = append(dst, `,"toolConfig":{"tools":[`...)
 	n := 0
-	var err error
 	tools.ForEach(func(_, t gjson.Result) bool {
 		p := "tools[" + strconv.Itoa(n) + "]"
 		if typ := t.Get("type").Str; typ != "function" {

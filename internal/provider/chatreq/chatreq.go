@@ -261,6 +261,36 @@ func EachSystemText(messages gjson.Result, fn func(text, cacheControl gjson.Resu
 	return err
 }
 
+// ToolModes are a provider's words for the modes of a tool_choice.
+type ToolModes struct{ Auto, Required, None, Function string }
+
+// ToolChoice reads a chat request's tool_choice c (absent or null: auto)
+// and returns the provider's word for its mode (from m), and for a
+// function choice the function's name as its JSON string literal.
+func ToolChoice(c gjson.Result, m ToolModes) (mode, name string, err error) {
+	switch {
+	case c.Type == gjson.Null || !c.Exists():
+		return m.Auto, "", nil
+	case c.Type == gjson.String:
+		switch c.Str {
+		case "auto":
+			return m.Auto, "", nil
+		case "required":
+			return m.Required, "", nil
+		case "none":
+			return m.None, "", nil
+		}
+		return "", "", api.InvalidRequest("tool_choice", "tool_choice %q is not one of none, auto, required", c.Str)
+	case c.IsObject() && c.Get("type").Str == "function":
+		nm := c.Get("function.name")
+		if nm.Type != gjson.String || nm.Str == "" {
+			return "", "", api.InvalidRequest("tool_choice.function.name", "tool_choice.function.name must be a non-empty string")
+		}
+		return m.Function, nm.Raw, nil
+	}
+	return "", "", api.InvalidRequest("tool_choice", "tool_choice must be none, auto, required or a function choice")
+}
+
 // AppendStop writes a request's stop (a string or an array of strings;
 // empty ones are dropped) as the provider's member key, an array, after a
 // comma when comma is set; nothing when it holds no sequence. Anything

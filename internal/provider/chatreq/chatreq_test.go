@@ -176,3 +176,33 @@ func TestAppendStopDropsEmptySequencesAndWritesNothingWithoutOne(t *testing.T) {
 		t.Errorf("absent stop: %q, %v", got, err)
 	}
 }
+
+func TestToolChoiceSpeaksTheProvidersWords(t *testing.T) {
+	m := ToolModes{Auto: "A", Required: "R", None: "N", Function: "F"}
+	for _, tc := range []struct{ choice, want string }{
+		{``, "A "},
+		{`null`, "A "},
+		{`"auto"`, "A "},
+		{`"required"`, "R "},
+		{`"none"`, "N "},
+		{`{"type":"function","function":{"name":"get_weather"}}`, `F "get_weather"`},
+		{`"sometimes"`, "400 tool_choice"},
+		{`{"type":"function","function":{"name":""}}`, "400 tool_choice.function.name"},
+		{`{"type":"function"}`, "400 tool_choice.function.name"},
+		{`{"type":"custom"}`, "400 tool_choice"},
+		{`3`, "400 tool_choice"},
+	} {
+		c := gjson.Parse(tc.choice)
+		mode, name, err := ToolChoice(c, m)
+		got := mode + " " + name
+		var e *api.Error
+		if errors.As(err, &e) {
+			got = "400 " + e.Param
+		} else if err != nil {
+			t.Fatalf("%s: %v", tc.choice, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.choice, got, tc.want)
+		}
+	}
+}

@@ -364,29 +364,9 @@ func appendTools(dst []byte, tools, choice gjson.Result) ([]byte, error) {
 		dst = append(dst, "]}]"...)
 	}
 
-	var mode, name string
-	switch {
-	case choice.Type == gjson.Null || !choice.Exists():
-		mode = "AUTO"
-	case choice.Type == gjson.String:
-		switch choice.Str {
-		case "auto":
-			mode = "AUTO"
-		case "required":
-			mode = "ANY"
-		case "none":
-			mode = "NONE"
-		default:
-			return nil, api.InvalidRequest("tool_choice", "tool_choice %q is not one of none, auto, required", choice.Str)
-		}
-	case choice.IsObject() && choice.Get("type").Str == "function":
-		nm := choice.Get("function.name")
-		if nm.Type != gjson.String || nm.Str == "" {
-			return nil, api.InvalidRequest("tool_choice.function.name", "tool_choice.function.name must be a non-empty string")
-		}
-		mode, name = "ANY", nm.Raw
-	default:
-		return nil, api.InvalidRequest("tool_choice", "tool_choice must be none, auto, required or a function choice")
+	mode, name, err := chatreq.ToolChoice(choice, chatreq.ToolModes{Auto: "AUTO", Required: "ANY", None: "NONE", Function: "ANY"})
+	if err != nil {
+		return nil, err
 	}
 	// AUTO is Gemini's default, and a toolConfig without tools says nothing.
 	if n == 0 || mode == "AUTO" {
