@@ -259,6 +259,12 @@ func (x *exchange) serveStream(ps provider.Stream) {
 		ob  *[]byte
 		out []byte
 	)
+	take := func() {
+		if ob == nil {
+			ob = x.g.streamBufs.Get().(*[]byte)
+			out = (*ob)[:0]
+		}
+	}
 	defer func() {
 		if ob != nil {
 			*ob = out // out may have grown
@@ -296,10 +302,7 @@ func (x *exchange) serveStream(ps provider.Stream) {
 			x.rec.TTFT = time.Since(x.start)
 			first = false
 		}
-		if ob == nil {
-			ob = x.g.streamBufs.Get().(*[]byte)
-			out = (*ob)[:0]
-		}
+		take()
 		if out, err = st.Add(out, chunk); err != nil {
 			fail(err)
 			return
@@ -314,10 +317,7 @@ func (x *exchange) serveStream(ps provider.Stream) {
 		x.g.putStreamBuf(ob)
 		ob, out = nil, nil
 	}
-	if ob == nil {
-		ob = x.g.streamBufs.Get().(*[]byte)
-		out = (*ob)[:0]
-	}
+	take()
 	_, records := x.req.(surface.Recorder)
 	out, a, err := st.End(out, records || x.keyOK && !x.cc.noStore)
 	if err != nil {

@@ -17,9 +17,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/edge-agent/edge-agent/internal/provider"
-	"go.opentelemetry.io/otel/trace"
 )
 
 const tracerName = "github.com/edge-agent/edge-agent"
