@@ -5,6 +5,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	cacheredis "github.com/edge-agent/edge-agent/internal/cache/redis"
 	"github.com/edge-agent/edge-agent/internal/config"
 	"github.com/edge-agent/edge-agent/internal/cost"
+	"github.com/edge-agent/edge-agent/internal/detach"
 	"github.com/edge-agent/edge-agent/internal/gateway"
 	"github.com/edge-agent/edge-agent/internal/limit"
 	"github.com/edge-agent/edge-agent/internal/provider"
@@ -85,6 +87,7 @@ type App struct {
 	draining    bool         // on root, under reloadMu: shutdown began
 	retiring    sync.WaitGroup
 	closeOnce   sync.Once
+	detached    atomic.Pointer[detach.Detacher] // on root, set by Serve
 	// respStore is the Responses API's store; closeResponses releases it
 	// (nil when a later generation took it over).
 	respStore      responses.Store
@@ -267,6 +270,7 @@ func New(ctx context.Context, cfg config.Config, logger *telemetry.Logger, opts 
 		BodyBudget: bodies, BodyReadTimeout: cfg.BodyReadTimeout.D(),
 		Limits: api.Limits{MaxMessages: cfg.Limits.MaxMessages, MaxMaxTokens: cfg.Limits.MaxMaxTokens, MaxN: cfg.Limits.MaxN},
 		Guard:  g,
+		Hold:   a.hold,
 	})
 	if a.respStore == nil { // not carried over from the generation before (reload)
 		var err error
@@ -494,16 +498,30 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	hard, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
 	srv := newHTTPServer(http.HandlerFunc(a.serveLive))
-	srv.BaseContext = func(net.Listener) context.Context { return hard }
-	errc := make(chan error, 2)
-	tls := a.cfg.TLS.CertPath != ""
-	go func() {
-		if tls {
-			errc <- srv.ServeTLS(ln, a.cfg.TLS.CertPath, a.cfg.TLS.KeyPath)
-		} else {
-			errc <- srv.Serve(ln)
+	secure := a.cfg.TLS.CertPath != ""
+	if secure {
+		tln, err := tlsListener(ln, a.cfg.TLS.CertPath, a.cfg.TLS.KeyPath)
+		if err != nil {
+			_ = ln.Close()
+			return err
 		}
-	}()
+		ln = tln
+	}
+	// Streams are detached from their connections' goroutines
+	// (internal/detach); their connections come back through dln.
+	base := context.Context(hard)
+	var detached *detach.Detacher
+	if a.cfg.DetachStreams {
+		dln := detach.NewListener(ln)
+		srv.ConnState = dln.ConnState
+		ln = dln
+		detached = detach.New(hard, dln)
+		base = detach.NewContext(hard, detached)
+		a.root.detached.Store(detached)
+	}
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
 	var msrv *http.Server
 	metricsAddr := "" // none
 	if a.cfg.MetricsPort > 0 && a.cfg.MetricsPort != a.cfg.Port {
@@ -518,7 +536,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		metricsAddr = mln.Addr().String()
 		go func() { errc <- msrv.Serve(mln) }()
 	}
-	a.logger.Info("edge-agent listening", "addr", ln.Addr().String(), "tls", tls, "metrics_addr", metricsAddr,
+	a.logger.Info("edge-agent listening", "addr", ln.Addr().String(), "tls", secure, "metrics_addr", metricsAddr,
 		"providers", len(a.cfg.Providers), "cache", a.cfg.Cache.Enabled, "l2", a.l2 != nil, "version", Version)
 	select {
 	case err := <-errc:
@@ -543,6 +561,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout.D())
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if err == nil && detached != nil {
+		err = detached.Wait(sctx) // streams off their connections' goroutines
+	}
 	if msrv != nil {
 		_ = msrv.Shutdown(sctx)
 	}
@@ -550,12 +571,35 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		stop(api.ShuttingDown())
 		gctx, gcancel := context.WithTimeout(context.Background(), shutdownGrace)
 		_ = srv.Shutdown(gctx) // the stopped requests write their error and return
+		if detached != nil {
+			_ = detached.Wait(gctx)
+		}
 		gcancel()
 		_ = srv.Close()
 		return fmt.Errorf("shutdown: in-flight requests did not finish within %s", a.cfg.ShutdownTimeout.D())
 	}
 	return nil
 }
+
+// tlsListener is what http.Server.ServeTLS serves on, built here so that
+// connections detached streams hand back (already TLS) are not wrapped a
+// second time: HTTP/2 and HTTP/1.1 offered by ALPN, as ServeTLS does.
+func tlsListener(ln net.Listener, certPath, keyPath string) (net.Listener, error) {
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}), nil
+}
+
+// hold keeps this generation from being closed by a reload while a stream
+// detached from its handler (gateway.Options.Hold) is still running.
+func (a *App) hold() (release func()) {
+	a.inflight.Add(1)
+	return a.unhold
+}
+
+func (a *App) unhold() { a.inflight.Add(-1) }
 
 // reportStartup says what the gateway runs with where an operator would
 // otherwise find out from failing requests: no provider, Redis not

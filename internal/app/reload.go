@@ -163,5 +163,17 @@ func registerReloadMetrics(reg *prometheus.Registry, root *App) {
 			func() float64 { return float64(root.reloads.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: prometheus.Labels{"result": "failure"}},
 			func() float64 { return float64(root.reloadFails.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llm_edge_detached_streams",
+			Help: "Streams served off their connection's goroutine (DETACH_STREAMS), now: part of llm_edge_inflight_requests."},
+			func() float64 { return float64(root.DetachedStreams()) }),
 	)
+}
+
+// DetachedStreams is the number of streams now served off their
+// connection's goroutine (internal/detach).
+func (a *App) DetachedStreams() int {
+	if d := a.root.detached.Load(); d != nil {
+		return d.Active()
+	}
+	return 0
 }

@@ -56,6 +56,11 @@ type Config struct {
 	// (default; HTTP/1.1 on the calling goroutine) or "std" (net/http's
 	// Transport, as https upstreams always use).
 	UpstreamHTTPClient string `yaml:"upstream_http_client"`
+	// DetachStreams serves a stream's upstream call and answer off
+	// net/http's connection goroutine (internal/detach): HTTP/1.1 streams
+	// then hold about half the memory. false: every answer through
+	// net/http.
+	DetachStreams bool `yaml:"detach_streams"`
 	// MaxCaptureBytes bounds the text of a streamed answer held to cache
 	// it; a longer stream reaches the client whole and is not cached.
 	MaxCaptureBytes int64 `yaml:"max_capture_bytes"`
@@ -288,6 +293,7 @@ func Default() Config {
 		LogFlushInterval:   Duration(100 * time.Millisecond),
 		GCMinHeap:          64 << 20,
 		UpstreamHTTPClient: "direct",
+		DetachStreams:      true,
 		MaxCaptureBytes:    4 << 20,
 		Cache: Cache{
 			Enabled:      true,
@@ -484,6 +490,7 @@ func ApplyEnv(cfg *Config, getenv func(string) string) error {
 		cfg.Auth.Keys = append(cfg.Auth.Keys, ParseAPIKeys(v)...)
 	}
 	boolean("REDACT_PII", &cfg.Redact.Enabled)
+	boolean("DETACH_STREAMS", &cfg.DetachStreams)
 	boolean("RESPONSES_STORE", &cfg.Responses.Store)
 	seconds("RESPONSES_STORE_TTL_SECONDS", &cfg.Responses.StoreTTL)
 	int64v("RESPONSES_STORE_MAX_BYTES", &cfg.Responses.StoreMaxBytes)

@@ -58,6 +58,13 @@ type Options struct {
 	MaxCaptureBytes int
 	Limits          api.Limits
 	Guard           Guard // access control; nil: open
+	// Hold is called when a stream is detached from its connection's
+	// goroutine (internal/detach: the server's BaseContext carries a
+	// Detacher), before the handler returns; the release it returns is
+	// called once the stream has ended. Whatever counts a request as in
+	// flight until its handler returns (a configuration generation) holds
+	// on through it. nil: nothing to hold.
+	Hold func() (release func())
 }
 
 // Guard is the access-control step: authentication happens in the server
@@ -183,10 +190,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 	x.rec.Cache = telemetry.CacheBypass
 	id := s.ID()
 	x.rec.Endpoint = id
-	defer x.finish()
+	// A detached stream ends the exchange in its own goroutine.
+	defer func() {
+		if !x.detached {
+			x.end()
+		}
+	}()
 	if m := g.metrics(); m != nil {
 		m.InflightInc()
-		defer m.InflightDec()
+		x.inflight = true
 	}
 
 	h := w.Header()
@@ -200,14 +212,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 
 	ctx := r.Context()
 	if g.o.Tracer.Enabled() {
-		var span trace.Span
-		ctx, span = g.o.Tracer.StartRequest(ctx, r)
-		defer func() { g.o.Tracer.EndSpan(span, &x.rec) }()
+		ctx, x.span = g.o.Tracer.StartRequest(ctx, r)
 	}
 
 	buf := g.pool.Get().(*bytes.Buffer)
 	body, held, err := x.readBody(buf)
-	defer g.o.BodyBudget.release(held) // the body is held until the answer is finished
+	x.held = held // the body is held until the answer is finished
 	if err != nil {
 		g.putBuffer(buf)
 		x.fail(err)
@@ -299,7 +309,6 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 		x.keyOK = true // X-Cache-Key is set with the answer, see setEdgeHeaders
 	}
 
-	var lead *cache.Call // set when this request leads a coalesced call
 	if x.keyOK && !cc.noCache {
 		if e, tier := g.lookup(ctx, &x); e != nil {
 			x.markHit(tier)
@@ -323,15 +332,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 				return
 			}
 		} else {
-			lead = call
-			defer func() { call.Finish(x.stored) }()
+			x.lead = call // finished in end
 		}
 		h["X-Cache-Status"] = hdrMiss
 	}
 
 	ubody, uh, err := req.Upstream(x.native, r.Header)
 	if err != nil {
-		lead.Fail(ctx, err)
+		x.lead.Fail(ctx, err)
 		x.fail(err)
 		return
 	}
@@ -343,11 +351,19 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 	// not the gateway traces (with tracing on, callProvider's span
 	// replaces traceparent).
 	preq.Header = telemetry.UpstreamHeaders(preq.Header, r.Header, x.rec.RequestID)
+	if info.Stream && x.detach(ctx, target, preq, fallbacks) {
+		return
+	}
+	x.answer(ctx, target, preq, fallbacks)
+}
+
+// answer calls the provider and answers with what it returned.
+func (x *exchange) answer(ctx context.Context, target route.Target, preq *provider.Request, fallbacks []string) {
 	x.provStart = time.Now()
-	resp, err := g.callProvider(ctx, target, preq, fallbacks)
+	resp, err := x.g.callProvider(ctx, target, preq, fallbacks)
 	if err != nil {
 		x.rec.ProviderLatency = time.Since(x.provStart)
-		lead.Fail(ctx, err)
+		x.lead.Fail(ctx, err)
 		x.fail(err)
 		return
 	}
@@ -358,7 +374,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 	// The wait until the provider answered (a stream's first byte); a
 	// stream adds its waits for each chunk.
 	x.rec.ProviderLatency = time.Since(x.provStart)
-	if info.Stream {
+	if preq.Stream {
 		x.serveStream(resp.Stream)
 		return
 	}

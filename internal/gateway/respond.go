@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/cache"
 	"github.com/edge-agent/edge-agent/internal/cost"
@@ -39,6 +41,13 @@ type exchange struct {
 	tenant    tenant
 	vals      [6]string // backing for one-value headers (at most 6 per answer), see set
 	nv        int
+
+	// What end releases.
+	span     trace.Span  // the request's span; nil: not traced
+	held     int64       // request-body bytes counted in the BodyBudget
+	lead     *cache.Call // set when this request leads a coalesced call
+	inflight bool        // counted in the in-flight gauge
+	detached bool        // the answer goes on in a goroutine of its own (detach)
 }
 
 // tenant is what the exchange keeps of its Admission.
@@ -471,6 +480,22 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 // autoContentLengthMax is the body size from which net/http would switch to
 // chunked encoding unless Content-Length is set.
 const autoContentLengthMax = 2048
+
+// end releases what the exchange holds, in the reverse order of taking it,
+// and records it (finish).
+func (x *exchange) end() {
+	if x.lead != nil {
+		x.lead.Finish(x.stored)
+	}
+	x.g.o.BodyBudget.release(x.held)
+	if x.span != nil {
+		x.g.o.Tracer.EndSpan(x.span, &x.rec)
+	}
+	if x.inflight {
+		x.g.metrics().InflightDec()
+	}
+	x.finish()
+}
 
 // finish records the request once: metrics, stats, the log line, and the
 // guard's accounting.
