@@ -69,7 +69,7 @@ type gw struct {
 	App  *app.App
 	URL  string
 	Logs *syncBuffer
-	srv  *httptest.Server
+	stop func() // ends Serve and waits for it; nil once stopped
 }
 
 // startGateway builds the gateway from cfg and serves it; everything stops
@@ -88,18 +88,32 @@ func startGateway(t testing.TB, cfg config.Config) *gw {
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
-	srv := httptest.NewServer(a.Handler())
-	g := &gw{App: a, URL: srv.URL, Logs: logs, srv: srv}
+	// Served as the gateway serves (App.Serve, not httptest around its
+	// handler): streams are detached from their connections' goroutines.
+	ln, err := app.ListenLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ctx, ln) }()
+	g := &gw{App: a, URL: "http://" + ln.Addr().String(), Logs: logs}
+	g.stop = func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}
 	t.Cleanup(g.Stop)
 	return g
 }
 
 // Stop closes the gateway (idempotent).
 func (g *gw) Stop() {
-	if g.srv != nil {
-		g.srv.Close()
+	if g.stop != nil {
+		g.stop()
 		g.App.Close()
-		g.srv = nil
+		g.stop = nil
 	}
 }
 

@@ -43,8 +43,16 @@ func reloadConfig(s *sim, models []string, keys ...string) config.Config {
 // a dozen times while clients keep sending requests and streams: none fails,
 // streams that began before a reload finish on the configuration they
 // began with, the new model and key work after it, an invalid file keeps
-// the running configuration, and the reload metric counts both.
+// the running configuration, and the reload metric counts both. It runs
+// with the handler behind httptest, and behind Serve, where streams are
+// detached from their connections' goroutines and hold their generation
+// until they end.
 func TestReloadUnderLoadDropsNoRequest(t *testing.T) {
+	t.Run("handler", func(t *testing.T) { testReloadUnderLoad(t, false) })
+	t.Run("serve-detached", func(t *testing.T) { testReloadUnderLoad(t, true) })
+}
+
+func testReloadUnderLoad(t *testing.T, serve bool) {
 	s := startSim(t, simulated.Options{ChunkDelay: 5 * time.Millisecond, Words: 20})
 	before := goleak.IgnoreCurrent() // the simulated provider's server stops at cleanup
 	logs := &syncBuffer{}
@@ -56,19 +64,44 @@ func TestReloadUnderLoadDropsNoRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.Handler())
+	var url string
+	stopServing := func() {}
+	if serve {
+		ln, err := app.ListenLoopback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- a.Serve(ctx, ln) }()
+		url = "http://" + ln.Addr().String()
+		stopServing = func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	} else {
+		srv := httptest.NewServer(a.Handler())
+		url = srv.URL
+		stopServing = srv.Close
+	}
+	var maxDetached atomic.Int64
 	send := func(model, key string, stream bool) (int, string) {
 		body := chat(model, fmt.Sprintf("hello %d", time.Now().UnixNano()))
 		if stream {
 			body = chat(model, fmt.Sprintf("hello %d", time.Now().UnixNano()), `"stream":true`)
 		}
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, url+"/v1/chat/completions", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer sk-"+key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, err.Error()
 		}
 		defer resp.Body.Close()
+		if n := int64(a.DetachedStreams()); n > maxDetached.Load() {
+			maxDetached.Store(n)
+		}
 		b, _ := io.ReadAll(resp.Body)
 		if stream && !strings.Contains(string(b), "[DONE]") {
 			return -1, string(b)
@@ -129,14 +162,20 @@ func TestReloadUnderLoadDropsNoRequest(t *testing.T) {
 	if !strings.Contains(logs.String(), "configuration not reloaded; the running one stays") || !strings.Contains(logs.String(), "modles") {
 		t.Errorf("the refused reload was not logged with its reason:\n%s", logs.String())
 	}
-	f := scrapeFamilies(t, srv.URL, "Authorization: Bearer sk-admin")
+	f := scrapeFamilies(t, url, "Authorization: Bearer sk-admin")
 	if got := f.value("llm_edge_config_reloads_total", "result=success"); got != reloads {
 		t.Errorf("reloads success = %v, want %d", got, reloads)
 	}
 	if got := f.value("llm_edge_config_reloads_total", "result=failure"); got != 1 {
 		t.Errorf("reloads failure = %v, want 1", got)
 	}
-	srv.Close()
+	if serve && maxDetached.Load() == 0 {
+		t.Error("no stream was detached from its connection's goroutine behind Serve")
+	}
+	if !serve && maxDetached.Load() != 0 {
+		t.Errorf("%d streams detached behind httptest, which has no Detacher", maxDetached.Load())
+	}
+	stopServing()
 	a.Close() // waits for the retired generations and closes them
 	http.DefaultClient.CloseIdleConnections()
 	goleak.VerifyNone(t, before)
