@@ -512,8 +512,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	base := context.Context(hard)
 	var detached *detach.Detacher
 	if a.cfg.DetachStreams {
-		dln := detach.NewListener(ln)
-		srv.ConnState = dln.ConnState
+		dln := detach.NewListener(ln, srv.IdleTimeout)
 		ln = dln
 		detached = detach.New(hard, dln)
 		base = detach.NewContext(hard, detached)

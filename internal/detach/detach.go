@@ -16,9 +16,13 @@
 // with a Content-Length when the whole body is written before it ends. One
 // goroutine with a 1-byte read watches the client, as net/http's background
 // reader does, and cancels the Response's context when it goes. When the
-// response ends cleanly, the connection goes back to the http.Server through
-// Listener and serves the client's next request as a new connection would:
-// keep-alive is kept, and pipelined bytes are served first.
+// response ends cleanly, the same read waits for the client's next request
+// (up to the idle timeout, holding no buffer), and once it begins the
+// connection goes back to the http.Server through Listener, which serves it
+// as a new connection: keep-alive is kept, and pipelined bytes are served
+// first. (A connection handed back is wrapped to serve those bytes, so a
+// TLS connection's later requests have no Request.TLS; the gateway does
+// not read it.)
 //
 // HTTP/2, HTTP/1.0, a request whose body is not read to its end, and a
 // ResponseWriter that cannot be hijacked are not detached: Detach says so,
@@ -35,7 +39,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -105,7 +108,7 @@ func (d *Detacher) Detach(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err != nil {
 		return nil, fmt.Errorf("detach: %w", err)
 	}
-	rw := &Response{d: d, conn: conn, header: h, closeAfter: r.Close, clen: -1, watched: make(chan struct{})}
+	rw := &Response{d: d, conn: conn, header: h, closeAfter: r.Close, clen: -1, watched: make(chan struct{}), watching: true}
 	if n := brw.Reader.Buffered(); n > 0 { // pipelined: read with this request
 		p, _ := brw.Reader.Peek(n)
 		rw.pre = bytes.Clone(p)
@@ -177,12 +180,15 @@ type Response struct {
 	stopBase func() bool
 	pre      []byte // the client's next bytes, read with this request
 
-	// The watcher's: written before watched is closed, read after.
-	watched chan struct{}
-	stopped atomic.Bool // Close ended the watch
-	peek    [1]byte
-	peeked  bool // the client sent its next request's first byte
-	gone    bool // the client closed or reset the connection
+	// The watcher's, under mu.
+	mu       sync.Mutex
+	watched  chan struct{} // closed when the watch ends before the response does
+	watching bool          // its Read has not returned
+	stopped  bool          // Close ended the watch (a read deadline in the past)
+	idle     bool          // Close handed the watch on: it waits for the client's next request
+	peek     [1]byte
+	peeked   bool // the client sent its next request's first byte
+	gone     bool // the client closed or reset the connection
 
 	status     int
 	sent       bool  // the status line and headers are written
@@ -295,48 +301,97 @@ func (rw *Response) Close() {
 	rw.closed = true
 	rw.stopBase()
 	rw.cancel(nil)
-	// End the watch as net/http ends its background read: a read
-	// deadline in the past.
-	rw.stopped.Store(true)
-	_ = rw.conn.SetReadDeadline(aLongTimeAgo)
-	<-rw.watched
-	reuse := rw.err == nil && !rw.gone && !rw.broken && !rw.closeAfter && rw.d.ln != nil &&
+	reuse := rw.err == nil && !rw.broken && !rw.closeAfter && rw.d.ln != nil &&
 		(rw.clen < 0 || rw.written == rw.clen)
-	if reuse && rw.conn.SetReadDeadline(time.Time{}) == nil {
-		if rw.peeked {
-			rw.pre = append(rw.pre, rw.peek[0])
+	rw.mu.Lock()
+	if reuse && rw.watching && len(rw.pre) == 0 {
+		// The watcher's read goes on as the wait for the client's next
+		// request, bounded by the idle timeout as net/http bounds a
+		// keep-alive connection's, and hands the connection back when it
+		// comes (net/http would bound a new connection's wait by its
+		// header timeout). The deadline is set before the hand-over, while
+		// the connection is still this Response's.
+		if rw.d.ln.wait(rw.conn) {
+			var dl time.Time
+			if rw.d.ln.idle > 0 {
+				dl = time.Now().Add(rw.d.ln.idle)
+			}
+			if rw.conn.SetReadDeadline(dl) == nil {
+				rw.idle = true
+				rw.mu.Unlock()
+				rw.d.done()
+				return
+			}
+			rw.d.ln.unwait(rw.conn)
 		}
-		var c net.Conn = rw.conn
-		if len(rw.pre) > 0 {
-			c = &prefixConn{Conn: rw.conn, pre: rw.pre}
-		}
-		if !rw.d.ln.give(c) {
-			_ = rw.conn.Close()
-		}
+		reuse = false
+	}
+	if rw.watching {
+		// End the watch as net/http ends its background read: a read
+		// deadline in the past.
+		rw.stopped = true
+		_ = rw.conn.SetReadDeadline(aLongTimeAgo)
+	}
+	rw.mu.Unlock()
+	<-rw.watched
+	if reuse && !rw.gone && (rw.peeked || len(rw.pre) > 0) && rw.conn.SetReadDeadline(time.Time{}) == nil {
+		rw.handBack()
 	} else {
 		_ = rw.conn.Close()
 	}
 	rw.d.done()
 }
 
+// handBack gives the connection back to the server with the bytes of the
+// client's next request read so far.
+func (rw *Response) handBack() {
+	pre := rw.pre
+	if rw.peeked {
+		pre = append(pre, rw.peek[0])
+	}
+	var c net.Conn = rw.conn
+	if len(pre) > 0 {
+		c = &prefixConn{Conn: rw.conn, pre: pre}
+	}
+	if !rw.d.ln.give(c) {
+		_ = rw.conn.Close()
+	}
+}
+
 // aLongTimeAgo is a read deadline that ends a pending read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// watch reads the client's next byte: a pipelined request's first (kept
-// for the next request), or the end of the connection (the client is
-// gone: the context ends).
+// watch reads the client's next byte. While the response is written, a
+// pipelined request's first byte is kept for the next request, and the end
+// of the connection (the client is gone) ends the context. Once Close has
+// handed the watch on (idle), the byte is the next request's: the
+// connection goes back to the server; an error (the idle timeout, the
+// client closing, the Listener closing) closes it.
 func (rw *Response) watch() {
-	defer close(rw.watched)
 	n, err := rw.conn.Read(rw.peek[:])
-	if n == 1 {
+	rw.mu.Lock()
+	rw.watching = false
+	idle := rw.idle
+	switch {
+	case n == 1:
 		rw.peeked = true
+	case !idle && !(rw.stopped && errors.Is(err, os.ErrDeadlineExceeded)):
+		rw.gone = true
+	}
+	rw.mu.Unlock()
+	if idle {
+		rw.d.ln.unwait(rw.conn)
+		if n == 1 && rw.conn.SetReadDeadline(time.Time{}) == nil {
+			rw.handBack()
+		} else {
+			_ = rw.conn.Close()
+		}
 		return
 	}
-	if rw.stopped.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-		return
+	if rw.gone {
+		rw.cancel(nil)
 	}
-	rw.gone = true
-	rw.cancel(nil)
+	close(rw.watched)
 }
 
 func (rw *Response) take() *[]byte {

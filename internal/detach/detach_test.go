@@ -56,9 +56,9 @@ func startServer(t *testing.T, answer func(rw *detach.Response, r *http.Request)
 	base, cancel := context.WithCancelCause(context.Background())
 	s := &server{url: "http://" + ln.Addr().String(), accepted: &countingListener{Listener: ln}, cancel: cancel,
 		errs: make(chan error, 16)}
-	dln := detach.NewListener(s.accepted)
+	dln := detach.NewListener(s.accepted, 2*time.Second)
 	s.d = detach.New(base, dln)
-	s.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, ConnState: dln.ConnState,
+	s.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return detach.NewContext(base, s.d) },
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -350,7 +350,7 @@ func TestBodyNotReadToItsEndIsNotDetached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dln := detach.NewListener(ln)
+	dln := detach.NewListener(ln, time.Minute)
 	d := detach.New(context.Background(), dln)
 	got := make(chan error, 1)
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -450,5 +450,37 @@ func TestShutdownDoesNotWaitForHandedBackConnections(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Shutdown took %v with one handed-back connection idle", d)
+	}
+}
+
+// TestConnectionWaitingForItsNextRequestIsClosedAtTheIdleTimeout: after a
+// detached response the connection waits for its client's next request as
+// a keep-alive connection does, up to the listener's idle timeout (2 s
+// here), then it is closed.
+func TestConnectionWaitingForItsNextRequestIsClosedAtTheIdleTimeout(t *testing.T) {
+	s := startServer(t, streamAnswer)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, rawRequest("/detach", "")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("waiting: %d bytes, %v; want EOF", n, err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond || d > 6*time.Second {
+		t.Errorf("closed after %v idle, want about 2 s", d)
 	}
 }

@@ -2,23 +2,20 @@ package detach
 
 import (
 	"net"
-	"net/http"
 	"sync"
-	"sync/atomic"
+	"time"
 )
 
 // Listener is the http.Server's listener: the connections it accepts, and
 // those of detached responses that ended cleanly, which the server then
-// serves as new connections (their next request, keep-alive kept).
-//
-// The server takes a connection handed back for a new one, and its
-// Shutdown waits up to 5 s for a new connection's first request, where it
-// closes an idle keep-alive connection at once. So that shutdown does not
-// wait on them, the Listener closes, when it is closed, the connections it
-// handed back whose next request has not begun: ConnState must be the
-// server's ConnState hook.
+// serves as new connections (their next request, keep-alive kept). A
+// connection is handed back once its client's next request begins to
+// arrive; until then it waits, for at most the idle timeout, on a 1-byte
+// read of its own (no net/http buffers), and Close closes it as net/http's
+// Shutdown closes an idle keep-alive connection.
 type Listener struct {
 	net.Listener
+	idle     time.Duration
 	accepted chan accepted
 	back     chan net.Conn
 	done     chan struct{}
@@ -26,8 +23,7 @@ type Listener struct {
 
 	mu      sync.Mutex
 	closed  bool
-	waiting map[net.Conn]struct{} // handed back, no request begun on them yet
-	nwait   atomic.Int64          // len(waiting), read without the lock
+	waiting map[net.Conn]struct{} // waiting for their client's next request
 }
 
 type accepted struct {
@@ -39,9 +35,11 @@ type accepted struct {
 // past it one is closed (its client opens another).
 const backlog = 1024
 
-// NewListener wraps inner.
-func NewListener(inner net.Listener) *Listener {
-	return &Listener{Listener: inner, accepted: make(chan accepted), back: make(chan net.Conn, backlog),
+// NewListener wraps inner. idle bounds how long a connection waits for its
+// client's next request after a detached response (the server's
+// IdleTimeout; 0: no bound).
+func NewListener(inner net.Listener, idle time.Duration) *Listener {
+	return &Listener{Listener: inner, idle: idle, accepted: make(chan accepted), back: make(chan net.Conn, backlog),
 		done: make(chan struct{})}
 }
 
@@ -88,7 +86,6 @@ func (l *Listener) Close() error {
 	}
 	waiting := l.waiting
 	l.waiting = nil
-	l.nwait.Store(0)
 	l.mu.Unlock()
 	err := l.Listener.Close()
 	for c := range waiting {
@@ -104,17 +101,24 @@ func (l *Listener) Close() error {
 	}
 }
 
-// ConnState is the server's http.Server.ConnState: a connection handed
-// back stops waiting once a request begins on it (or it ends).
-func (l *Listener) ConnState(c net.Conn, s http.ConnState) {
-	if s == http.StateNew || s == http.StateIdle || l.nwait.Load() == 0 {
-		return
-	}
+// wait records c as waiting for its client's next request; false once the
+// Listener is closed.
+func (l *Listener) wait(c net.Conn) bool {
 	l.mu.Lock()
-	if _, ok := l.waiting[c]; ok {
-		delete(l.waiting, c)
-		l.nwait.Add(-1)
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
 	}
+	if l.waiting == nil {
+		l.waiting = make(map[net.Conn]struct{})
+	}
+	l.waiting[c] = struct{}{}
+	return true
+}
+
+func (l *Listener) unwait(c net.Conn) {
+	l.mu.Lock()
+	delete(l.waiting, c)
 	l.mu.Unlock()
 }
 
@@ -128,13 +132,8 @@ func (l *Listener) give(c net.Conn) bool {
 	}
 	select {
 	case l.back <- c:
+		return true
 	default:
 		return false
 	}
-	if l.waiting == nil {
-		l.waiting = make(map[net.Conn]struct{})
-	}
-	l.waiting[c] = struct{}{}
-	l.nwait.Add(1)
-	return true
 }
