@@ -318,7 +318,7 @@ func (b *embedBatch) fetch(ctx context.Context, idx []int) ([]*cache.Entry, erro
 	if resp.Provider != "" {
 		x.rec.Provider = resp.Provider
 	}
-	x.attempts += max(resp.Attempts, 1)
+	x.attempts += int32(min(max(resp.Attempts, 1), math.MaxInt32))
 	ans, err := embeddings.ReadAnswer(resp.Body, len(idx))
 	if err != nil {
 		return nil, err

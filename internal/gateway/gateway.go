@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -197,8 +198,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, s surface.Surfac
 		}
 	}()
 	if m := g.metrics(); m != nil {
-		m.InflightInc()
-		x.inflight = true
+		m.InflightInc() // end decrements it
 	}
 
 	h := w.Header()
@@ -370,7 +370,7 @@ func (x *exchange) answer(ctx context.Context, target route.Target, preq *provid
 	if resp.Provider != "" {
 		x.rec.Provider = resp.Provider
 	}
-	x.attempts = max(resp.Attempts, 1)
+	x.attempts = int32(min(max(resp.Attempts, 1), math.MaxInt32))
 	// The wait until the provider answered (a stream's first byte); a
 	// stream adds its waits for each chunk.
 	x.rec.ProviderLatency = time.Since(x.provStart)

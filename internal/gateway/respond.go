@@ -32,22 +32,23 @@ type exchange struct {
 	rec       telemetry.Record
 	cc        cacheControl
 	key       cache.Key
-	keyOK     bool
-	native    bool // the provider speaks the surface: the client's bytes go upstream; in keyOK's padding
-	s         surface.Surface
-	req       surface.Request // nil until parsed
-	stored    *cache.Entry    // the leader's cached answer, handed to followers
-	attempts  int
-	tenant    tenant
-	vals      [6]string // backing for one-value headers (at most 6 per answer), see set
-	nv        int
+	// keyOK's padding holds the flags, nv and attempts: with its malloc
+	// header the exchange stays in the 576-byte size class.
+	keyOK    bool
+	native   bool  // the provider speaks the surface: the client's bytes go upstream
+	detached bool  // the answer goes on in a goroutine of its own (detach)
+	nv       uint8 // vals in use
+	attempts int32
+	s        surface.Surface
+	req      surface.Request // nil until parsed
+	stored   *cache.Entry    // the leader's cached answer, handed to followers
+	tenant   tenant
+	vals     [6]string // backing for one-value headers (at most 6 per answer), see set
 
 	// What end releases.
-	span     trace.Span  // the request's span; nil: not traced
-	held     int64       // request-body bytes counted in the BodyBudget
-	lead     *cache.Call // set when this request leads a coalesced call
-	inflight bool        // counted in the in-flight gauge
-	detached bool        // the answer goes on in a goroutine of its own (detach)
+	span trace.Span  // the request's span; nil: not traced
+	held int64       // request-body bytes counted in the BodyBudget
+	lead *cache.Call // set when this request leads a coalesced call
 }
 
 // tenant is what the exchange keeps of its Admission.
@@ -98,7 +99,7 @@ func (x *exchange) stoppedBy(e *api.Error) *api.Error {
 // set sets a one-value header whose []string lives in the exchange, so
 // headers cost no allocation of their own.
 func (x *exchange) set(h http.Header, name, v string) {
-	if x.nv == len(x.vals) {
+	if int(x.nv) == len(x.vals) {
 		h[name] = []string{v}
 		return
 	}
@@ -455,7 +456,7 @@ func (x *exchange) writeJSON(body []byte, providerName, model string) {
 	now := time.Now()
 	m := surface.Meta{Provider: providerName, Model: model, RequestID: x.rec.RequestID, Elapsed: now.Sub(x.start),
 		ProviderLatency: x.rec.ProviderLatency, CostUSD: x.rec.CostUSD, SavedUSD: x.rec.SavedUSD,
-		CostKnown: x.rec.CostKnown, CostEstimated: x.rec.CostEstimated, Attempts: x.attempts}
+		CostKnown: x.rec.CostKnown, CostEstimated: x.rec.CostEstimated, Attempts: int(x.attempts)}
 	if x.rec.Cache != telemetry.CacheMiss && x.rec.Cache != telemetry.CacheBypass {
 		m.Tier = x.rec.Cache
 	}
@@ -491,8 +492,8 @@ func (x *exchange) end() {
 	if x.span != nil {
 		x.g.o.Tracer.EndSpan(x.span, &x.rec)
 	}
-	if x.inflight {
-		x.g.metrics().InflightDec()
+	if m := x.g.metrics(); m != nil {
+		m.InflightDec() // serve counted it
 	}
 	x.finish()
 }
