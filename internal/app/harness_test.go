@@ -90,6 +90,15 @@ func startGateway(t testing.TB, cfg config.Config) *gw {
 	}
 	// Served as the gateway serves (App.Serve, not httptest around its
 	// handler): streams are detached from their connections' goroutines.
+	url, stop := serveApp(t, a)
+	g := &gw{App: a, URL: url, Logs: logs, stop: stop}
+	t.Cleanup(g.Stop)
+	return g
+}
+
+// serveApp runs a.Serve on a loopback port; stop ends it and waits.
+func serveApp(t testing.TB, a *app.App) (url string, stop func()) {
+	t.Helper()
 	ln, err := app.ListenLoopback()
 	if err != nil {
 		t.Fatal(err)
@@ -97,15 +106,12 @@ func startGateway(t testing.TB, cfg config.Config) *gw {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(ctx, ln) }()
-	g := &gw{App: a, URL: "http://" + ln.Addr().String(), Logs: logs}
-	g.stop = func() {
+	return "http://" + ln.Addr().String(), func() {
 		cancel()
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	}
-	t.Cleanup(g.Stop)
-	return g
 }
 
 // Stop closes the gateway (idempotent).

@@ -65,22 +65,9 @@ func testReloadUnderLoad(t *testing.T, serve bool) {
 		t.Fatal(err)
 	}
 	var url string
-	stopServing := func() {}
+	var stopServing func()
 	if serve {
-		ln, err := app.ListenLoopback()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		served := make(chan error, 1)
-		go func() { served <- a.Serve(ctx, ln) }()
-		url = "http://" + ln.Addr().String()
-		stopServing = func() {
-			cancel()
-			if err := <-served; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		}
+		url, stopServing = serveApp(t, a)
 	} else {
 		srv := httptest.NewServer(a.Handler())
 		url = srv.URL

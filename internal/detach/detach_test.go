@@ -207,16 +207,7 @@ func rawRequest(path, extra string) string {
 // back connection.
 func TestPipelinedRequestIsServedAfterTheDetachedResponse(t *testing.T) {
 	s := startServer(t, streamAnswer)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, rawRequest("/detach/a", "")+rawRequest("/plain", "")+rawRequest("/detach/b", "")); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
+	_, br := s.send(t, rawRequest("/detach/a", "")+rawRequest("/plain", "")+rawRequest("/detach/b", ""))
 	for _, want := range []string{"data: 0 /detach/a", "through net/http /plain", "data: 0 /detach/b"} {
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
@@ -242,13 +233,7 @@ func TestClientLeavingEndsTheContext(t *testing.T) {
 			ended <- errors.New("the context did not end")
 		}
 	})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(conn, rawRequest("/detach", "")); err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := s.send(t, rawRequest("/detach", ""))
 	waitFor(t, func() bool { return s.d.Active() == 1 })
 	conn.Close()
 	if err := <-ended; !errors.Is(err, context.Canceled) {
@@ -292,23 +277,8 @@ func TestBaseEndsTheContextWithItsCause(t *testing.T) {
 // gets it said back, and the connection ends after the response.
 func TestConnectionCloseIsHonored(t *testing.T) {
 	s := startServer(t, streamAnswer)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, rawRequest("/detach", "Connection: close\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadAll(resp.Body); err != nil {
-		t.Fatal(err)
-	}
+	_, br := s.send(t, rawRequest("/detach", "Connection: close\r\n"))
+	resp := readWhole(t, br)
 	if !resp.Close {
 		t.Errorf("no Connection: close in %v", resp.Header)
 	}
@@ -321,20 +291,8 @@ func TestConnectionCloseIsHonored(t *testing.T) {
 // net/http, and Detach says why.
 func TestHTTP10IsNotDetached(t *testing.T) {
 	s := startServer(t, streamAnswer)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /detach HTTP/1.0\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	_, br := s.send(t, "POST /detach HTTP/1.0\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+	resp := readWhole(t, br)
 	if resp.StatusCode != http.StatusTeapot {
 		t.Errorf("status %d, want the handler's fallback", resp.StatusCode)
 	}
@@ -379,14 +337,7 @@ func TestShutdownWaitsForDetachedResponsesAndClosesTheirConnections(t *testing.T
 		<-release
 		streamAnswer(rw, r)
 	})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, rawRequest("/detach", "")); err != nil {
-		t.Fatal(err)
-	}
+	_, br := s.send(t, rawRequest("/detach", ""))
 	waitFor(t, func() bool { return s.d.Active() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -402,8 +353,31 @@ func TestShutdownWaitsForDetachedResponsesAndClosesTheirConnections(t *testing.T
 	if err := s.d.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
+	readWhole(t, br)
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("after shutdown: %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// send writes raw on a new connection to s (closed when the test ends)
+// and returns it with a reader of its answers, bounded by 10 s.
+func (s *server) send(t *testing.T, raw string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, raw); err != nil {
+		t.Fatal(err)
+	}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
+	return conn, bufio.NewReader(conn)
+}
+
+// readWhole reads one response and its body.
+func readWhole(t *testing.T, br *bufio.Reader) *http.Response {
+	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -411,9 +385,7 @@ func TestShutdownWaitsForDetachedResponsesAndClosesTheirConnections(t *testing.T
 	if _, err := io.ReadAll(resp.Body); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Errorf("after shutdown: %d bytes, %v; want EOF", n, err)
-	}
+	return resp
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -459,23 +431,8 @@ func TestShutdownDoesNotWaitForHandedBackConnections(t *testing.T) {
 // here), then it is closed.
 func TestConnectionWaitingForItsNextRequestIsClosedAtTheIdleTimeout(t *testing.T) {
 	s := startServer(t, streamAnswer)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, rawRequest("/detach", "")); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadAll(resp.Body); err != nil {
-		t.Fatal(err)
-	}
+	_, br := s.send(t, rawRequest("/detach", ""))
+	readWhole(t, br)
 	start := time.Now()
 	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
 		t.Fatalf("waiting: %d bytes, %v; want EOF", n, err)
