@@ -27,6 +27,8 @@ type Accumulator struct {
 	lastChoices bool // it had a choice
 	lastUsage   bool // it had a usage object
 
+	parse chunkParse // Add's scratch, reused
+
 	limit int  // bound on held text bytes; 0: none
 	text  int  // text bytes seen, held or not
 	over  bool // the text passed limit; choices were dropped
@@ -60,83 +62,272 @@ type accTool struct {
 }
 
 // Add folds one chunk payload into the answer. The chunk is read in one
-// pass over each level (gjson's ForEach over a view of its bytes, not a
-// copy): a gateway calls this for every chunk of thousands of open streams,
-// and a lookup per field re-scanned the chunk each time. The chunk may be
-// reused once Add returns: every string the accumulator keeps is cloned.
+// validating pass (chunkscan.go) that gathers views of the fields the
+// answer needs; they are folded in once the whole chunk proved valid, so an
+// invalid chunk changes nothing. The chunk may be reused once Add returns:
+// every string the accumulator keeps is cloned.
+//
+// Where a key repeats, its last occurrence counts; a "choices" that is not
+// an array, and a choice that is not an object, carry no choice.
 func (a *Accumulator) Add(chunk []byte) error {
-	if !gjson.ValidBytes(chunk) {
+	p := &a.parse
+	p.reset()
+	if !p.chunk(chunk) {
 		return fmt.Errorf("stream chunk is not valid JSON")
 	}
 	a.chunks++
 	a.lastChoices, a.lastUsage = false, false
-	first := a.id == ""
-	root := gjson.Result{Type: gjson.JSON, Raw: View(chunk)}
-	var choices gjson.Result
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "id":
-			if first {
-				a.id = strings.Clone(v.String())
-			}
-		case "model":
-			if first {
-				a.model = strings.Clone(v.String())
-			}
-		case "created":
-			if first {
-				a.created = v.Int()
-			}
-		case "system_fingerprint":
-			if v.Type == gjson.String && v.Str != a.fingerprint {
-				a.fingerprint = strings.Clone(v.Str)
-			}
-		case "usage":
-			if v.IsObject() {
-				a.lastUsage = true
-				a.usage = chunkUsage(v)
-			}
-		case "choices":
-			choices = v
+	if a.id == "" { // the first chunk names the answer
+		if v := field(chunk, p.id); v != nil {
+			a.id = strings.Clone(jsonString(v))
 		}
-		return true
-	})
-	choices.ForEach(func(_, ch gjson.Result) bool {
+		if v := field(chunk, p.model); v != nil {
+			a.model = strings.Clone(jsonString(v))
+		}
+		if v := field(chunk, p.created); v != nil {
+			a.created = jsonInt(v)
+		}
+	}
+	if s, ok := stringValue(field(chunk, p.fingerprint)); ok && string(s) != a.fingerprint {
+		a.fingerprint = string(s)
+	}
+	if u := field(chunk, p.usage); len(u) > 0 && u[0] == '{' {
+		a.lastUsage = true
+		a.usage = chunkUsage(gjson.Parse(View(u)))
+	}
+	for i := range p.choices {
 		a.lastChoices = true
-		idx, delta, finish := 0, gjson.Result{}, gjson.Result{}
-		ch.ForEach(func(k, v gjson.Result) bool {
-			switch k.Str {
-			case "index":
-				idx = int(v.Int())
-			case "delta":
-				delta = v
-			case "finish_reason":
-				finish = v
-			}
-			return true
-		})
+		ch := &p.choices[i]
 		if a.over {
-			a.text += deltaText(delta, nil)
-			return true
+			a.text += ch.fold(nil)
+			continue
+		}
+		idx := int64(0)
+		if ch.index != nil {
+			idx = jsonInt(ch.index)
 		}
 		if idx < 0 || idx > 127 {
-			return true
+			continue
 		}
-		for len(a.choices) <= idx {
+		for len(a.choices) <= int(idx) {
 			a.choices = append(a.choices, accChoice{})
 		}
 		c := &a.choices[idx]
-		a.text += deltaText(delta, c)
-		if finish.Type == gjson.String {
-			c.finish = strings.Clone(finish.Str)
+		a.text += ch.fold(c)
+		if s, ok := stringValue(ch.finish); ok {
+			c.finish = string(s)
 		}
-		return true
-	})
+	}
 	if a.limit > 0 && a.text > a.limit && !a.over {
 		a.over = true
 		a.choices = nil // let the held text go
 	}
 	return nil
+}
+
+// chunkParse is what one chunk carries that the answer needs: the literals
+// of its values, as views of the chunk.
+type chunkParse struct {
+	chunkHead
+	choices []chunkChoice
+
+	// The opening of the chunk read last, up to its "choices" key, and
+	// where its fields lie in it. A provider starts every chunk of a
+	// stream with the same bytes (its id, object, created and model, some
+	// 100 of a chunk's 200), so a chunk that starts with them is read from
+	// its choices on: the same bytes read the same.
+	open     []byte
+	openHead chunkHead
+}
+
+// chunkHead is where the fields before and after the choices lie in the
+// chunk: b[s[0]:s[1]], s[1] == 0 when absent.
+type chunkHead struct {
+	id, model, created, fingerprint, usage [2]int
+}
+
+// maxOpen bounds the opening chunkParse remembers.
+const maxOpen = 512
+
+func field(b []byte, s [2]int) []byte {
+	if s[1] == 0 {
+		return nil
+	}
+	return b[s[0]:s[1]]
+}
+
+// chunkChoice is one element of a chunk's choices.
+type chunkChoice struct {
+	index, finish                 []byte
+	role, content, refusal, tools []byte // the delta's
+}
+
+func (p *chunkParse) reset() {
+	clear(p.choices)
+	p.choices = p.choices[:0]
+	p.chunkHead = chunkHead{}
+}
+
+// chunk reads b, and reports whether it is valid JSON.
+func (p *chunkParse) chunk(b []byte) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) {
+		return false
+	}
+	if b[i] != '{' {
+		e := valueEnd(b, i) // valid, and nothing the answer needs
+		return e >= 0 && skipWS(b, e) == len(b)
+	}
+	fromOpen, seen := false, false
+	member := func(k []byte, at, v int) int {
+		var buf [keyBuf]byte
+		name := keyName(k, &buf)
+		if string(name) == "choices" {
+			if !seen && !fromOpen && at <= maxOpen {
+				p.open = append(p.open[:0], b[:at]...)
+				p.openHead = p.chunkHead
+			}
+			seen = true
+			p.choices = p.choices[:0]
+			if v < len(b) && b[v] == '[' {
+				return arrayAt(b, v, p.choice(b))
+			}
+		}
+		end := valueEnd(b, v)
+		if end < 0 {
+			return -1
+		}
+		span := [2]int{v, end}
+		switch string(name) {
+		case "id":
+			p.id = span
+		case "model":
+			p.model = span
+		case "created":
+			p.created = span
+		case "system_fingerprint":
+			p.fingerprint = span
+		case "usage":
+			p.usage = span
+		}
+		return end
+	}
+	var e int
+	if n := len(p.open); n > 0 && len(b) > n && string(b[:n]) == string(p.open) {
+		fromOpen = true
+		p.chunkHead = p.openHead
+		e = membersFrom(b, n, member)
+	} else {
+		p.open = p.open[:0]
+		e = objectAt(b, i, member)
+	}
+	return e >= 0 && skipWS(b, e) == len(b)
+}
+
+// choice returns the reader of one element of choices.
+func (p *chunkParse) choice(b []byte) func(v int) int {
+	return func(v int) int {
+		p.choices = append(p.choices, chunkChoice{})
+		if v >= len(b) || b[v] != '{' {
+			return valueEnd(b, v)
+		}
+		return objectAt(b, v, func(k []byte, _, v int) int {
+			ch := &p.choices[len(p.choices)-1]
+			var buf [keyBuf]byte
+			name := keyName(k, &buf)
+			if string(name) == "delta" {
+				ch.role, ch.content, ch.refusal, ch.tools = nil, nil, nil, nil
+				if v < len(b) && b[v] == '{' {
+					return objectAt(b, v, func(k []byte, _, v int) int {
+						end := valueEnd(b, v)
+						if end < 0 {
+							return -1
+						}
+						var buf [keyBuf]byte
+						switch lit := b[v:end]; string(keyName(k, &buf)) {
+						case "content":
+							ch.content = lit
+						case "role":
+							ch.role = lit
+						case "refusal":
+							ch.refusal = lit
+						case "tool_calls":
+							ch.tools = lit
+						}
+						return end
+					})
+				}
+			}
+			end := valueEnd(b, v)
+			if end < 0 {
+				return -1
+			}
+			switch lit := b[v:end]; string(name) {
+			case "index":
+				ch.index = lit
+			case "finish_reason":
+				ch.finish = lit
+			}
+			return end
+		})
+	}
+}
+
+// fold folds the choice's delta into c and returns the text bytes it
+// carried; with c nil it only counts them (the answer is over the limit).
+func (ch *chunkChoice) fold(c *accChoice) int {
+	n := 0
+	if s, ok := stringValue(ch.role); ok && c != nil && string(s) != c.role {
+		c.role = string(s)
+	}
+	if s, ok := stringValue(ch.content); ok {
+		n += len(s)
+		if c != nil {
+			c.content = append(c.content, s...)
+			c.hasText = true
+		}
+	}
+	if s, ok := stringValue(ch.refusal); ok {
+		n += len(s)
+		if c != nil {
+			c.refusal = append(c.refusal, s...)
+			c.hasRefuse = true
+		}
+	}
+	if ch.tools != nil {
+		gjson.Parse(View(ch.tools)).ForEach(func(_, tc gjson.Result) bool {
+			n += toolDelta(tc, c)
+			return true
+		})
+	}
+	return n
+}
+
+// jsonString is the text of a value literal as gjson's String gives it: a
+// string decoded, null empty, any other value as written.
+func jsonString(v []byte) string {
+	if s, ok := stringValue(v); ok {
+		return View(s)
+	}
+	if string(v) == "null" {
+		return ""
+	}
+	return View(v)
+}
+
+// jsonInt is a value literal as an integer, as gjson's Int reads it.
+func jsonInt(v []byte) int64 {
+	if n := len(v); n > 0 && n < 10 {
+		x := int64(0)
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				return gjson.Parse(View(v)).Int()
+			}
+			x = x*10 + int64(c-'0')
+		}
+		return x
+	}
+	return gjson.Parse(View(v)).Int()
 }
 
 // UsageOnly reports that the chunk added last was the extra usage chunk:
@@ -161,43 +352,6 @@ func chunkUsage(u gjson.Result) *Usage {
 		return true
 	})
 	return out
-}
-
-// deltaText folds a choice's delta into c and returns the text bytes it
-// carried; with c nil it only counts them (the answer is over the limit).
-func deltaText(d gjson.Result, c *accChoice) int {
-	n := 0
-	d.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "role":
-			if c != nil && v.Type == gjson.String && v.Str != c.role {
-				c.role = strings.Clone(v.Str)
-			}
-		case "content":
-			if v.Type == gjson.String {
-				n += len(v.Str)
-				if c != nil {
-					c.content = append(c.content, v.Str...)
-					c.hasText = true
-				}
-			}
-		case "refusal":
-			if v.Type == gjson.String {
-				n += len(v.Str)
-				if c != nil {
-					c.refusal = append(c.refusal, v.Str...)
-					c.hasRefuse = true
-				}
-			}
-		case "tool_calls":
-			v.ForEach(func(_, tc gjson.Result) bool {
-				n += toolDelta(tc, c)
-				return true
-			})
-		}
-		return true
-	})
-	return n
 }
 
 // toolDelta folds one tool_calls entry into c (nil: count only).

@@ -11,3 +11,7 @@ type peeker struct{}
 func newPeeker(net.Conn) *peeker { return nil }
 
 func (p *peeker) alive() bool { return true }
+
+func (p *peeker) canWait() bool { return false }
+
+func (p *peeker) wait(func(fd int) bool) error { return nil }

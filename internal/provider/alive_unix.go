@@ -16,6 +16,10 @@ type peeker struct {
 	buf [1]byte
 	ok  bool
 	fn  func(fd uintptr) bool
+
+	woken  bool              // waitFn ran try, which found nothing: the poller calls it again when it may read
+	try    func(fd int) bool // wait's: a read that must not block; true: something was there
+	waitFn func(fd uintptr) bool
 }
 
 func newPeeker(c net.Conn) *peeker {
@@ -34,7 +38,31 @@ func newPeeker(c net.Conn) *peeker {
 		p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true // never wait for readability
 	}
+	p.waitFn = func(fd uintptr) bool {
+		if p.woken {
+			// The poller saw the socket readable. Were it not (a spurious
+			// wake), the read that follows waits as reads do.
+			return true
+		}
+		p.woken = true
+		return p.try(int(fd))
+	}
 	return p
+}
+
+// canWait reports whether wait can wait.
+func (p *peeker) canWait() bool { return p != nil }
+
+// wait calls try with the socket; when it finds nothing to read, wait
+// returns once the runtime's poller sees the socket readable, as it does
+// inside a Read (try runs under the connection's read lock, after the
+// poller's last readiness was cleared, so bytes that arrive after it wake
+// the wait). The connection's deadline bounds it as it bounds a Read.
+func (p *peeker) wait(try func(fd int) bool) error {
+	p.woken, p.try = false, try
+	err := p.rc.Read(p.waitFn)
+	p.try = nil
+	return err
 }
 
 // alive reports whether the connection can carry another request; a

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -61,11 +62,79 @@ const directBufSize = 4 << 10
 // dconn is one upstream connection. br is set while a call is on it.
 type dconn struct {
 	c      net.Conn
+	cr     connReader // what br reads
 	peek   *peeker
 	br     *bufio.Reader
+	spare  *bufio.Reader // an empty Reader that takes br's buffer to the pool at park
+	parked bool          // br's buffer is in the pool (await): a read takes one back
+	t      *direct
+	try    func(fd int) bool // tryRead, made once
 	addr   string
 	idleAt time.Time
 	reused bool
+}
+
+// connReader is the connection as dc.br reads it: in turn, while await
+// tries a read that must not block, a non-blocking read of its socket.
+type connReader struct {
+	c        net.Conn
+	fd       int
+	nonblock bool
+}
+
+// errWouldBlock is a non-blocking read that found nothing.
+var errWouldBlock = errors.New("provider: nothing to read yet")
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	if !cr.nonblock {
+		return cr.c.Read(p)
+	}
+	for {
+		n, err := syscall.Read(cr.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, &net.OpError{Op: "read", Net: "tcp", Source: cr.c.LocalAddr(), Addr: cr.c.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// await returns once dc has something to read (bytes, the end, an error).
+// What is there already is read into a pooled buffer at once, with the one
+// system call a Read makes; otherwise the buffer goes back to the pool,
+// and the runtime's poller waits, as inside a Read: a stream spends most of
+// its life waiting for its next event, and at thousands of streams the
+// buffers they would hold are a large share of the gateway's memory
+// (docs/benchmarks.md). The connection's deadline bounds the wait (a
+// context that ends sets it in the past), and its error is a Read's. A
+// connection that cannot be waited on returns at once, and its Read waits.
+func (t *direct) await(dc *dconn) error {
+	if !dc.peek.canWait() || (!dc.parked && dc.br.Buffered() > 0) {
+		return nil
+	}
+	return dc.peek.wait(dc.try)
+}
+
+// tryRead is await's read that must not block, on the socket fd; it
+// reports whether something was there.
+func (dc *dconn) tryRead(fd int) bool {
+	if dc.parked {
+		dc.t.unpark(dc)
+	}
+	dc.cr.fd, dc.cr.nonblock = fd, true
+	_, err := dc.br.Peek(1) // a read error is read again by the next Read
+	dc.cr.nonblock = false
+	if err == errWouldBlock {
+		dc.t.park(dc)
+		return false
+	}
+	return true
 }
 
 // errServerClosedIdle marks a pooled connection that turned out dead: the
@@ -142,6 +211,13 @@ func (t *direct) send(ctx context.Context, dc *dconn, req *http.Request) (*http.
 		}
 		return fail(err)
 	}
+	// The answer is awaited with the read buffer in the pool: the time to
+	// a model's first token is most of a stream's life, and all of a
+	// non-streamed call's. An error here is the read's, below.
+	_ = t.await(dc)
+	if dc.parked {
+		t.unpark(dc)
+	}
 	if dc.reused {
 		// Peek waits for the first byte as ReadResponse would, and leaves it
 		// in the buffer for it.
@@ -190,9 +266,28 @@ type directBody struct {
 	stop func() bool
 	keep bool
 
+	ready bool // WaitRead saw something to read since the last Read
+
 	mu   sync.Mutex
 	done bool
 	err  error // what Read returns once done: io.EOF, or ErrBodyReadAfterClose
+}
+
+// WaitRead returns once a Read would not block (sse.Waiter), with the
+// connection's read buffer in the pool while it waits (await).
+func (b *directBody) WaitRead() error {
+	if b.ready {
+		return nil
+	}
+	b.mu.Lock()
+	done := b.done
+	b.mu.Unlock()
+	if done { // the buffer may be back in the pool: Read saw the end
+		return nil
+	}
+	err := b.t.await(b.dc)
+	b.ready = err == nil
+	return err
 }
 
 func (b *directBody) Read(p []byte) (int, error) {
@@ -202,6 +297,10 @@ func (b *directBody) Read(p []byte) (int, error) {
 	if done {
 		return 0, derr
 	}
+	if b.dc.parked {
+		b.t.unpark(b.dc)
+	}
+	b.ready = false
 	n, err := b.body.Read(p)
 	if err != nil {
 		b.finish(err == io.EOF)
@@ -260,7 +359,7 @@ func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
 		t.mu.Unlock()
 		if now.Sub(dc.idleAt) < t.idleTimeout && dc.peek.alive() {
 			dc.reused = true
-			dc.br = t.reader(dc.c)
+			dc.br = t.reader(&dc.cr)
 			return dc, nil
 		}
 		_ = dc.c.Close()
@@ -269,11 +368,14 @@ func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &dconn{c: c, peek: newPeeker(c), br: t.reader(c), addr: addr}, nil
+	dc := &dconn{c: c, cr: connReader{c: c}, peek: newPeeker(c), t: t, addr: addr}
+	dc.br = t.reader(&dc.cr)
+	dc.try = dc.tryRead
+	return dc, nil
 }
 
 // reader lends a read buffer for c.
-func (t *direct) reader(c net.Conn) *bufio.Reader {
+func (t *direct) reader(c io.Reader) *bufio.Reader {
 	if br, ok := t.readers.Get().(*bufio.Reader); ok {
 		br.Reset(c)
 		return br
@@ -288,6 +390,30 @@ func (t *direct) writer(c net.Conn) *bufio.Writer {
 		return bw
 	}
 	return bufio.NewWriterSize(c, directBufSize)
+}
+
+// park moves dc.br's buffer, with nothing in it, to the pool, and leaves
+// dc.br empty; unpark moves a pooled buffer in before dc.br is read again.
+// dc.br itself stays, because net/http's body reader holds it. The buffer
+// goes over inside a bufio.Reader value (the package has no other way to
+// hand a Reader a buffer): dc.spare is the empty Reader that carries it.
+func (t *direct) park(dc *dconn) {
+	carrier := dc.spare
+	if carrier == nil {
+		carrier = new(bufio.Reader)
+	}
+	*carrier, *dc.br = *dc.br, bufio.Reader{}
+	carrier.Reset(nil)
+	t.readers.Put(carrier)
+	dc.spare = nil
+	dc.parked = true
+}
+
+func (t *direct) unpark(dc *dconn) {
+	src := t.reader(&dc.cr)
+	*dc.br, *src = *src, bufio.Reader{}
+	dc.spare = src
+	dc.parked = false
 }
 
 // putReader takes dc's read buffer back; dc is not read from again.

@@ -563,3 +563,78 @@ func bufSize(br *bufio.Reader) int {
 	}
 	return br.Size()
 }
+
+// TestDirectStreamWaitsForItsNextEventWithoutAReadBuffer: WaitRead (what an
+// SSE reader calls between events) gives the connection's read buffer back
+// until the next bytes are there, and the Read that follows takes one and
+// reads them whole.
+func TestDirectStreamWaitsForItsNextEventWithoutAReadBuffer(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, "data: two\n\n")
+	})
+	c, _ := newDirectClient(t)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b := resp.Body.(*directBody)
+	one := make([]byte, len("data: one\n\n"))
+	if _, err := io.ReadFull(b, one); err != nil || string(one) != "data: one\n\n" {
+		t.Fatalf("first event %q, %v", one, err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- b.WaitRead() }()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitRead returned (%v) before the upstream sent anything", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitRead: %v", err)
+	}
+	if n := bufSize(b.dc.br); n != 0 {
+		t.Errorf("the connection held a %d-byte read buffer while it waited", n)
+	}
+	rest, err := io.ReadAll(b)
+	if err != nil || string(rest) != "data: two\n\n" {
+		t.Fatalf("after the wait: %q, %v", rest, err)
+	}
+}
+
+// TestDirectCancelWhileWaitingForTheNextEvent: a context that ends while
+// the body waits without its buffer ends the wait and the call, as it
+// ends a blocked Read.
+func TestDirectCancelWhileWaitingForTheNextEvent(t *testing.T) {
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		waitGone(r)
+	})
+	c, _ := newDirectClient(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b := resp.Body.(*directBody)
+	if _, err := io.ReadFull(b, make([]byte, len("data: one\n\n"))); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(20*time.Millisecond, cancel)
+	if err := b.WaitRead(); err == nil {
+		t.Fatal("WaitRead returned nil after its context ended")
+	}
+	if _, err := b.Read(make([]byte, 8)); err == nil {
+		t.Fatal("Read after the cancelled wait returned no error")
+	}
+}

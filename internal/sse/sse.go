@@ -23,7 +23,9 @@ type Event struct {
 type Reader struct {
 	br    *bufio.Reader
 	pool  *Pool // where br goes back; nil: not pooled
-	err   error // sticky: the error that ended the stream, or ErrReleased
+	src   io.Reader
+	wait  Waiter // src as a Waiter; nil: it is not one
+	err   error  // sticky: the error that ended the stream, or ErrReleased
 	data  []byte
 	event []byte
 	id    []byte
@@ -41,6 +43,17 @@ const MaxLine = 16 << 20
 // that does not fill it costs a copy, not a system call.
 const bufSize = 1 << 10
 
+// A Waiter is a source that can wait for input without a buffer: WaitRead
+// returns once a Read would not block (bytes, the end of the input or an
+// error are there); an error it returns is the next Read's too. Between two
+// events, a Reader over a Waiter gives its buffer back to its Pool and
+// waits with WaitRead, so that thousands of streams waiting for their next
+// event hold no read buffer (the provider package's plain-HTTP client
+// gives its own back too).
+type Waiter interface {
+	WaitRead() error
+}
+
 // ErrLineTooLong reports a line over MaxLine.
 var ErrLineTooLong = errors.New("sse: line too long")
 
@@ -49,7 +62,8 @@ var ErrReleased = errors.New("sse: reader released")
 
 // NewReader returns a Reader over r with a buffer of its own.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, bufSize)}
+	w, _ := r.(Waiter)
+	return &Reader{br: bufio.NewReaderSize(r, bufSize), src: r, wait: w}
 }
 
 // Pool lends read buffers to Readers, so a stream that ends gives its
@@ -61,13 +75,21 @@ type Pool struct{ p sync.Pool }
 // goes back to it when the stream ends (Next returns an error) or at
 // Release.
 func (p *Pool) NewReader(r io.Reader) *Reader {
-	br, ok := p.p.Get().(*bufio.Reader)
-	if ok {
+	w, _ := r.(Waiter)
+	return &Reader{br: p.get(r), pool: p, src: r, wait: w}
+}
+
+func (p *Pool) get(r io.Reader) *bufio.Reader {
+	if br, ok := p.p.Get().(*bufio.Reader); ok {
 		br.Reset(r)
-	} else {
-		br = bufio.NewReaderSize(r, bufSize)
+		return br
 	}
-	return &Reader{br: br, pool: p}
+	return bufio.NewReaderSize(r, bufSize)
+}
+
+func (p *Pool) put(br *bufio.Reader) {
+	br.Reset(nil)
+	p.p.Put(br)
 }
 
 // Release gives the Reader's buffer back (to its Pool, if any) and ends
@@ -87,10 +109,9 @@ func (r *Reader) release() {
 		return
 	}
 	if r.pool != nil {
-		r.br.Reset(nil)
-		r.pool.p.Put(r.br)
+		r.pool.put(r.br)
 	}
-	r.br = nil
+	r.br, r.src, r.wait = nil, nil, nil
 	r.data, r.event, r.id, r.line = nil, nil, nil, nil
 }
 
@@ -112,6 +133,9 @@ func (r *Reader) Next() (Event, error) {
 
 func (r *Reader) next() (Event, error) {
 	r.data, r.event, r.id = r.data[:0], r.event[:0], r.id[:0]
+	if r.wait != nil && r.br.Buffered() == 0 {
+		r.waitEvent()
+	}
 	hasData, inEvent := false, false
 	for {
 		line, err := r.readLine()
@@ -185,6 +209,19 @@ var (
 	blankLine = []byte("\n\n")
 	dataField = []byte("\ndata:")
 )
+
+// waitEvent waits for the source's next bytes with the buffer, empty, back
+// in the pool. WaitRead's error is left to the read that follows.
+func (r *Reader) waitEvent() {
+	if r.pool == nil {
+		_ = r.wait.WaitRead()
+		return
+	}
+	r.pool.put(r.br)
+	r.br = nil
+	_ = r.wait.WaitRead()
+	r.br = r.pool.get(r.src)
+}
 
 // readLine returns one line without its terminator (\n, \r\n or \r\n).
 // A line the buffer holds whole is returned as it lies there (valid until

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func TestReaderParsesEvents(t *testing.T) {
@@ -227,5 +228,44 @@ func TestNextBufferedSeesOnlyAWholeEventWithData(t *testing.T) {
 	}
 	if !r.NextBuffered() {
 		t.Fatal("a reader that has ended must report that Next will not wait")
+	}
+}
+
+// waiter is a source that can wait; it records whether its Reader held a
+// buffer while WaitRead ran.
+type waiter struct {
+	io.Reader
+	r          *Reader
+	waits      int
+	heldBuffer bool
+}
+
+func (w *waiter) WaitRead() error {
+	w.waits++
+	if w.r.br != nil {
+		w.heldBuffer = true
+	}
+	return nil
+}
+
+func TestPooledReaderWaitsForTheNextEventWithoutItsBuffer(t *testing.T) {
+	var p Pool
+	src := &waiter{Reader: iotest.OneByteReader(strings.NewReader("data: a\n\ndata: b\n\n"))}
+	r := p.NewReader(src)
+	src.r = r
+	for _, want := range []string{"a", "b"} {
+		ev, err := r.Next()
+		if err != nil || string(ev.Data) != want {
+			t.Fatalf("event %q, %v; want %q", ev.Data, err, want)
+		}
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	if src.waits != 3 {
+		t.Errorf("WaitRead ran %d times, want 3: once before each event, once before the end", src.waits)
+	}
+	if src.heldBuffer {
+		t.Error("the Reader held its buffer while it waited")
 	}
 }

@@ -1,0 +1,291 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// The gjson walk Add replaced (stop 24's), kept as the oracle its one-pass
+// reading is checked against: on chunks whose keys do not repeat and whose
+// choices are an array of objects, both must fold to the same answer.
+
+func (a *Accumulator) addGJSON(chunk []byte) error {
+	if !gjson.ValidBytes(chunk) {
+		return fmt.Errorf("stream chunk is not valid JSON")
+	}
+	a.chunks++
+	a.lastChoices, a.lastUsage = false, false
+	first := a.id == ""
+	root := gjson.Result{Type: gjson.JSON, Raw: View(chunk)}
+	var choices gjson.Result
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			if first {
+				a.id = strings.Clone(v.String())
+			}
+		case "model":
+			if first {
+				a.model = strings.Clone(v.String())
+			}
+		case "created":
+			if first {
+				a.created = v.Int()
+			}
+		case "system_fingerprint":
+			if v.Type == gjson.String && v.Str != a.fingerprint {
+				a.fingerprint = strings.Clone(v.Str)
+			}
+		case "usage":
+			if v.IsObject() {
+				a.lastUsage = true
+				a.usage = chunkUsage(v)
+			}
+		case "choices":
+			choices = v
+		}
+		return true
+	})
+	choices.ForEach(func(_, ch gjson.Result) bool {
+		a.lastChoices = true
+		idx, delta, finish := 0, gjson.Result{}, gjson.Result{}
+		ch.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "index":
+				idx = int(v.Int())
+			case "delta":
+				delta = v
+			case "finish_reason":
+				finish = v
+			}
+			return true
+		})
+		if a.over {
+			a.text += deltaTextGJSON(delta, nil)
+			return true
+		}
+		if idx < 0 || idx > 127 {
+			return true
+		}
+		for len(a.choices) <= idx {
+			a.choices = append(a.choices, accChoice{})
+		}
+		c := &a.choices[idx]
+		a.text += deltaTextGJSON(delta, c)
+		if finish.Type == gjson.String {
+			c.finish = strings.Clone(finish.Str)
+		}
+		return true
+	})
+	if a.limit > 0 && a.text > a.limit && !a.over {
+		a.over = true
+		a.choices = nil // let the held text go
+	}
+	return nil
+}
+
+func deltaTextGJSON(d gjson.Result, c *accChoice) int {
+	n := 0
+	d.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "role":
+			if c != nil && v.Type == gjson.String && v.Str != c.role {
+				c.role = strings.Clone(v.Str)
+			}
+		case "content":
+			if v.Type == gjson.String {
+				n += len(v.Str)
+				if c != nil {
+					c.content = append(c.content, v.Str...)
+					c.hasText = true
+				}
+			}
+		case "refusal":
+			if v.Type == gjson.String {
+				n += len(v.Str)
+				if c != nil {
+					c.refusal = append(c.refusal, v.Str...)
+					c.hasRefuse = true
+				}
+			}
+		case "tool_calls":
+			v.ForEach(func(_, tc gjson.Result) bool {
+				n += toolDelta(tc, c)
+				return true
+			})
+		}
+		return true
+	})
+	return n
+}
+
+// accState is what an accumulator shows of itself.
+type accState struct {
+	Completion      *ChatCompletion
+	Chunks, Text    int
+	UsageOnly, Over bool
+	Complete        bool
+}
+
+func stateOf(a *Accumulator) accState {
+	return accState{Completion: a.Completion(), Chunks: a.Chunks(), Text: a.TextBytes(), UsageOnly: a.UsageOnly(),
+		Over: a.Overflowed(), Complete: a.Complete()}
+}
+
+// wellShaped reports whether a chunk is one the two readings must agree
+// on: valid JSON without repeated keys, choices (if any) an array of
+// objects.
+func wellShaped(chunk []byte) bool {
+	if !json.Valid(chunk) || CheckDuplicateKeys(chunk) != nil {
+		return false
+	}
+	r := gjson.ParseBytes(chunk)
+	if !r.IsObject() {
+		return true
+	}
+	ch := r.Get("choices")
+	if !ch.Exists() {
+		return true
+	}
+	if !ch.IsArray() {
+		return false
+	}
+	ok := true
+	ch.ForEach(func(_, c gjson.Result) bool {
+		ok = ok && c.IsObject()
+		return ok
+	})
+	return ok
+}
+
+var accumulatorCorpus = []string{
+	`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":"fp","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}`,
+	`{"id":"c1","choices":[{"index":0,"delta":{"content":"caf\u00e9 \"quoted\" \n\ud83d\ude00 tab\t"},"finish_reason":null}]}`,
+	`{"id":"c1","choices":[{"index":0,"delta":{"content":"lone \ud83d surrogate"}}]}`,
+	`{ "id" : "c1" , "choices" : [ { "index" : 1 , "delta" : { "content" : "spaced" } , "finish_reason" : "stop" } ] }`,
+	`{"id":"c1","choices":[{"index":0,"delta":{"refusal":"no"},"finish_reason":"stop"},{"index":1,"delta":{"content":"yes"},"finish_reason":"length"}]}`,
+	`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get","arguments":"{\"q\":"}}]}}]}`,
+	`{"id":"c1","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"1}"}}]},"finish_reason":"tool_calls"}]}`,
+	`{"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":1}}}`,
+	`{"i\u0064":"escaped-key","choices":[{"ind\u0065x":2,"delta":{"cont\u0065nt":"via escaped keys"},"finish_reason":"stop"}]}`,
+	`{"id":12,"model":null,"created":"9","choices":[{"index":"1","delta":null,"finish_reason":5}]}`,
+	`{"id":"c1","choices":[{"index":-1,"delta":{"content":"dropped"}},{"index":200,"delta":{"content":"dropped too"}}]}`,
+	`{"id":"c1","choices":[{"index":1.5e0,"delta":{"content":"float index"}}]}`,
+	`{"id":"c1","created":1.7e9,"choices":[{"index":0,"delta":{"content":"x","role":7,"refusal":null}}],"extra":{"deep":[[[{"a":[true,false,null,-0.5e-3]}]]]}}`,
+	`[1,2,3]`,
+	`"just a string"`,
+	`{}`,
+	`{"choices":[{}]}`,
+}
+
+func TestAccumulatorAgreesWithTheGJSONWalk(t *testing.T) {
+	for _, limit := range []int{0, 8} {
+		var got, want Accumulator
+		got.SetLimit(limit)
+		want.SetLimit(limit)
+		for _, c := range accumulatorCorpus {
+			if !wellShaped([]byte(c)) {
+				t.Fatalf("corpus chunk is not well shaped: %s", c)
+			}
+			gerr, werr := got.Add([]byte(c)), want.addGJSON([]byte(c))
+			if (gerr == nil) != (werr == nil) {
+				t.Fatalf("limit %d, %s: error %v, the gjson walk's %v", limit, c, gerr, werr)
+			}
+			if g, w := stateOf(&got), stateOf(&want); !reflect.DeepEqual(g, w) {
+				gj, _ := json.Marshal(g)
+				wj, _ := json.Marshal(w)
+				t.Fatalf("limit %d, after %s:\n got  %s\n want %s", limit, c, gj, wj)
+			}
+		}
+	}
+}
+
+func TestAccumulatorRefusesWhatIsNotJSONAndChangesNothing(t *testing.T) {
+	bad := []string{``, ` `, `{`, `{"id":"c1"`, `{"id":"c1",}`, `{"id" "c1"}`, `{"id":"c1"}x`, `{"id":"c1"} {}`,
+		`{"choices":[{"index":0,"delta":{"content":"a"}}`, `{"choices":[{"index":0,"delta":{"content":"a"}},]}`,
+		`{"choices":[{"index":0,"delta":{"content":"a\x"}}]}`, "{\"choices\":[{\"delta\":{\"content\":\"ctl\x01\"}}]}",
+		`{"created":01}`, `{"created":1.}`, `{"created":-}`, `{"a":tru}`, `{"a":nul}`, `{"a":[1 2]}`, `{'a':1}`,
+		`{"choices":[{"index":0,"delta":{"content":"a"}}]]`, `{"choices":{"index":0]}`}
+	for _, c := range bad {
+		var a Accumulator
+		if err := a.Add([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"content":"kept"}}]}`)); err != nil {
+			t.Fatal(err)
+		}
+		before := stateOf(&a)
+		if err := a.Add([]byte(c)); err == nil {
+			t.Errorf("%q: accepted", c)
+		}
+		if !reflect.DeepEqual(stateOf(&a), before) {
+			t.Errorf("%q: changed the answer", c)
+		}
+	}
+}
+
+// FuzzAccumulatorAgreesWithTheGJSONWalk: Add accepts exactly what encoding/json calls valid,
+// never panics, and on well-shaped chunks folds what the gjson walk folds.
+func FuzzAccumulatorAgreesWithTheGJSONWalk(f *testing.F) {
+	for _, c := range accumulatorCorpus {
+		f.Add(c, `{"id":"c1","choices":[{"index":0,"delta":{"content":"next"},"finish_reason":"stop"}]}`)
+	}
+	f.Fuzz(func(t *testing.T, c1, c2 string) {
+		var got, want Accumulator
+		for _, c := range []string{c1, c2} {
+			gerr := got.Add([]byte(c))
+			if valid := json.Valid([]byte(c)); (gerr == nil) != valid {
+				t.Fatalf("%q: Add error %v, json.Valid %v", c, gerr, valid)
+			}
+			if !wellShaped([]byte(c)) || strings.Contains(c, `\u0000`) {
+				return
+			}
+			if werr := want.addGJSON([]byte(c)); werr != nil {
+				t.Fatalf("%q: the gjson walk refused a valid chunk: %v", c, werr)
+			}
+			if g, w := stateOf(&got), stateOf(&want); !reflect.DeepEqual(g, w) {
+				gj, _ := json.Marshal(g)
+				wj, _ := json.Marshal(w)
+				t.Fatalf("after %q:\n got  %s\n want %s", c, gj, wj)
+			}
+		}
+	})
+}
+
+// TestAccumulatorReadsChunksThatShareTheirOpening: chunks that start with
+// the opening of the one before are read from their choices on (the
+// remembered opening); what follows it is still read, and checked, whole.
+func TestAccumulatorReadsChunksThatShareTheirOpening(t *testing.T) {
+	open := `{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","system_fingerprint":"fp",`
+	chunks := []string{
+		open + `"choices":[{"index":0,"delta":{"role":"assistant","content":"a"}}]}`,
+		open + `"choices":[{"index":0,"delta":{"content":"b"}}],"usage":null}`,
+		open + `"choices":[{"index":0,"delta":{"content":"c"}}],"system_fingerprint":"fp2"}`,
+		open + `"choices":[{"index":0,"delta":{"content":"d"},"finish_reason":"stop"}]}`,
+		open + `"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":4,"total_tokens":5}}`,
+	}
+	var got, want Accumulator
+	for _, c := range chunks {
+		if err := got.Add([]byte(c)); err != nil {
+			t.Fatal(err)
+		}
+		_ = want.addGJSON([]byte(c))
+		if g, w := stateOf(&got), stateOf(&want); !reflect.DeepEqual(g, w) {
+			t.Fatalf("after %s: got %+v, want %+v", c, g.Completion, w.Completion)
+		}
+	}
+	if len(got.parse.open) != len(open) {
+		t.Fatalf("remembered an opening of %d bytes, want %d", len(got.parse.open), len(open))
+	}
+	for _, bad := range []string{open + `"choices":[{"index":0,"delta":{"content":"e"}}]`, open + `"choices":[}`, open} {
+		before := stateOf(&got)
+		if err := got.Add([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+		if !reflect.DeepEqual(stateOf(&got), before) {
+			t.Errorf("%s: changed the answer", bad)
+		}
+	}
+}
