@@ -205,8 +205,15 @@ type Response struct {
 // Context is the response's context.
 func (rw *Response) Context() context.Context { return rw.ctx }
 
-// Header is the response's header map (the handler's, from Detach).
-func (rw *Response) Header() http.Header { return rw.header }
+// Header is the response's header map (the handler's, from Detach). Once
+// the headers are sent, changing them has no effect (as with net/http),
+// and the map is let go: Header returns an empty one.
+func (rw *Response) Header() http.Header {
+	if rw.header == nil {
+		return http.Header{}
+	}
+	return rw.header
+}
 
 // Started reports whether the status line and headers have been written.
 func (rw *Response) Started() bool { return rw.sent }
@@ -451,6 +458,9 @@ func (rw *Response) sendHeader(whole bool) {
 		b = append(b, http.DetectContentType(body)...)
 		b = append(b, "\r\n"...)
 	}
+	// Sent: a stream's header map (a table once it holds more than eight
+	// headers) is not held for the stream's life.
+	rw.header = nil
 	switch {
 	case !allowed || rw.clen >= 0:
 	case whole:

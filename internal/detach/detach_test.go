@@ -171,6 +171,33 @@ func TestAnswerWrittenWholeGoesWithContentLength(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
+// TestHeadersSetAfterTheyWereSentChangeNothing: once the headers are on
+// the wire the Response lets its header map go; what is set afterwards
+// goes nowhere, as with net/http.
+func TestHeadersSetAfterTheyWereSentChangeNothing(t *testing.T) {
+	s := startServer(t, func(rw *detach.Response, r *http.Request) {
+		rw.Header().Set("X-Early", "sent")
+		_, _ = io.WriteString(rw, "data: one\n\n")
+		rw.Flush()
+		if h := rw.Header(); len(h) != 0 {
+			t.Errorf("after the flush, Header holds %v", h)
+		}
+		rw.Header().Set("X-Late", "dropped")
+		_, _ = io.WriteString(rw, "data: two\n\n")
+	})
+	resp, err := http.Post(s.url+"/detach", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if string(body) != "data: one\n\ndata: two\n\n" || resp.Header.Get("X-Early") != "sent" ||
+		resp.Header.Get("X-Late") != "" || resp.Trailer.Get("X-Late") != "" {
+		t.Fatalf("body %q, headers %v, trailers %v", body, resp.Header, resp.Trailer)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
+
 // TestHandlersContentLengthIsKept: a Content-Length the handler set is
 // sent, the body is not chunked, and writing past it fails.
 func TestHandlersContentLengthIsKept(t *testing.T) {

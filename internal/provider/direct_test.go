@@ -638,3 +638,17 @@ func TestDirectCancelWhileWaitingForTheNextEvent(t *testing.T) {
 		t.Fatal("Read after the cancelled wait returned no error")
 	}
 }
+
+// TestStreamBodyLetsTheRestOfTheAnswerGo: a stream keeps only its body;
+// net/http's body would otherwise hold the header map and the request to
+// the stream's end.
+func TestStreamBodyLetsTheRestOfTheAnswerGo(t *testing.T) {
+	body := io.NopCloser(strings.NewReader("data: x\n\n"))
+	resp := &http.Response{Header: http.Header{"X-A": {"1"}}, Request: &http.Request{}, Body: body}
+	if got := StreamBody(resp); got != body {
+		t.Fatal("StreamBody did not return the body")
+	}
+	if resp.Header != nil || resp.Request != nil {
+		t.Fatalf("still held: header %v, request %v", resp.Header, resp.Request)
+	}
+}

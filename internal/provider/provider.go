@@ -5,6 +5,7 @@ package provider
 
 import (
 	"context"
+	"io"
 	"net/http"
 
 	"github.com/edge-agent/edge-agent/internal/cost"
@@ -147,4 +148,14 @@ func Speaks(p Provider, s Surface) bool {
 	}
 	n, ok := p.(Native)
 	return ok && n.Speaks(s)
+}
+
+// StreamBody returns the body of resp, a stream's answer, and lets go of
+// the rest of resp, which the stream does not read again: net/http's body
+// keeps its *http.Response to its end (for trailers), and with it the
+// header map and the request, whose body bytes are the whole prompt. At
+// thousands of open streams that is a KiB or two each.
+func StreamBody(resp *http.Response) io.ReadCloser {
+	resp.Header, resp.Request = nil, nil
+	return resp.Body
 }

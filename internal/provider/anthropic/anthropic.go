@@ -145,7 +145,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	}
 	created := p.now().Unix()
 	if req.Stream {
-		s := newStream(ctx, p.name, resp.Body, created)
+		s := newStream(ctx, p.name, provider.StreamBody(resp), created)
 		s.key = p.apiKey
 		return &provider.Response{Stream: s}, nil
 	}

@@ -38,7 +38,7 @@ func (p *Provider) messages(ctx context.Context, req *provider.Request) (*provid
 		return nil, err
 	}
 	if req.Stream {
-		return &provider.Response{Stream: newRawStream(ctx, p.name, p.apiKey, resp.Body)}, nil
+		return &provider.Response{Stream: newRawStream(ctx, p.name, p.apiKey, provider.StreamBody(resp))}, nil
 	}
 	defer resp.Body.Close()
 	b, err := p.readAnswer(ctx, resp)

@@ -162,7 +162,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	created := p.now().Unix()
 	id := resp.Header.Get("X-Amzn-Requestid")
 	if req.Stream {
-		return &provider.Response{Stream: newStream(ctx, p.name, resp.Body, req.Model, id, created)}, nil
+		return &provider.Response{Stream: newStream(ctx, p.name, provider.StreamBody(resp), req.Model, id, created)}, nil
 	}
 	defer resp.Body.Close()
 	b, err := p.readAnswer(ctx, resp)

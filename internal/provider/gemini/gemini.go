@@ -200,7 +200,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 	}
 	created := p.now().Unix()
 	if req.Stream {
-		s := newStream(ctx, p.name, resp.Body, created, req.Model)
+		s := newStream(ctx, p.name, provider.StreamBody(resp), created, req.Model)
 		s.secret = secret
 		return &provider.Response{Stream: s}, nil
 	}

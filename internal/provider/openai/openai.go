@@ -200,7 +200,8 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body)}}, nil
+		sb := provider.StreamBody(resp)
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: sb, r: p.events.NewReader(sb)}}, nil
 	}
 	defer resp.Body.Close()
 	b, err := readAll(resp.Body, resp.ContentLength, p.maxBody)
@@ -419,7 +420,8 @@ func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*pro
 		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: resp.Body, r: p.events.NewReader(resp.Body),
+		sb := provider.StreamBody(resp)
+		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: sb, r: p.events.NewReader(sb),
 			raw: true, eofEnds: req.Surface == provider.SurfaceResponses}}, nil
 	}
 	defer resp.Body.Close()
