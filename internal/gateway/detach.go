@@ -10,6 +10,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/detach"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/stack"
 )
 
 // detach hands a stream's provider call and answer to a goroutine of its
@@ -43,34 +44,12 @@ func (x *exchange) detach(ctx context.Context, target route.Target, preq *provid
 	return true
 }
 
-// detachedStack is the stack a detached stream's goroutine needs: the
-// route, the provider call and the relay go more than 4 KiB deep. A new
-// goroutine starts with 2 KiB and doubles it as it goes deeper, copying
-// every frame on it each time (in a CPU profile at 5000 streams, stack
-// copies were 5-8 % of the gateway's time); growStack takes it to
-// detachedStack at once, while the stack holds one frame.
-const detachedStack = 8 << 10
-
-// growStack makes the calling goroutine's stack detachedStack large: its
-// frame is larger than half of that, so the runtime grows the stack in one
-// copy to the next size that holds it, and it stays so (a stack shrinks
-// only when a collection finds less than a quarter of it in use).
-//
-//go:noinline
-func growStack() {
-	var frame [detachedStack/2 + 1<<10]byte
-	keep(&frame)
-}
-
-//go:noinline
-func keep(*[detachedStack/2 + 1<<10]byte) {}
-
 // serveDetached is the rest of a detached stream: the call, the answer,
 // the exchange's end, and the response's (the connection serves the
 // client's next request). A panic is the server's recovery's: logged, a
 // 500 envelope when nothing was sent, the connection closed.
 func (x *exchange) serveDetached(rw *detach.Response, target route.Target, preq *provider.Request, fallbacks []string, release func()) {
-	growStack()
+	stack.Grow8K()
 	defer func() {
 		if v := recover(); v != nil {
 			rw.Abort()

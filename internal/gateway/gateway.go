@@ -23,6 +23,7 @@ import (
 	"github.com/edge-agent/edge-agent/internal/cost"
 	"github.com/edge-agent/edge-agent/internal/provider"
 	"github.com/edge-agent/edge-agent/internal/route"
+	"github.com/edge-agent/edge-agent/internal/stack"
 	"github.com/edge-agent/edge-agent/internal/surface"
 	"github.com/edge-agent/edge-agent/internal/surface/chat"
 	"github.com/edge-agent/edge-agent/internal/telemetry"
@@ -175,11 +176,17 @@ var (
 )
 
 // ServeHTTP serves POST /v1/chat/completions.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.serve(w, r, chat.Surface{}) }
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	stack.Grow16K() // here: serve's own frame is 1.6 KiB
+	g.serve(w, r, chat.Surface{})
+}
 
 // Handler serves surface s through the pipeline.
 func (g *Gateway) Handler(s surface.Surface) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serve(w, r, s) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stack.Grow16K()
+		g.serve(w, r, s)
+	})
 }
 
 // serve is the whole request path, top to bottom, for every surface: the

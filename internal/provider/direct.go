@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/edge-agent/edge-agent/internal/stack"
 )
 
 // direct is the HTTP/1.1 client for plain-http upstreams (vLLM, Ollama, LM
@@ -524,6 +526,7 @@ func (t *direct) dialAside(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	ch := make(chan dialed, 1)
 	go func() {
+		stack.Grow8K()
 		c, err := t.dial(ctx, "tcp", addr)
 		ch <- dialed{c, err}
 	}()
