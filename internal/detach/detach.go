@@ -50,6 +50,9 @@ type Detacher struct {
 	ln   *Listener // nil: connections close after a detached response
 	bufs sync.Pool // *[]byte: output waiting to be written
 
+	pollOnce sync.Once
+	poll     *poller // watches the clients (Linux); nil: a goroutine each
+
 	mu   sync.Mutex
 	n    int           // responses detached and not closed
 	idle chan struct{} // closed when n drops to 0
@@ -108,7 +111,7 @@ func (d *Detacher) Detach(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if err != nil {
 		return nil, fmt.Errorf("detach: %w", err)
 	}
-	rw := &Response{d: d, conn: conn, header: h, closeAfter: r.Close, clen: -1, watched: make(chan struct{}), watching: true}
+	rw := &Response{d: d, conn: conn, header: h, closeAfter: r.Close, clen: -1, watching: true}
 	if n := brw.Reader.Buffered(); n > 0 { // pipelined: read with this request
 		p, _ := brw.Reader.Peek(n)
 		rw.pre = bytes.Clone(p)
@@ -121,6 +124,15 @@ func (d *Detacher) Detach(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	d.n++
 	d.mu.Unlock()
+	d.pollOnce.Do(func() { d.poll = newPoller(d.base) })
+	if fd, ok := sockFD(conn); ok && d.poll != nil {
+		rw.fd, rw.polled = fd, true
+		if d.poll.watch(rw) {
+			return rw, nil
+		}
+		rw.polled = false
+	}
+	rw.watched = make(chan struct{})
 	go rw.watch()
 	return rw, nil
 }
@@ -180,15 +192,19 @@ type Response struct {
 	stopBase func() bool
 	pre      []byte // the client's next bytes, read with this request
 
-	// The watcher's, under mu.
-	mu       sync.Mutex
-	watched  chan struct{} // closed when the watch ends before the response does
-	watching bool          // its Read has not returned
-	stopped  bool          // Close ended the watch (a read deadline in the past)
-	idle     bool          // Close handed the watch on: it waits for the client's next request
-	peek     [1]byte
-	peeked   bool // the client sent its next request's first byte
-	gone     bool // the client closed or reset the connection
+	// The watcher's, under mu. A polled response is watched by the
+	// Detacher's poller; the others by a goroutine of their own (watch).
+	mu        sync.Mutex
+	polled    bool
+	fd        int           // polled: the socket
+	watched   chan struct{} // not polled: closed when the watch ends before the response does
+	watching  bool          // no byte, end or error seen yet, and the watch not ended
+	stopped   bool          // Close ended the watch (a read deadline in the past)
+	idle      bool          // Close handed the watch on: it waits for the client's next request
+	idleTimer *time.Timer   // polled: the end of that wait
+	peek      [1]byte
+	peeked    bool // the client sent its next request's first byte (in peek; polled: still in the socket)
+	gone      bool // the client closed or reset the connection
 
 	status     int
 	sent       bool  // the status line and headers are written
@@ -318,7 +334,18 @@ func (rw *Response) Close() {
 		// comes (net/http would bound a new connection's wait by its
 		// header timeout). The deadline is set before the hand-over, while
 		// the connection is still this Response's.
-		if rw.d.ln.wait(rw.conn) {
+		waits := rw.d.ln.wait(rw.conn)
+		if waits && rw.polled {
+			// The poller's watch goes on; a timer bounds it.
+			rw.idle = true
+			if d := rw.d.ln.idle; d > 0 {
+				rw.idleTimer = time.AfterFunc(d, rw.idleExpired)
+			}
+			rw.mu.Unlock()
+			rw.d.done()
+			return
+		}
+		if waits {
 			var dl time.Time
 			if rw.d.ln.idle > 0 {
 				dl = time.Now().Add(rw.d.ln.idle)
@@ -333,14 +360,24 @@ func (rw *Response) Close() {
 		}
 		reuse = false
 	}
+	unwatch := false
 	if rw.watching {
-		// End the watch as net/http ends its background read: a read
-		// deadline in the past.
 		rw.stopped = true
-		_ = rw.conn.SetReadDeadline(aLongTimeAgo)
+		if rw.polled {
+			rw.watching, unwatch = false, true
+		} else {
+			// End the watch as net/http ends its background read: a read
+			// deadline in the past.
+			_ = rw.conn.SetReadDeadline(aLongTimeAgo)
+		}
 	}
 	rw.mu.Unlock()
-	<-rw.watched
+	if unwatch {
+		rw.d.poll.unwatch(rw)
+	}
+	if !rw.polled {
+		<-rw.watched
+	}
 	if reuse && !rw.gone && (rw.peeked || len(rw.pre) > 0) && rw.conn.SetReadDeadline(time.Time{}) == nil {
 		rw.handBack()
 	} else {
@@ -353,7 +390,7 @@ func (rw *Response) Close() {
 // client's next request read so far.
 func (rw *Response) handBack() {
 	pre := rw.pre
-	if rw.peeked {
+	if rw.peeked && !rw.polled {
 		pre = append(pre, rw.peek[0])
 	}
 	var c net.Conn = rw.conn
@@ -399,6 +436,84 @@ func (rw *Response) watch() {
 		rw.cancel(nil)
 	}
 	close(rw.watched)
+}
+
+// readable is the poller's event for a polled response's socket: the
+// client's next request began to arrive (it stays in the socket: net/http
+// reads it), or the client is gone. While the response is written, the end
+// of the connection ends the context; once Close has handed the watch on
+// (idle), the connection goes back to the server, or is closed.
+func (rw *Response) readable() {
+	rw.mu.Lock()
+	if !rw.watching {
+		rw.mu.Unlock()
+		return
+	}
+	switch peekByte(rw.fd) {
+	case -1: // nothing after all
+		rw.mu.Unlock()
+		rw.d.poll.rearm(rw)
+		return
+	case 1:
+		rw.peeked = true
+	default:
+		rw.gone = !rw.idle
+	}
+	rw.watching = false
+	idle, t := rw.idle, rw.idleTimer
+	rw.mu.Unlock()
+	rw.d.poll.unwatch(rw)
+	if idle {
+		if t != nil {
+			t.Stop()
+		}
+		rw.d.ln.unwait(rw.conn)
+		if rw.peeked {
+			rw.handBack()
+		} else {
+			_ = rw.conn.Close()
+		}
+		return
+	}
+	if rw.gone {
+		rw.cancel(nil)
+	}
+}
+
+// idleExpired ends a polled connection's wait for its client's next
+// request at the idle timeout.
+func (rw *Response) idleExpired() {
+	rw.mu.Lock()
+	if !rw.watching || !rw.idle {
+		rw.mu.Unlock()
+		return
+	}
+	rw.watching = false
+	rw.mu.Unlock()
+	rw.d.poll.unwatch(rw)
+	rw.d.ln.unwait(rw.conn)
+	_ = rw.conn.Close()
+}
+
+// pollerGone ends a polled watch when the poller stops (the server's
+// hard stop): a connection waiting for its next request is closed; a
+// response still written is no longer watched.
+func (rw *Response) pollerGone() {
+	rw.mu.Lock()
+	if !rw.watching {
+		rw.mu.Unlock()
+		return
+	}
+	rw.watching = false
+	idle, t := rw.idle, rw.idleTimer
+	rw.mu.Unlock()
+	if idle {
+		if t != nil {
+			t.Stop()
+		}
+		rw.d.ln.unwait(rw.conn)
+		_ = rw.conn.Close()
+	}
 }
 
 func (rw *Response) take() *[]byte {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,6 +48,13 @@ type server struct {
 	errs     chan error // Detach's errors
 }
 
+// forEachWatch runs f with the clients watched by the poller (where there
+// is one) and by a goroutine each; startServer reads which from the name.
+func forEachWatch(t *testing.T, f func(t *testing.T)) {
+	t.Run("poller", f)
+	t.Run("goroutine", f)
+}
+
 func startServer(t *testing.T, answer func(rw *detach.Response, r *http.Request)) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -58,6 +66,10 @@ func startServer(t *testing.T, answer func(rw *detach.Response, r *http.Request)
 		errs: make(chan error, 16)}
 	dln := detach.NewListener(s.accepted, 2*time.Second)
 	s.d = detach.New(base, dln)
+	goroutines := strings.HasSuffix(t.Name(), "/goroutine")
+	if goroutines {
+		detach.WatchWithGoroutines(s.d)
+	}
 	s.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return detach.NewContext(base, s.d) },
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -72,6 +84,9 @@ func startServer(t *testing.T, answer func(rw *detach.Response, r *http.Request)
 				s.errs <- err
 				http.Error(w, "not detached: "+err.Error(), http.StatusTeapot)
 				return
+			}
+			if want := runtime.GOOS == "linux" && !goroutines; detach.Polled(rw) != want {
+				t.Errorf("watched by the poller: %v, want %v", detach.Polled(rw), want)
 			}
 			go func() {
 				defer rw.Close()
@@ -106,122 +121,130 @@ func streamAnswer(rw *detach.Response, r *http.Request) {
 // Detach and a Date, and its connection is handed back to the server, which
 // serves the next requests on it (one TCP connection for all).
 func TestDetachedStreamIsChunkedAndItsConnectionServesTheNextRequest(t *testing.T) {
-	s := startServer(t, streamAnswer)
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr}
-	for i, path := range []string{"/detach/1", "/detach/2", "/plain", "/detach/3"} {
-		var reused bool
-		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-			GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+path, strings.NewReader(`{"stream":true}`))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatalf("%s: reading: %v", path, err)
-		}
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Before") != "set before detaching" || resp.Header.Get("Date") == "" {
-			t.Fatalf("%s: %d %v", path, resp.StatusCode, resp.Header)
-		}
-		if strings.HasPrefix(path, "/detach") {
-			want := fmt.Sprintf("data: 0 %[1]s\n\ndata: 1 %[1]s\n\ndata: 2 %[1]s\n\n", path)
-			if string(body) != want || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
-				t.Fatalf("%s: body %q, transfer encoding %v", path, body, resp.TransferEncoding)
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, streamAnswer)
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr}
+		for i, path := range []string{"/detach/1", "/detach/2", "/plain", "/detach/3"} {
+			var reused bool
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused }})
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+path, strings.NewReader(`{"stream":true}`))
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
 			}
-			if resp.Header.Get("Content-Type") != "text/event-stream" {
-				t.Errorf("%s: content type %q", path, resp.Header.Get("Content-Type"))
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("%s: reading: %v", path, err)
 			}
-		} else if string(body) != "through net/http "+path {
-			t.Fatalf("%s: %q", path, body)
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Before") != "set before detaching" || resp.Header.Get("Date") == "" {
+				t.Fatalf("%s: %d %v", path, resp.StatusCode, resp.Header)
+			}
+			if strings.HasPrefix(path, "/detach") {
+				want := fmt.Sprintf("data: 0 %[1]s\n\ndata: 1 %[1]s\n\ndata: 2 %[1]s\n\n", path)
+				if string(body) != want || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+					t.Fatalf("%s: body %q, transfer encoding %v", path, body, resp.TransferEncoding)
+				}
+				if resp.Header.Get("Content-Type") != "text/event-stream" {
+					t.Errorf("%s: content type %q", path, resp.Header.Get("Content-Type"))
+				}
+			} else if string(body) != "through net/http "+path {
+				t.Fatalf("%s: %q", path, body)
+			}
+			if i > 0 && !reused {
+				t.Errorf("%s: a new connection; want the one the detached response handed back", path)
+			}
 		}
-		if i > 0 && !reused {
-			t.Errorf("%s: a new connection; want the one the detached response handed back", path)
+		if n := s.accepted.n.Load(); n != 1 {
+			t.Errorf("%d connections accepted, want 1", n)
 		}
-	}
-	if n := s.accepted.n.Load(); n != 1 {
-		t.Errorf("%d connections accepted, want 1", n)
-	}
+	})
 }
 
 // TestAnswerWrittenWholeGoesWithContentLength: a response that never
 // flushes is sent at Close with its Content-Length, not chunked; the status
 // and a sniffed Content-Type are kept.
 func TestAnswerWrittenWholeGoesWithContentLength(t *testing.T) {
-	s := startServer(t, func(rw *detach.Response, r *http.Request) {
-		rw.WriteHeader(http.StatusTooManyRequests)
-		_, _ = io.WriteString(rw, `{"error":"slow down"}`)
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, func(rw *detach.Response, r *http.Request) {
+			rw.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(rw, `{"error":"slow down"}`)
+		})
+		resp, err := http.Post(s.url+"/detach", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusTooManyRequests || string(body) != `{"error":"slow down"}` ||
+			resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("%d %q length %d encoding %v", resp.StatusCode, body, resp.ContentLength, resp.TransferEncoding)
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+			t.Errorf("sniffed content type %q", ct)
+		}
+		http.DefaultClient.CloseIdleConnections()
 	})
-	resp, err := http.Post(s.url+"/detach", "application/json", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusTooManyRequests || string(body) != `{"error":"slow down"}` ||
-		resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 {
-		t.Fatalf("%d %q length %d encoding %v", resp.StatusCode, body, resp.ContentLength, resp.TransferEncoding)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-		t.Errorf("sniffed content type %q", ct)
-	}
-	http.DefaultClient.CloseIdleConnections()
 }
 
 // TestHeadersSetAfterTheyWereSentChangeNothing: once the headers are on
 // the wire the Response lets its header map go; what is set afterwards
 // goes nowhere, as with net/http.
 func TestHeadersSetAfterTheyWereSentChangeNothing(t *testing.T) {
-	s := startServer(t, func(rw *detach.Response, r *http.Request) {
-		rw.Header().Set("X-Early", "sent")
-		_, _ = io.WriteString(rw, "data: one\n\n")
-		rw.Flush()
-		if h := rw.Header(); len(h) != 0 {
-			t.Errorf("after the flush, Header holds %v", h)
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, func(rw *detach.Response, r *http.Request) {
+			rw.Header().Set("X-Early", "sent")
+			_, _ = io.WriteString(rw, "data: one\n\n")
+			rw.Flush()
+			if h := rw.Header(); len(h) != 0 {
+				t.Errorf("after the flush, Header holds %v", h)
+			}
+			rw.Header().Set("X-Late", "dropped")
+			_, _ = io.WriteString(rw, "data: two\n\n")
+		})
+		resp, err := http.Post(s.url+"/detach", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		rw.Header().Set("X-Late", "dropped")
-		_, _ = io.WriteString(rw, "data: two\n\n")
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if string(body) != "data: one\n\ndata: two\n\n" || resp.Header.Get("X-Early") != "sent" ||
+			resp.Header.Get("X-Late") != "" || resp.Trailer.Get("X-Late") != "" {
+			t.Fatalf("body %q, headers %v, trailers %v", body, resp.Header, resp.Trailer)
+		}
+		http.DefaultClient.CloseIdleConnections()
 	})
-	resp, err := http.Post(s.url+"/detach", "application/json", strings.NewReader("{}"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if string(body) != "data: one\n\ndata: two\n\n" || resp.Header.Get("X-Early") != "sent" ||
-		resp.Header.Get("X-Late") != "" || resp.Trailer.Get("X-Late") != "" {
-		t.Fatalf("body %q, headers %v, trailers %v", body, resp.Header, resp.Trailer)
-	}
-	http.DefaultClient.CloseIdleConnections()
 }
 
 // TestHandlersContentLengthIsKept: a Content-Length the handler set is
 // sent, the body is not chunked, and writing past it fails.
 func TestHandlersContentLengthIsKept(t *testing.T) {
-	werr := make(chan error, 1)
-	s := startServer(t, func(rw *detach.Response, r *http.Request) {
-		rw.Header().Set("Content-Length", "5")
-		_, _ = io.WriteString(rw, "hello")
-		rw.Flush()
-		_, err := io.WriteString(rw, "!")
-		werr <- err
+	forEachWatch(t, func(t *testing.T) {
+		werr := make(chan error, 1)
+		s := startServer(t, func(rw *detach.Response, r *http.Request) {
+			rw.Header().Set("Content-Length", "5")
+			_, _ = io.WriteString(rw, "hello")
+			rw.Flush()
+			_, err := io.WriteString(rw, "!")
+			werr <- err
+		})
+		resp, err := http.Post(s.url+"/detach", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "hello" || resp.ContentLength != 5 || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("%q length %d encoding %v", body, resp.ContentLength, resp.TransferEncoding)
+		}
+		if err := <-werr; !errors.Is(err, http.ErrContentLength) {
+			t.Errorf("write past Content-Length: %v", err)
+		}
+		http.DefaultClient.CloseIdleConnections()
 	})
-	resp, err := http.Post(s.url+"/detach", "text/plain", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "hello" || resp.ContentLength != 5 || len(resp.TransferEncoding) != 0 {
-		t.Fatalf("%q length %d encoding %v", body, resp.ContentLength, resp.TransferEncoding)
-	}
-	if err := <-werr; !errors.Is(err, http.ErrContentLength) {
-		t.Errorf("write past Content-Length: %v", err)
-	}
-	http.DefaultClient.CloseIdleConnections()
 }
 
 // rawRequest is a request written by hand on its own connection.
@@ -233,99 +256,109 @@ func rawRequest(path, extra string) string {
 // request read with the detached one are served, in order, on the handed
 // back connection.
 func TestPipelinedRequestIsServedAfterTheDetachedResponse(t *testing.T) {
-	s := startServer(t, streamAnswer)
-	_, br := s.send(t, rawRequest("/detach/a", "")+rawRequest("/plain", "")+rawRequest("/detach/b", ""))
-	for _, want := range []string{"data: 0 /detach/a", "through net/http /plain", "data: 0 /detach/b"} {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("waiting for %q: %v", want, err)
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, streamAnswer)
+		_, br := s.send(t, rawRequest("/detach/a", "")+rawRequest("/plain", "")+rawRequest("/detach/b", ""))
+		for _, want := range []string{"data: 0 /detach/a", "through net/http /plain", "data: 0 /detach/b"} {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", want, err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || !strings.HasPrefix(string(body), want) {
+				t.Fatalf("got %q (%v), want %q first", body, err, want)
+			}
 		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || !strings.HasPrefix(string(body), want) {
-			t.Fatalf("got %q (%v), want %q first", body, err, want)
-		}
-	}
+	})
 }
 
 // TestClientLeavingEndsTheContext: the detached response's context ends,
 // with context.Canceled, when the client closes its connection.
 func TestClientLeavingEndsTheContext(t *testing.T) {
-	ended := make(chan error, 1)
-	s := startServer(t, func(rw *detach.Response, r *http.Request) {
-		select {
-		case <-rw.Context().Done():
-			ended <- context.Cause(rw.Context())
-		case <-time.After(10 * time.Second):
-			ended <- errors.New("the context did not end")
+	forEachWatch(t, func(t *testing.T) {
+		ended := make(chan error, 1)
+		s := startServer(t, func(rw *detach.Response, r *http.Request) {
+			select {
+			case <-rw.Context().Done():
+				ended <- context.Cause(rw.Context())
+			case <-time.After(10 * time.Second):
+				ended <- errors.New("the context did not end")
+			}
+		})
+		conn, _ := s.send(t, rawRequest("/detach", ""))
+		waitFor(t, func() bool { return s.d.Active() == 1 })
+		conn.Close()
+		if err := <-ended; !errors.Is(err, context.Canceled) {
+			t.Fatalf("cause %v, want context.Canceled", err)
 		}
 	})
-	conn, _ := s.send(t, rawRequest("/detach", ""))
-	waitFor(t, func() bool { return s.d.Active() == 1 })
-	conn.Close()
-	if err := <-ended; !errors.Is(err, context.Canceled) {
-		t.Fatalf("cause %v, want context.Canceled", err)
-	}
 }
 
 // TestBaseEndsTheContextWithItsCause: the server's hard stop reaches every
 // detached response with its reason.
 func TestBaseEndsTheContextWithItsCause(t *testing.T) {
-	stopped := errors.New("the gateway is shutting down")
-	ended := make(chan error, 1)
-	s := startServer(t, func(rw *detach.Response, r *http.Request) {
-		<-rw.Context().Done()
-		ended <- context.Cause(rw.Context())
-		_, _ = io.WriteString(rw, "stopped")
-	})
-	res := make(chan string, 1)
-	go func() {
-		resp, err := http.Post(s.url+"/detach", "text/plain", strings.NewReader("x"))
-		if err != nil {
-			res <- err.Error()
-			return
+	forEachWatch(t, func(t *testing.T) {
+		stopped := errors.New("the gateway is shutting down")
+		ended := make(chan error, 1)
+		s := startServer(t, func(rw *detach.Response, r *http.Request) {
+			<-rw.Context().Done()
+			ended <- context.Cause(rw.Context())
+			_, _ = io.WriteString(rw, "stopped")
+		})
+		res := make(chan string, 1)
+		go func() {
+			resp, err := http.Post(s.url+"/detach", "text/plain", strings.NewReader("x"))
+			if err != nil {
+				res <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			res <- string(b)
+		}()
+		waitFor(t, func() bool { return s.d.Active() == 1 })
+		s.cancel(stopped)
+		if err := <-ended; err != stopped {
+			t.Fatalf("cause %v, want %v", err, stopped)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		res <- string(b)
-	}()
-	waitFor(t, func() bool { return s.d.Active() == 1 })
-	s.cancel(stopped)
-	if err := <-ended; err != stopped {
-		t.Fatalf("cause %v, want %v", err, stopped)
-	}
-	if got := <-res; got != "stopped" {
-		t.Errorf("client read %q", got)
-	}
-	http.DefaultClient.CloseIdleConnections()
+		if got := <-res; got != "stopped" {
+			t.Errorf("client read %q", got)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	})
 }
 
 // TestConnectionCloseIsHonored: a client that asked for Connection: close
 // gets it said back, and the connection ends after the response.
 func TestConnectionCloseIsHonored(t *testing.T) {
-	s := startServer(t, streamAnswer)
-	_, br := s.send(t, rawRequest("/detach", "Connection: close\r\n"))
-	resp := readWhole(t, br)
-	if !resp.Close {
-		t.Errorf("no Connection: close in %v", resp.Header)
-	}
-	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Errorf("after the response: %d bytes, %v; want EOF", n, err)
-	}
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, streamAnswer)
+		_, br := s.send(t, rawRequest("/detach", "Connection: close\r\n"))
+		resp := readWhole(t, br)
+		if !resp.Close {
+			t.Errorf("no Connection: close in %v", resp.Header)
+		}
+		if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Errorf("after the response: %d bytes, %v; want EOF", n, err)
+		}
+	})
 }
 
 // TestHTTP10IsNotDetached: an HTTP/1.0 request is answered through
 // net/http, and Detach says why.
 func TestHTTP10IsNotDetached(t *testing.T) {
-	s := startServer(t, streamAnswer)
-	_, br := s.send(t, "POST /detach HTTP/1.0\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
-	resp := readWhole(t, br)
-	if resp.StatusCode != http.StatusTeapot {
-		t.Errorf("status %d, want the handler's fallback", resp.StatusCode)
-	}
-	if err := <-s.errs; !errors.Is(err, detach.ErrNotHTTP11) {
-		t.Errorf("Detach: %v, want ErrNotHTTP11", err)
-	}
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, streamAnswer)
+		_, br := s.send(t, "POST /detach HTTP/1.0\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+		resp := readWhole(t, br)
+		if resp.StatusCode != http.StatusTeapot {
+			t.Errorf("status %d, want the handler's fallback", resp.StatusCode)
+		}
+		if err := <-s.errs; !errors.Is(err, detach.ErrNotHTTP11) {
+			t.Errorf("Detach: %v, want ErrNotHTTP11", err)
+		}
+	})
 }
 
 // TestBodyNotReadToItsEndIsNotDetached: the bytes after an unread body are
@@ -359,31 +392,33 @@ func TestBodyNotReadToItsEndIsNotDetached(t *testing.T) {
 // the server's Shutdown, Wait returns once the detached responses end, and
 // their connections are closed, not handed back.
 func TestShutdownWaitsForDetachedResponsesAndClosesTheirConnections(t *testing.T) {
-	release := make(chan struct{})
-	s := startServer(t, func(rw *detach.Response, r *http.Request) {
-		<-release
-		streamAnswer(rw, r)
+	forEachWatch(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := startServer(t, func(rw *detach.Response, r *http.Request) {
+			<-release
+			streamAnswer(rw, r)
+		})
+		_, br := s.send(t, rawRequest("/detach", ""))
+		waitFor(t, func() bool { return s.d.Active() == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		short, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer stop()
+		if err := s.d.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Wait with a response open: %v", err)
+		}
+		close(release)
+		if err := s.d.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		readWhole(t, br)
+		if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Errorf("after shutdown: %d bytes, %v; want EOF", n, err)
+		}
 	})
-	_, br := s.send(t, rawRequest("/detach", ""))
-	waitFor(t, func() bool { return s.d.Active() == 1 })
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	short, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer stop()
-	if err := s.d.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Wait with a response open: %v", err)
-	}
-	close(release)
-	if err := s.d.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	readWhole(t, br)
-	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Errorf("after shutdown: %d bytes, %v; want EOF", n, err)
-	}
 }
 
 // send writes raw on a new connection to s (closed when the test ends)
@@ -431,25 +466,27 @@ func waitFor(t *testing.T, cond func() bool) {
 // closed when the server shuts down, as an idle keep-alive connection is
 // (net/http would wait 5 s for a new connection's first request).
 func TestShutdownDoesNotWaitForHandedBackConnections(t *testing.T) {
-	s := startServer(t, streamAnswer)
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Post(s.url+"/detach", "text/plain", strings.NewReader("x"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	waitFor(t, func() bool { return s.d.Active() == 0 })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Shutdown took %v with one handed-back connection idle", d)
-	}
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, streamAnswer)
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr}).Post(s.url+"/detach", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		waitFor(t, func() bool { return s.d.Active() == 0 })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("Shutdown took %v with one handed-back connection idle", d)
+		}
+	})
 }
 
 // TestConnectionWaitingForItsNextRequestIsClosedAtTheIdleTimeout: after a
@@ -457,14 +494,16 @@ func TestShutdownDoesNotWaitForHandedBackConnections(t *testing.T) {
 // a keep-alive connection does, up to the listener's idle timeout (2 s
 // here), then it is closed.
 func TestConnectionWaitingForItsNextRequestIsClosedAtTheIdleTimeout(t *testing.T) {
-	s := startServer(t, streamAnswer)
-	_, br := s.send(t, rawRequest("/detach", ""))
-	readWhole(t, br)
-	start := time.Now()
-	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("waiting: %d bytes, %v; want EOF", n, err)
-	}
-	if d := time.Since(start); d < 1500*time.Millisecond || d > 6*time.Second {
-		t.Errorf("closed after %v idle, want about 2 s", d)
-	}
+	forEachWatch(t, func(t *testing.T) {
+		s := startServer(t, streamAnswer)
+		_, br := s.send(t, rawRequest("/detach", ""))
+		readWhole(t, br)
+		start := time.Now()
+		if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("waiting: %d bytes, %v; want EOF", n, err)
+		}
+		if d := time.Since(start); d < 1500*time.Millisecond || d > 6*time.Second {
+			t.Errorf("closed after %v idle, want about 2 s", d)
+		}
+	})
 }
