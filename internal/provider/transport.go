@@ -162,12 +162,30 @@ func TransportError(ctx context.Context, provider string, err error) *api.Error 
 		return &api.Error{Status: http.StatusGatewayTimeout, Type: api.TypeTimeout, Code: "upstream_timeout",
 			Message: fmt.Sprintf("provider %s did not answer in time", provider), Err: stripURL(err)}
 	}
+	if OutOfDescriptors(err) {
+		// The gateway's own limit, not the provider's failure: the router
+		// does not count it against the deployment, and the client is told
+		// to come back.
+		return &api.Error{Status: http.StatusServiceUnavailable, Type: api.TypeOverloaded, Code: CodeOutOfDescriptors,
+			Message:    "the gateway has no file descriptor left to reach the provider; retry shortly",
+			RetryAfter: time.Second, Err: stripURL(err)}
+	}
 	code := "upstream_unavailable"
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		code = "upstream_connection_refused"
 	}
 	return &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: code,
 		Message: fmt.Sprintf("could not reach provider %s", provider), Err: stripURL(err)}
+}
+
+// CodeOutOfDescriptors is the code of a call the gateway could not make
+// for want of a file descriptor (EMFILE, ENFILE).
+const CodeOutOfDescriptors = "gateway_out_of_file_descriptors"
+
+// OutOfDescriptors reports whether err is the process's or the system's
+// file-descriptor limit.
+func OutOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // stripURL drops the *url.Error wrapper whose text repeats the request URL.

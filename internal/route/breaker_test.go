@@ -2,12 +2,17 @@ package route
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/edge-agent/edge-agent/internal/api"
 	"github.com/edge-agent/edge-agent/internal/provider"
 )
 
@@ -160,6 +165,34 @@ func TestRateLimitsDoNotOpenTheBreaker(t *testing.T) {
 		}
 		if s := r.Health()[0].State; s != StateClosed {
 			t.Fatalf("state %v after only 429s, want closed", s)
+		}
+	})
+}
+
+// TestTheGatewaysOwnDescriptorLimitDoesNotOpenTheBreaker: a dial that
+// fails for want of a file descriptor is the gateway's limit, not the
+// deployment's failure: a 503 with Retry-After, not retried, and the
+// breaker stays closed (at 10000 streams on a 20000-descriptor machine it
+// opened and turned the rest of the run into 503s).
+func TestTheGatewaysOwnDescriptorLimitDoesNotOpenTheBreaker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		emfile := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}
+		f := newFake("openai", func(ctx context.Context, _ *provider.Request, _ int64) (*provider.Response, error) {
+			return nil, provider.TransportError(ctx, "openai", emfile)
+		})
+		r, tg := oneProvider(t, f, Config{Breaker: BreakerConfig{ConsecutiveFailures: 2}})
+		for range 5 {
+			_, err := r.ChatCompletion(t.Context(), tg, chatReq("gpt-4o", false), nil)
+			e := api.FromError(err)
+			if e.Status != http.StatusServiceUnavailable || e.Code != provider.CodeOutOfDescriptors || e.RetryAfter <= 0 {
+				t.Fatalf("got %d %s (Retry-After %v), want 503 %s with Retry-After", e.Status, e.Code, e.RetryAfter, provider.CodeOutOfDescriptors)
+			}
+		}
+		if n := f.calls.Load(); n != 5 {
+			t.Errorf("%d upstream calls for 5 requests: the limit was retried", n)
+		}
+		if s := r.Health()[0].State; s != StateClosed {
+			t.Fatalf("state %v after the gateway ran out of descriptors, want closed", s)
 		}
 	})
 }

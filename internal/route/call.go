@@ -421,7 +421,7 @@ func (c *call) normalize(err error, d *deployment, timedOut bool) *api.Error {
 
 // outcomeOf says what an error tells about the deployment's health.
 func (c *call) outcomeOf(e *api.Error) outcome {
-	if c.ctx.Err() != nil {
+	if c.ctx.Err() != nil || e.Code == provider.CodeOutOfDescriptors { // not the deployment's doing
 		return outcomeNeutral
 	}
 	switch {
@@ -437,6 +437,9 @@ func (c *call) outcomeOf(e *api.Error) outcome {
 
 // retryable says whether another attempt may succeed where this one failed.
 func retryable(e *api.Error) bool {
+	if e.Code == provider.CodeOutOfDescriptors {
+		return false // another attempt would need a descriptor too
+	}
 	switch s := e.UpstreamStatus; {
 	case s == http.StatusTooManyRequests, s == http.StatusRequestTimeout, s >= 500:
 		return true
