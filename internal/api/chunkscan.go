@@ -36,14 +36,8 @@ func valueEnd(b []byte, i int) int {
 			continue
 		case '"':
 			i = stringEnd(b, i)
-		case 't':
-			i = literal(b, i, "true")
-		case 'f':
-			i = literal(b, i, "false")
-		case 'n':
-			i = literal(b, i, "null")
 		default:
-			i = numberEnd(b, i)
+			i = scalarEnd(b, i)
 		}
 		// After a value: close containers, or go on to the next value.
 		for {

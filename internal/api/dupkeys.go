@@ -72,14 +72,8 @@ func CheckDuplicateKeys(body []byte) *Error {
 				return invalidJSON()
 			}
 			i = end
-		case 't':
-			i = literal(b, i, "true")
-		case 'f':
-			i = literal(b, i, "false")
-		case 'n':
-			i = literal(b, i, "null")
 		default:
-			i = numberEnd(b, i)
+			i = scalarEnd(b, i)
 		}
 		if i < 0 {
 			return invalidJSON()
@@ -272,6 +266,20 @@ func skipWS(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// scalarEnd returns the index past the literal (true, false, null) or
+// number at b[i], or -1.
+func scalarEnd(b []byte, i int) int {
+	switch b[i] {
+	case 't':
+		return literal(b, i, "true")
+	case 'f':
+		return literal(b, i, "false")
+	case 'n':
+		return literal(b, i, "null")
+	}
+	return numberEnd(b, i)
 }
 
 // literal returns the index past word at b[i], or -1.

@@ -464,19 +464,26 @@ func (rw *Response) readable() {
 	rw.mu.Unlock()
 	rw.d.poll.unwatch(rw)
 	if idle {
-		if t != nil {
-			t.Stop()
-		}
-		rw.d.ln.unwait(rw.conn)
-		if rw.peeked {
-			rw.handBack()
-		} else {
-			_ = rw.conn.Close()
-		}
+		rw.endIdle(t, rw.peeked)
 		return
 	}
 	if rw.gone {
 		rw.cancel(nil)
+	}
+}
+
+// endIdle ends a polled connection's wait for its client's next request:
+// it goes back to the server when that request began to arrive (next),
+// and is closed otherwise.
+func (rw *Response) endIdle(t *time.Timer, next bool) {
+	if t != nil {
+		t.Stop()
+	}
+	rw.d.ln.unwait(rw.conn)
+	if next {
+		rw.handBack()
+	} else {
+		_ = rw.conn.Close()
 	}
 }
 
@@ -491,8 +498,7 @@ func (rw *Response) idleExpired() {
 	rw.watching = false
 	rw.mu.Unlock()
 	rw.d.poll.unwatch(rw)
-	rw.d.ln.unwait(rw.conn)
-	_ = rw.conn.Close()
+	rw.endIdle(nil, false)
 }
 
 // pollerGone ends a polled watch when the poller stops (the server's
@@ -508,11 +514,7 @@ func (rw *Response) pollerGone() {
 	idle, t := rw.idle, rw.idleTimer
 	rw.mu.Unlock()
 	if idle {
-		if t != nil {
-			t.Stop()
-		}
-		rw.d.ln.unwait(rw.conn)
-		_ = rw.conn.Close()
+		rw.endIdle(t, false)
 	}
 }
 
