@@ -21,15 +21,24 @@
 # p50. Non-streaming at NONSTREAM_N (default 5000, 0 skips) gets the same
 # rows, one request per worker.
 #
+# REPEAT (default 1) runs every step that many rounds, the bare proxy and
+# the gateway one after the other in each (their order alternating from
+# round to round), and reports each column's median over the rounds (the
+# fewest completed and the most failed), with the gateway-to-proxy ratios
+# of every round: on a shared 2-core machine one run's CPU ratio moves by
+# 10-20 %, so a claim about it rests on the median of rounds, not one.
+#
 # The table goes to stdout and results/streams.tsv (the input of the
-# streams charts: go run ./scripts/charts). Linux only (/proc). The load
-# generator, the three processes under test and their upstream share the
-# machine: on 2 cores every figure includes that contention.
+# streams charts: go run ./scripts/charts), every round's rows to
+# results/streams-rounds.tsv. Linux only (/proc). The load generator, the
+# three processes under test and their upstream share the machine: on 2
+# cores every figure includes that contention.
 source "$(dirname "$0")/lib.sh"
 STREAMS="${STREAMS:-500 1000 2000 5000 10000}"
 ROUNDS_PER_WORKER="${ROUNDS_PER_WORKER:-2}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-60s}"
 NONSTREAM_N="${NONSTREAM_N:-5000}"
+REPEAT="${REPEAT:-1}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 build
 (cd "$ROOT" && go build -o "$ROOT/bin/revproxy" ./scripts/revproxy)
@@ -51,12 +60,14 @@ stop_all() {
   PIDS=()
 }
 
-ROWS="$OUT/streams.tsv"
-printf 'target\tmode\tn\tcompleted\tfailed\tcpu_ms_per_req\tpeak_rss_mib\trss_kib_per_req\tttft_p50_ms\tttft_p99_ms\ttotal_p50_ms\n' >"$ROWS"
+ROWS="$OUT/streams.tsv" RUNS="$OUT/streams-rounds.tsv"
+HEADER='target\tmode\tn\tcompleted\tfailed\tcpu_ms_per_req\tpeak_rss_mib\trss_kib_per_req\tttft_p50_ms\tttft_p99_ms\ttotal_p50_ms'
+printf "$HEADER\n" >"$ROWS"
+printf "$HEADER\tround\n" >"$RUNS"
 
-# step TARGET MODE N: fresh processes, one bench run, one row.
+# step TARGET MODE N ROUND: fresh processes, one bench run, one row.
 step() {
-  local target=$1 mode=$2 n=$3 pid url
+  local target=$1 mode=$2 n=$3 round=$4 pid url
   start_upstream
   case "$target" in
     simulated-provider) pid=$UP_PID url=$UP_URL ;;
@@ -82,19 +93,39 @@ step() {
   if [ "$mode" = stream ]; then p50=$(jget "$f" ttft_us.p50) p99=$(jget "$f" ttft_us.p99); else p50=$(jget "$f" latency_us.p50) p99=$(jget "$f" latency_us.p99); fi
   tot=$(jget "$f" latency_us.p50)
   awk -v t="$target" -v m="$mode" -v n="$n" -v ok="$done_" -v e="$errs" -v c0="$cpu0" -v c1="$cpu1" -v tck="$TCK" \
-    -v hwm="$hwm" -v r0="$rss0" -v p50="$p50" -v p99="$p99" -v tot="$tot" 'BEGIN {
+    -v hwm="$hwm" -v r0="$rss0" -v p50="$p50" -v p99="$p99" -v tot="$tot" -v round="$round" 'BEGIN {
       cpu = ok > 0 ? (c1 - c0) * 1000 / tck / ok : 0
-      printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", t, m, n, ok, e, cpu, hwm/1024, (hwm - r0)/n, p50/1000, p99/1000, tot/1000 }' >>"$ROWS"
+      printf "%s\t%s\t%d\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\n", t, m, n, ok, e, cpu, hwm/1024, (hwm - r0)/n, p50/1000, p99/1000, tot/1000, round }' >>"$RUNS"
+}
+
+# steps MODE N: REPEAT rounds of the three targets at N.
+steps() {
+  local r
+  for ((r = 1; r <= REPEAT; r++)); do
+    step simulated-provider "$1" "$2" "$r"
+    if ((r % 2)); then step bare-proxy "$1" "$2" "$r"; step gateway "$1" "$2" "$r"
+    else step gateway "$1" "$2" "$r"; step bare-proxy "$1" "$2" "$r"; fi
+  done
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), RLIMIT_NOFILE $(ulimit -n)"
 echo "upstream: 1 s to the first token, then 50 chunks 20 ms apart; $ROUNDS_PER_WORKER streams per worker; $(date -u '+%Y-%m-%d %H:%M UTC')"
-for n in $STREAMS; do
-  for target in simulated-provider bare-proxy gateway; do step "$target" stream "$n"; done
-done
-if [ "$NONSTREAM_N" -gt 0 ]; then
-  for target in simulated-provider bare-proxy gateway; do step "$target" json "$NONSTREAM_N"; done
-fi
+echo "rounds: $REPEAT (each figure the median of the rounds; completed the fewest, failed the most)"
+for n in $STREAMS; do steps stream "$n"; done
+if [ "$NONSTREAM_N" -gt 0 ]; then steps json "$NONSTREAM_N"; fi
+
+# streams.tsv: per target, mode and N, each column's median over the
+# rounds, the fewest completed and the most failed.
+awk -F'\t' -v OFS='\t' 'NR == 1 { next }
+  function median(k, c,   n, i, j, t, v) {
+    n = cnt[k]; for (i = 1; i <= n; i++) v[i] = val[k, c, i]
+    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
+  { k = $1 OFS $2 OFS $3; if (!(k in cnt)) order[++keys] = k
+    cnt[k]++; for (c = 4; c <= 11; c++) val[k, c, cnt[k]] = $c
+    if (!(k in lo) || $4 < lo[k]) lo[k] = $4; if ($5 > hi[k]) hi[k] = $5 }
+  END { for (i = 1; i <= keys; i++) { k = order[i]
+      printf "%s\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", k, lo[k], hi[k] + 0, median(k, 6), median(k, 7), median(k, 8), median(k, 9), median(k, 10), median(k, 11) } }' "$RUNS" >>"$ROWS"
 
 # The table: TTFT (latency for json rows) added against the provider alone
 # at the same N, and the gateway's figures against the bare proxy's.
@@ -111,3 +142,15 @@ awk -F'\t' 'NR == 1 { next }
       if (f[1] != "gateway" || !(k in pcpu)) continue
       printf "  %-6s N=%-6d CPU %.2fx  RSS/req %.2fx  TTFT p50 %+.1f ms\n", f[2], f[3], (pcpu[k] > 0 ? f[6] / pcpu[k] : 0), (prss[k] > 0 ? f[8] / prss[k] : 0), f[9] - pttft[k] }
   }' "$ROWS"
+if [ "$REPEAT" -gt 1 ]; then
+  echo
+  echo "every round's gateway-to-proxy CPU ratio and TTFT p50 difference (the two run back to back):"
+  awk -F'\t' 'NR == 1 { next }
+    { k = $2 "\t" $3; r = $12; if (!(k in seen)) { seen[k] = 1; order[++keys] = k }
+      if ($1 == "bare-proxy") { pc[k, r] = $6; pt[k, r] = $9 } if ($1 == "gateway") { gc[k, r] = $6; gt[k, r] = $9 }; if (r > rounds) rounds = r }
+    END { for (i = 1; i <= keys; i++) { k = order[i]; split(k, f, "\t"); printf "  %-6s N=%-6d CPU", f[1], f[2]
+        for (r = 1; r <= rounds; r++) { q[r] = pc[k, r] > 0 ? gc[k, r] / pc[k, r] : 0; printf " %.2fx", q[r] }
+        for (r = 2; r <= rounds; r++) { t = q[r]; for (j = r - 1; j >= 1 && q[j] > t; j--) q[j + 1] = q[j]; q[j + 1] = t }
+        printf " (median %.2fx)  TTFT p50", rounds % 2 ? q[(rounds + 1) / 2] : (q[rounds / 2] + q[rounds / 2 + 1]) / 2
+        for (r = 1; r <= rounds; r++) printf " %+.0f", gt[k, r] - pt[k, r]; print " ms" } }' "$RUNS"
+fi

@@ -99,12 +99,12 @@ func (a *Accumulator) Add(chunk []byte) error {
 		a.lastChoices = true
 		ch := &p.choices[i]
 		if a.over {
-			a.text += ch.fold(nil)
+			a.text += ch.fold(chunk, nil)
 			continue
 		}
 		idx := int64(0)
-		if ch.index != nil {
-			idx = jsonInt(ch.index)
+		if v := field(chunk, ch.index); v != nil {
+			idx = jsonInt(v)
 		}
 		if idx < 0 || idx > 127 {
 			continue
@@ -113,8 +113,8 @@ func (a *Accumulator) Add(chunk []byte) error {
 			a.choices = append(a.choices, accChoice{})
 		}
 		c := &a.choices[idx]
-		a.text += ch.fold(c)
-		if s, ok := stringValue(ch.finish); ok {
+		a.text += ch.fold(chunk, c)
+		if s, ok := stringValue(field(chunk, ch.finish)); ok {
 			c.finish = string(s)
 		}
 	}
@@ -138,6 +138,22 @@ type chunkParse struct {
 	// its choices on: the same bytes read the same.
 	open     []byte
 	openHead chunkHead
+
+	// tmpl is the chunk read last when it was one choice whose delta's
+	// content is a string: most of a stream's chunks differ from the one
+	// before only in that string, so a chunk that is the same bytes
+	// around a string literal (pre, then the literal, then suf) reads as
+	// that chunk with the literal in place of its content. Nothing else
+	// of it is read; the literal is checked.
+	tmpl struct {
+		buf      []byte // pre, then suf
+		pre      int    // len(pre): where the content's literal starts
+		end      int    // where it ended in the chunk read
+		head     chunkHead
+		choice   chunkChoice
+		recorded bool
+	}
+	tmplHits int // chunks read from tmpl (for the tests)
 }
 
 // chunkHead is where the fields before and after the choices lie in the
@@ -146,8 +162,15 @@ type chunkHead struct {
 	id, model, created, fingerprint, usage [2]int
 }
 
-// maxOpen bounds the opening chunkParse remembers.
-const maxOpen = 512
+// maxOpen bounds the opening chunkParse remembers, maxTmpl the bytes
+// around a content it remembers.
+const (
+	maxOpen = 512
+	maxTmpl = 1024
+)
+
+// contentStart is the capacity a choice's content starts with.
+const contentStart = 256
 
 func field(b []byte, s [2]int) []byte {
 	if s[1] == 0 {
@@ -156,10 +179,11 @@ func field(b []byte, s [2]int) []byte {
 	return b[s[0]:s[1]]
 }
 
-// chunkChoice is one element of a chunk's choices.
+// chunkChoice is one element of a chunk's choices: where the literals
+// of its fields lie in the chunk, as chunkHead's.
 type chunkChoice struct {
-	index, finish                 []byte
-	role, content, refusal, tools []byte // the delta's
+	index, finish                 [2]int
+	role, content, refusal, tools [2]int // the delta's
 }
 
 func (p *chunkParse) reset() {
@@ -178,12 +202,17 @@ func (p *chunkParse) chunk(b []byte) bool {
 		e := valueEnd(b, i) // valid, and nothing the answer needs
 		return e >= 0 && skipWS(b, e) == len(b)
 	}
-	fromOpen, seen := false, false
+	if p.fromTmpl(b) {
+		return true
+	}
+	fromOpen, seen, before := false, false, 0
 	member := func(k []byte, at, v int) int {
 		var buf [keyBuf]byte
 		name := keyName(k, &buf)
 		if string(name) == "choices" {
-			if !seen && !fromOpen && at <= maxOpen {
+			// An opening is remembered when it holds a member: one that
+			// is only '{' would not read the next chunk's "{}".
+			if !seen && !fromOpen && before > 0 && at <= maxOpen {
 				p.open = append(p.open[:0], b[:at]...)
 				p.openHead = p.chunkHead
 			}
@@ -197,6 +226,7 @@ func (p *chunkParse) chunk(b []byte) bool {
 		if end < 0 {
 			return -1
 		}
+		before++
 		span := [2]int{v, end}
 		switch string(name) {
 		case "id":
@@ -221,7 +251,66 @@ func (p *chunkParse) chunk(b []byte) bool {
 		p.open = p.open[:0]
 		e = objectAt(b, i, member)
 	}
-	return e >= 0 && skipWS(b, e) == len(b)
+	if e < 0 || skipWS(b, e) != len(b) {
+		return false
+	}
+	p.record(b)
+	return true
+}
+
+// fromTmpl reads b as the chunk before with another content, when it is
+// one (see tmpl), and reports whether it was.
+func (p *chunkParse) fromTmpl(b []byte) bool {
+	t := &p.tmpl
+	if !t.recorded {
+		return false
+	}
+	pre, suf := t.buf[:t.pre], t.buf[t.pre:]
+	if len(b) < len(pre)+2+len(suf) || b[len(pre)] != '"' || string(b[:len(pre)]) != string(pre) {
+		return false
+	}
+	e := stringEnd(b, len(pre))
+	if e < 0 || len(b)-e != len(suf) || string(b[e:]) != string(suf) {
+		return false
+	}
+	// Everything after the literal moved by as much as it grew.
+	d := e - t.end
+	shift := func(s *[2]int) {
+		if s[1] != 0 && s[0] >= t.end {
+			s[0] += d
+			s[1] += d
+		}
+	}
+	p.chunkHead = t.head
+	for _, s := range []*[2]int{&p.id, &p.model, &p.created, &p.fingerprint, &p.usage} {
+		shift(s)
+	}
+	ch := t.choice
+	for _, s := range []*[2]int{&ch.index, &ch.finish, &ch.role, &ch.refusal, &ch.tools} {
+		shift(s)
+	}
+	ch.content = [2]int{len(pre), e}
+	p.choices = append(p.choices, ch)
+	p.tmplHits++
+	return true
+}
+
+// record remembers b, just read, as tmpl when it is one choice whose
+// content is a string; the one before stays otherwise.
+func (p *chunkParse) record(b []byte) {
+	if len(p.choices) != 1 {
+		return
+	}
+	ch := p.choices[0]
+	c := ch.content
+	if c[1] == 0 || b[c[0]] != '"' || len(b)-(c[1]-c[0]) > maxTmpl {
+		return
+	}
+	t := &p.tmpl
+	t.buf = append(append(t.buf[:0], b[:c[0]]...), b[c[1]:]...)
+	t.pre, t.end = c[0], c[1]
+	t.head, t.choice = p.chunkHead, ch
+	t.recorded = true
 }
 
 // choice returns the reader of one element of choices.
@@ -236,7 +325,7 @@ func (p *chunkParse) choice(b []byte) func(v int) int {
 			var buf [keyBuf]byte
 			name := keyName(k, &buf)
 			if string(name) == "delta" {
-				ch.role, ch.content, ch.refusal, ch.tools = nil, nil, nil, nil
+				ch.role, ch.content, ch.refusal, ch.tools = [2]int{}, [2]int{}, [2]int{}, [2]int{}
 				if v < len(b) && b[v] == '{' {
 					return objectAt(b, v, func(k []byte, _, v int) int {
 						end := valueEnd(b, v)
@@ -244,7 +333,7 @@ func (p *chunkParse) choice(b []byte) func(v int) int {
 							return -1
 						}
 						var buf [keyBuf]byte
-						switch lit := b[v:end]; string(keyName(k, &buf)) {
+						switch lit := [2]int{v, end}; string(keyName(k, &buf)) {
 						case "content":
 							ch.content = lit
 						case "role":
@@ -262,7 +351,7 @@ func (p *chunkParse) choice(b []byte) func(v int) int {
 			if end < 0 {
 				return -1
 			}
-			switch lit := b[v:end]; string(name) {
+			switch lit := [2]int{v, end}; string(name) {
 			case "index":
 				ch.index = lit
 			case "finish_reason":
@@ -275,27 +364,32 @@ func (p *chunkParse) choice(b []byte) func(v int) int {
 
 // fold folds the choice's delta into c and returns the text bytes it
 // carried; with c nil it only counts them (the answer is over the limit).
-func (ch *chunkChoice) fold(c *accChoice) int {
+func (ch *chunkChoice) fold(b []byte, c *accChoice) int {
 	n := 0
-	if s, ok := stringValue(ch.role); ok && c != nil && string(s) != c.role {
+	if s, ok := stringValue(field(b, ch.role)); ok && c != nil && string(s) != c.role {
 		c.role = string(s)
 	}
-	if s, ok := stringValue(ch.content); ok {
+	if s, ok := stringValue(field(b, ch.content)); ok {
 		n += len(s)
 		if c != nil {
+			if c.content == nil {
+				// An answer is hundreds of bytes or more: start there
+				// rather than grow through 8, 16, 32...
+				c.content = make([]byte, 0, max(len(s), contentStart))
+			}
 			c.content = append(c.content, s...)
 			c.hasText = true
 		}
 	}
-	if s, ok := stringValue(ch.refusal); ok {
+	if s, ok := stringValue(field(b, ch.refusal)); ok {
 		n += len(s)
 		if c != nil {
 			c.refusal = append(c.refusal, s...)
 			c.hasRefuse = true
 		}
 	}
-	if ch.tools != nil {
-		gjson.Parse(View(ch.tools)).ForEach(func(_, tc gjson.Result) bool {
+	if tools := field(b, ch.tools); tools != nil {
+		gjson.Parse(View(tools)).ForEach(func(_, tc gjson.Result) bool {
 			n += toolDelta(tc, c)
 			return true
 		})

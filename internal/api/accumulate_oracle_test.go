@@ -234,7 +234,9 @@ func FuzzAccumulatorAgreesWithTheGJSONWalk(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, c1, c2 string) {
 		var got, want Accumulator
-		for _, c := range []string{c1, c2} {
+		// c2 twice and c1 again: a chunk read after one of its own shape
+		// is read from the template (see chunkParse.tmpl).
+		for _, c := range []string{c1, c2, c2, c1} {
 			gerr := got.Add([]byte(c))
 			if valid := json.Valid([]byte(c)); (gerr == nil) != valid {
 				t.Fatalf("%q: Add error %v, json.Valid %v", c, gerr, valid)
@@ -287,5 +289,66 @@ func TestAccumulatorReadsChunksThatShareTheirOpening(t *testing.T) {
 		if !reflect.DeepEqual(stateOf(&got), before) {
 			t.Errorf("%s: changed the answer", bad)
 		}
+	}
+}
+
+// TestAccumulatorReadsChunksThatDifferOnlyInTheirContent: a chunk that is
+// the one before with another content string (most of a stream) is read
+// from the remembered template; what lies after the content (a finish
+// reason, a usage, a fingerprint) still reads where it moved to, and a
+// literal that is not a valid string is refused with nothing changed.
+func TestAccumulatorReadsChunksThatDifferOnlyInTheirContent(t *testing.T) {
+	pre := `{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":`
+	suf := `},"finish_reason":null}],"system_fingerprint":"fp","usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}`
+	contents := []string{`"a"`, `"bb"`, `""`, `"caf\u00e9 \"q\" \n"`, `"a much longer piece of text than the one before it"`, `"z"`}
+	var got, want Accumulator
+	for _, c := range contents {
+		chunk := pre + c + suf
+		if err := got.Add([]byte(chunk)); err != nil {
+			t.Fatalf("%s: %v", chunk, err)
+		}
+		if err := want.addGJSON([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+		if g, w := stateOf(&got), stateOf(&want); !reflect.DeepEqual(g, w) {
+			gj, _ := json.Marshal(g)
+			wj, _ := json.Marshal(w)
+			t.Fatalf("after %s:\n got  %s\n want %s", chunk, gj, wj)
+		}
+	}
+	if got.parse.tmplHits != len(contents)-1 {
+		t.Fatalf("%d chunks read from the template, want %d", got.parse.tmplHits, len(contents)-1)
+	}
+
+	for _, bad := range []string{`"a\x"`, "\"ctl\x01\"", `"unterminated`, `"two" "strings"`, `"a"}`} {
+		before, hits := stateOf(&got), got.parse.tmplHits
+		if err := got.Add([]byte(pre + bad + suf)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+		if !reflect.DeepEqual(stateOf(&got), before) {
+			t.Errorf("%s: changed the answer", bad)
+		}
+		if got.parse.tmplHits != hits {
+			t.Errorf("%s: read from the template", bad)
+		}
+	}
+
+	// Another shape is read whole (and becomes the template): a finish
+	// reason after the content moves every span after it.
+	other := pre + `"end"},"finish_reason":"stop"}],"system_fingerprint":"fp2"}`
+	hits := got.parse.tmplHits
+	for _, c := range []string{other, other} {
+		if err := got.Add([]byte(c)); err != nil {
+			t.Fatal(err)
+		}
+		_ = want.addGJSON([]byte(c))
+		if g, w := stateOf(&got), stateOf(&want); !reflect.DeepEqual(g, w) {
+			gj, _ := json.Marshal(g)
+			wj, _ := json.Marshal(w)
+			t.Fatalf("after %s:\n got  %s\n want %s", c, gj, wj)
+		}
+	}
+	if got.parse.tmplHits != hits+1 {
+		t.Fatalf("the second of two identical chunks was not read from the template (%d hits, want %d)", got.parse.tmplHits, hits+1)
 	}
 }

@@ -184,10 +184,8 @@ func stringValue(v []byte) ([]byte, bool) {
 		return nil, false
 	}
 	s := v[1 : len(v)-1]
-	for _, c := range s {
-		if c == '\\' {
-			return appendUnescaped(make([]byte, 0, len(s)), s), true
-		}
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return appendUnescaped(make([]byte, 0, len(s)), s), true
 	}
 	return s, true
 }

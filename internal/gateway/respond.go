@@ -297,10 +297,13 @@ func (x *exchange) serveStream(ps provider.Stream) {
 	for {
 		// Time spent waiting on the provider is its latency; the rest of
 		// the stream's time is the gateway's overhead, in the log and
-		// metrics.
-		waitStart := time.Now()
+		// metrics. Both ends of a wait are read as time since the start
+		// (the monotonic clock alone, not time.Now's two clocks: this is
+		// read twice per chunk).
+		waitStart := time.Since(x.start)
 		chunk, err := ps.Next()
-		x.rec.ProviderLatency += time.Since(waitStart)
+		waitEnd := time.Since(x.start)
+		x.rec.ProviderLatency += waitEnd - waitStart
 		if err == io.EOF {
 			break
 		}
@@ -309,7 +312,7 @@ func (x *exchange) serveStream(ps provider.Stream) {
 			return
 		}
 		if first {
-			x.rec.TTFT = time.Since(x.start)
+			x.rec.TTFT = waitEnd
 			first = false
 		}
 		take()
