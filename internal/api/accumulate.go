@@ -307,6 +307,9 @@ func (p *chunkParse) record(b []byte) {
 		return
 	}
 	t := &p.tmpl
+	if n := len(b) - (c[1] - c[0]); cap(t.buf) < n {
+		t.buf = make([]byte, 0, n) // once a stream, of its size: two appends would double it
+	}
 	t.buf = append(append(t.buf[:0], b[:c[0]]...), b[c[1]:]...)
 	t.pre, t.end = c[0], c[1]
 	t.head, t.choice = p.chunkHead, ch
