@@ -28,6 +28,13 @@
 # of every round: on a shared 2-core machine one run's CPU ratio moves by
 # 10-20 %, so a claim about it rests on the median of rounds, not one.
 #
+# PIN=1 (two or more CPUs) gives the process under test CPU 1 to itself,
+# with GOMAXPROCS=1, and puts the upstream and the load generator on CPU
+# 0: its CPU per stream is then its own work, without the cross-core
+# scheduling and cache contention of sharing both cores with the load
+# (the upstream then limits the pace: TTFT figures are not comparable to
+# unpinned runs).
+#
 # The table goes to stdout and results/streams.tsv (the input of the
 # streams charts: go run ./scripts/charts), every round's rows to
 # results/streams-rounds.tsv. Linux only (/proc). The load generator, the
@@ -39,6 +46,13 @@ ROUNDS_PER_WORKER="${ROUNDS_PER_WORKER:-2}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-60s}"
 NONSTREAM_N="${NONSTREAM_N:-5000}"
 REPEAT="${REPEAT:-1}"
+PIN="${PIN:-0}"
+TGT_ENV=() LOAD_PIN=()
+if [ "$PIN" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs two CPUs" >&2; exit 1; }
+  TGT_ENV=(GOMAXPROCS=1) LOAD_PIN=(taskset -c 0)
+fi
+pin() { if [ "$PIN" = 1 ]; then taskset -a -p -c "$1" "$2" >/dev/null; fi; } # pin CPU PID
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 build
 (cd "$ROOT" && go build -o "$ROOT/bin/revproxy" ./scripts/revproxy)
@@ -49,8 +63,9 @@ TCK=$(getconf CLK_TCK)
 procstat() { awk '{print $14+$15}' /proc/"$1"/stat; } # utime+stime, clock ticks
 kib() { awk -v k="$2" '$1 == k":" {print $2}' /proc/"$1"/status; }
 
-start_upstream() { # -> UP_URL, UP_PID
-  serve "$WORK/sim.log" '"$BIN" simulate --addr "127.0.0.1:$PORT" --latency 1s --chunk-delay 20ms --words 150'
+start_upstream() { # [ENV...] -> UP_URL, UP_PID
+  UP_ENV=("$@")
+  serve "$WORK/sim.log" 'env "${UP_ENV[@]}" "$BIN" simulate --addr "127.0.0.1:$PORT" --latency 1s --chunk-delay 20ms --words 150'
   UP_PID=$LAST_PID UP_URL="http://127.0.0.1:$PORT"
 }
 
@@ -68,22 +83,23 @@ printf "$HEADER\tround\n" >"$RUNS"
 # step TARGET MODE N ROUND: fresh processes, one bench run, one row.
 step() {
   local target=$1 mode=$2 n=$3 round=$4 pid url
-  start_upstream
+  if [ "$target" = simulated-provider ]; then start_upstream "${TGT_ENV[@]}"; else start_upstream; pin 0 "$UP_PID"; fi
   case "$target" in
     simulated-provider) pid=$UP_PID url=$UP_URL ;;
     bare-proxy)
-      serve "$WORK/proxy.log" '"$ROOT/bin/revproxy" --addr "127.0.0.1:$PORT" --upstream "$UP_URL"'
+      serve "$WORK/proxy.log" 'env "${TGT_ENV[@]}" "$ROOT/bin/revproxy" --addr "127.0.0.1:$PORT" --upstream "$UP_URL"'
       pid=$LAST_PID url="http://127.0.0.1:$PORT" ;;
     gateway)
       SIM_URL=$UP_URL
-      start_gateway streams
+      start_gateway streams "${TGT_ENV[@]}"
       pid=$PID_streams url=$URL_streams ;;
   esac
+  pin 1 "$pid"
   local share=1 reqs=$((n * ROUNDS_PER_WORKER))
   if [ "$mode" = json ]; then share=0 reqs=$n; fi
   local rss0 cpu0 cpu1 hwm f="$WORK/$target-$mode-$n.json"
   rss0=$(kib "$pid" VmRSS); cpu0=$(procstat "$pid")
-  "$BIN" bench --url "$url/v1/chat/completions" --json -q --label "$target" -c "$n" -n "$reqs" -d "$STEP_TIMEOUT" \
+  "${LOAD_PIN[@]}" "$BIN" bench --url "$url/v1/chat/completions" --json -q --label "$target" -c "$n" -n "$reqs" -d "$STEP_TIMEOUT" \
     --stream-share "$share" --mix unique --interval 0 --timeout "$STEP_TIMEOUT" >"$f" || true
   cpu1=$(procstat "$pid"); hwm=$(kib "$pid" VmHWM)
   stop_all
@@ -111,6 +127,7 @@ steps() {
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), RLIMIT_NOFILE $(ulimit -n)"
 echo "upstream: 1 s to the first token, then 50 chunks 20 ms apart; $ROUNDS_PER_WORKER streams per worker; $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "rounds: $REPEAT (each figure the median of the rounds; completed the fewest, failed the most)"
+if [ "$PIN" = 1 ]; then echo "pinned: the process under test on CPU 1 (GOMAXPROCS=1), the upstream and the load on CPU 0"; fi
 for n in $STREAMS; do steps stream "$n"; done
 if [ "$NONSTREAM_N" -gt 0 ]; then steps json "$NONSTREAM_N"; fi
 
