@@ -36,9 +36,11 @@ func (x *exchange) detach(ctx context.Context, target route.Target, preq *provid
 	x.detached = true
 	x.w = rw
 	// The request's context now ends with the detached response's; its
-	// body (net/http's, over the connection's buffer) is read and let go.
+	// body (net/http's, over the connection's buffer) is read and let go,
+	// and its header map: what the call needs of it is in preq (about
+	// 500 bytes a stream, held for the stream's life).
 	r := x.r.WithContext(rw.Context())
-	r.Body = http.NoBody
+	r.Body, r.Header = http.NoBody, nil
 	x.r = r
 	go x.serveDetached(rw, target, preq, fallbacks, release)
 	return true
