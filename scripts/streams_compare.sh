@@ -131,18 +131,21 @@ if [ "$PIN" = 1 ]; then echo "pinned: the process under test on CPU 1 (GOMAXPROC
 for n in $STREAMS; do steps stream "$n"; done
 if [ "$NONSTREAM_N" -gt 0 ]; then steps json "$NONSTREAM_N"; fi
 
+# MEDIAN: an awk function, median(v, n), of v[1..n] (sorts v).
+MEDIAN='function median(v, n,   i, j, t) {
+    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'
+
 # streams.tsv: per target, mode and N, each column's median over the
 # rounds, the fewest completed and the most failed.
-awk -F'\t' -v OFS='\t' 'NR == 1 { next }
-  function median(k, c,   n, i, j, t, v) {
-    n = cnt[k]; for (i = 1; i <= n; i++) v[i] = val[k, c, i]
-    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
+awk -F'\t' -v OFS='\t' "$MEDIAN"'
+  function col(k, c,   i, v) { for (i = 1; i <= cnt[k]; i++) v[i] = val[k, c, i]; return median(v, cnt[k]) }
+  NR == 1 { next }
   { k = $1 OFS $2 OFS $3; if (!(k in cnt)) order[++keys] = k
     cnt[k]++; for (c = 4; c <= 11; c++) val[k, c, cnt[k]] = $c
     if (!(k in lo) || $4 < lo[k]) lo[k] = $4; if ($5 > hi[k]) hi[k] = $5 }
   END { for (i = 1; i <= keys; i++) { k = order[i]
-      printf "%s\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", k, lo[k], hi[k] + 0, median(k, 6), median(k, 7), median(k, 8), median(k, 9), median(k, 10), median(k, 11) } }' "$RUNS" >>"$ROWS"
+      printf "%s\t%d\t%d\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", k, lo[k], hi[k] + 0, col(k, 6), col(k, 7), col(k, 8), col(k, 9), col(k, 10), col(k, 11) } }' "$RUNS" >>"$ROWS"
 
 # The table: TTFT (latency for json rows) added against the provider alone
 # at the same N, and the gateway's figures against the bare proxy's.
@@ -162,12 +165,12 @@ awk -F'\t' 'NR == 1 { next }
 if [ "$REPEAT" -gt 1 ]; then
   echo
   echo "every round's gateway-to-proxy CPU ratio and TTFT p50 difference (the two run back to back):"
-  awk -F'\t' 'NR == 1 { next }
+  awk -F'\t' "$MEDIAN"'
+    NR == 1 { next }
     { k = $2 "\t" $3; r = $12; if (!(k in seen)) { seen[k] = 1; order[++keys] = k }
       if ($1 == "bare-proxy") { pc[k, r] = $6; pt[k, r] = $9 } if ($1 == "gateway") { gc[k, r] = $6; gt[k, r] = $9 }; if (r > rounds) rounds = r }
     END { for (i = 1; i <= keys; i++) { k = order[i]; split(k, f, "\t"); printf "  %-6s N=%-6d CPU", f[1], f[2]
         for (r = 1; r <= rounds; r++) { q[r] = pc[k, r] > 0 ? gc[k, r] / pc[k, r] : 0; printf " %.2fx", q[r] }
-        for (r = 2; r <= rounds; r++) { t = q[r]; for (j = r - 1; j >= 1 && q[j] > t; j--) q[j + 1] = q[j]; q[j + 1] = t }
-        printf " (median %.2fx)  TTFT p50", rounds % 2 ? q[(rounds + 1) / 2] : (q[rounds / 2] + q[rounds / 2 + 1]) / 2
+        printf " (median %.2fx)  TTFT p50", median(q, rounds)
         for (r = 1; r <= rounds; r++) printf " %+.0f", gt[k, r] - pt[k, r]; print " ms" } }' "$RUNS"
 fi

@@ -146,12 +146,11 @@ type chunkParse struct {
 	// that chunk with the literal in place of its content. Nothing else
 	// of it is read; the literal is checked.
 	tmpl struct {
-		buf      []byte // pre, then suf
-		pre      int    // len(pre): where the content's literal starts
-		end      int    // where it ended in the chunk read
-		head     chunkHead
-		choice   chunkChoice
-		recorded bool
+		buf    []byte // pre, then suf; nil until a chunk is recorded
+		pre    int    // len(pre): where the content's literal starts
+		end    int    // where it ended in the chunk read
+		head   chunkHead
+		choice chunkChoice
 	}
 	tmplHits int // chunks read from tmpl (for the tests)
 }
@@ -262,7 +261,7 @@ func (p *chunkParse) chunk(b []byte) bool {
 // one (see tmpl), and reports whether it was.
 func (p *chunkParse) fromTmpl(b []byte) bool {
 	t := &p.tmpl
-	if !t.recorded {
+	if t.buf == nil {
 		return false
 	}
 	pre, suf := t.buf[:t.pre], t.buf[t.pre:]
@@ -303,17 +302,17 @@ func (p *chunkParse) record(b []byte) {
 	}
 	ch := p.choices[0]
 	c := ch.content
-	if c[1] == 0 || b[c[0]] != '"' || len(b)-(c[1]-c[0]) > maxTmpl {
+	n := len(b) - (c[1] - c[0]) // the bytes around the literal
+	if c[1] == 0 || b[c[0]] != '"' || n > maxTmpl {
 		return
 	}
 	t := &p.tmpl
-	if n := len(b) - (c[1] - c[0]); cap(t.buf) < n {
+	if cap(t.buf) < n {
 		t.buf = make([]byte, 0, n) // once a stream, of its size: two appends would double it
 	}
 	t.buf = append(append(t.buf[:0], b[:c[0]]...), b[c[1]:]...)
 	t.pre, t.end = c[0], c[1]
 	t.head, t.choice = p.chunkHead, ch
-	t.recorded = true
 }
 
 // choice returns the reader of one element of choices.
