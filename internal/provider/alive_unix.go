@@ -17,7 +17,6 @@ type peeker struct {
 	ok  bool
 	fn  func(fd uintptr) bool
 
-	woken  bool              // waitFn ran try, which found nothing: the poller calls it again when it may read
 	try    func(fd int) bool // wait's: a read that must not block; true: something was there
 	waitFn func(fd uintptr) bool
 }
@@ -38,15 +37,10 @@ func newPeeker(c net.Conn) *peeker {
 		p.ok = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 		return true // never wait for readability
 	}
-	p.waitFn = func(fd uintptr) bool {
-		if p.woken {
-			// The poller saw the socket readable. Were it not (a spurious
-			// wake), the read that follows waits as reads do.
-			return true
-		}
-		p.woken = true
-		return p.try(int(fd))
-	}
+	// The first call tries at once; each later one follows the poller
+	// seeing the socket readable, and reads what is there, so the wait
+	// returns with it read (a spurious wake finds nothing, and waits again).
+	p.waitFn = func(fd uintptr) bool { return p.try(int(fd)) }
 	return p
 }
 
@@ -59,7 +53,7 @@ func (p *peeker) canWait() bool { return p != nil }
 // poller's last readiness was cleared, so bytes that arrive after it wake
 // the wait). The connection's deadline bounds it as it bounds a Read.
 func (p *peeker) wait(try func(fd int) bool) error {
-	p.woken, p.try = false, try
+	p.try = try
 	err := p.rc.Read(p.waitFn)
 	p.try = nil
 	return err

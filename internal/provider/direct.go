@@ -113,7 +113,10 @@ func (cr *connReader) Read(p []byte) (int, error) {
 // and the runtime's poller waits, as inside a Read: a stream spends most of
 // its life waiting for its next event, and at thousands of streams the
 // buffers they would hold are a large share of the gateway's memory
-// (docs/benchmarks.md). The connection's deadline bounds the wait (a
+// (docs/benchmarks.md). When the poller wakes it, the same non-blocking
+// read takes a buffer back and reads what woke it, so the wait returns
+// with it read (a wake that finds nothing waits again), and the Read that
+// follows is a copy. The connection's deadline bounds the wait (a
 // context that ends sets it in the past), and its error is a Read's. A
 // connection that cannot be waited on returns at once, and its Read waits.
 func (t *direct) await(dc *dconn) error {

@@ -48,3 +48,43 @@ func BenchmarkTransport(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDirectStreamWait is one event of a stream that the reader
+// waits for, as a gateway's stream waits between a model's tokens: the
+// server writes the next event only once the one before was read, so
+// every WaitRead finds nothing and waits (the read buffer back in the
+// pool) and the Read after it reads what woke it.
+func BenchmarkDirectStreamWait(b *testing.B) {
+	next := make(chan bool)
+	event := []byte("data: " + string(bytes.Repeat([]byte("e"), 250)) + "\n\n")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = []string{"text/event-stream"}
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		for <-next {
+			_, _ = w.Write(event)
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer srv.Close()
+	tr := NewTransport(TransportOptions{})
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Post(srv.URL, "application/json", bytes.NewReader([]byte("{}")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := resp.Body.(*directBody)
+	buf := make([]byte, len(event))
+	b.ReportAllocs()
+	for b.Loop() {
+		next <- true
+		if err := body.WaitRead(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(body, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	close(next)
+}

@@ -566,8 +566,7 @@ func bufSize(br *bufio.Reader) int {
 
 // TestDirectStreamWaitsForItsNextEventWithoutAReadBuffer: WaitRead (what an
 // SSE reader calls between events) gives the connection's read buffer back
-// until the next bytes are there, and the Read that follows takes one and
-// reads them whole.
+// while nothing is there, and returns with the next bytes read whole.
 func TestDirectStreamWaitsForItsNextEventWithoutAReadBuffer(t *testing.T) {
 	release := make(chan struct{})
 	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -589,8 +588,32 @@ func TestDirectStreamWaitsForItsNextEventWithoutAReadBuffer(t *testing.T) {
 	if _, err := io.ReadFull(b, one); err != nil || string(one) != "data: one\n\n" {
 		t.Fatalf("first event %q, %v", one, err)
 	}
+	// The buffer the connection holds when a read that must not block
+	// finds nothing, seen by the goroutine that waits.
+	held := make(chan int, 8)
+	try := b.dc.try
+	b.dc.try = func(fd int) bool {
+		ok := try(fd)
+		if !ok {
+			select {
+			case held <- bufSize(b.dc.br):
+			default:
+			}
+		}
+		return ok
+	}
 	waited := make(chan error, 1)
 	go func() { waited <- b.WaitRead() }()
+	select {
+	case n := <-held:
+		if n != 0 {
+			t.Errorf("the connection held a %d-byte read buffer while it waited", n)
+		}
+	case err := <-waited:
+		t.Fatalf("WaitRead returned (%v) before the upstream sent anything", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitRead did not try a read")
+	}
 	select {
 	case err := <-waited:
 		t.Fatalf("WaitRead returned (%v) before the upstream sent anything", err)
@@ -600,8 +623,8 @@ func TestDirectStreamWaitsForItsNextEventWithoutAReadBuffer(t *testing.T) {
 	if err := <-waited; err != nil {
 		t.Fatalf("WaitRead: %v", err)
 	}
-	if n := bufSize(b.dc.br); n != 0 {
-		t.Errorf("the connection held a %d-byte read buffer while it waited", n)
+	if n := b.dc.br.Buffered(); n == 0 {
+		t.Error("WaitRead returned without the bytes that woke it read")
 	}
 	rest, err := io.ReadAll(b)
 	if err != nil || string(rest) != "data: two\n\n" {
