@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -234,9 +235,10 @@ func FuzzAccumulatorAgreesWithTheGJSONWalk(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, c1, c2 string) {
 		var got, want Accumulator
-		// c2 twice and c1 again: a chunk read after one of its own shape
-		// is read from the template (see chunkParse.tmpl).
-		for _, c := range []string{c1, c2, c2, c1} {
+		// Each after one of its own shape and after the other: a chunk
+		// read after one of its own shape is folded from the template
+		// (see chunkParse.tmpl), one of another shape ends it.
+		for _, c := range []string{c1, c2, c2, c1, c1, c2} {
 			gerr := got.Add([]byte(c))
 			if valid := json.Valid([]byte(c)); (gerr == nil) != valid {
 				t.Fatalf("%q: Add error %v, json.Valid %v", c, gerr, valid)
@@ -252,8 +254,55 @@ func FuzzAccumulatorAgreesWithTheGJSONWalk(f *testing.F) {
 				wj, _ := json.Marshal(w)
 				t.Fatalf("after %q:\n got  %s\n want %s", c, gj, wj)
 			}
+			checkCompletionJSON(t, &got, false)
 		}
 	})
+}
+
+// checkCompletionJSON: CompletionJSON is what encoding/json writes for
+// Completion without HTML escaping, byte for byte when exact (encoding/json
+// writes \b and \f where CompletionJSON writes \u0008 and \u000c), else as
+// the same JSON value.
+func checkCompletionJSON(t *testing.T, a *Accumulator, exact bool) {
+	t.Helper()
+	got, err := a.CompletionJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(a.Completion()); err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if exact {
+		if !bytes.Equal(got, want) {
+			t.Fatalf("CompletionJSON:\n got  %s\n want %s", got, want)
+		}
+		return
+	}
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("CompletionJSON is not JSON: %v\n%s", err, got)
+	}
+	_ = json.Unmarshal(want, &w)
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("CompletionJSON:\n got  %s\n want %s", got, want)
+	}
+}
+
+// TestCompletionJSONIsEncodingJSONsCompletion: the answer built from the
+// corpus (text, escapes, refusals, tool calls, usage with its details,
+// skipped choices), after each chunk.
+func TestCompletionJSONIsEncodingJSONsCompletion(t *testing.T) {
+	var a Accumulator
+	checkCompletionJSON(t, &a, true)
+	for _, c := range append(accumulatorCorpus,
+		`{"id":"c1","choices":[{"index":3,"delta":{"role":"tool","content":"<b>&amp;</b> \u2028"}}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"completion_tokens_details":{"reasoning_tokens":2}}}`) {
+		_ = a.Add([]byte(c))
+		checkCompletionJSON(t, &a, true)
+	}
 }
 
 // TestAccumulatorReadsChunksThatShareTheirOpening: chunks that start with
@@ -288,6 +337,37 @@ func TestAccumulatorReadsChunksThatShareTheirOpening(t *testing.T) {
 		}
 		if !reflect.DeepEqual(stateOf(&got), before) {
 			t.Errorf("%s: changed the answer", bad)
+		}
+	}
+}
+
+// TestAccumulatorEndsTheTemplateAtAChunkOfAnotherShape: a chunk that is not
+// a template (a refusal, tool calls, two choices, none) changes what the
+// template's chunk had set, so the template's chunk that comes again after
+// it is read whole and sets it back.
+func TestAccumulatorEndsTheTemplateAtAChunkOfAnotherShape(t *testing.T) {
+	tmpl := `{"id":"c1","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}],"system_fingerprint":"fp1","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}`
+	for _, between := range []string{
+		`{"id":"c1","choices":[{"index":0,"delta":{"refusal":"no"},"finish_reason":"stop"}],"system_fingerprint":"fp2"}`,
+		`{"id":"c1","choices":[{"index":0,"delta":{"content":"b","tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"system_fingerprint":"fp2"}`,
+		`{"id":"c1","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"},{"index":1,"delta":{"content":"c"}}],"system_fingerprint":"fp2"}`,
+		`{"id":"c1","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":9,"total_tokens":10}}`,
+		`{"id":"c1","choices":[{"index":300,"delta":{"content":"dropped"},"finish_reason":"stop"}],"system_fingerprint":"fp2"}`,
+	} {
+		var got, want Accumulator
+		for _, c := range []string{tmpl, tmpl, between, tmpl} {
+			if err := got.Add([]byte(c)); err != nil {
+				t.Fatalf("%s: %v", c, err)
+			}
+			_ = want.addGJSON([]byte(c))
+			if g, w := stateOf(&got), stateOf(&want); !reflect.DeepEqual(g, w) {
+				gj, _ := json.Marshal(g)
+				wj, _ := json.Marshal(w)
+				t.Fatalf("after %s, then %s:\n got  %s\n want %s", between, c, gj, wj)
+			}
+		}
+		if got.parse.tmplHits != 1 {
+			t.Errorf("after %s: %d chunks folded from the template, want 1", between, got.parse.tmplHits)
 		}
 	}
 }

@@ -126,6 +126,24 @@ func BenchmarkAccumulatorAdd(b *testing.B) {
 	}
 }
 
+// BenchmarkCompletionJSON is the answer of a 52-chunk stream as its cache
+// entry is written, once a stream.
+func BenchmarkCompletionJSON(b *testing.B) {
+	var a Accumulator
+	head := `{"id":"chatcmpl-1","object":"chat.completion.chunk","created":7,"model":"gpt-4o-mini","system_fingerprint":"fp",`
+	_ = a.Add([]byte(head + `"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`))
+	for range 50 {
+		_ = a.Add([]byte(head + `"choices":[{"index":0,"delta":{"content":"a few \"words\" "},"finish_reason":null}]}`))
+	}
+	_ = a.Add([]byte(head + `"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":50,"total_tokens":59}}`))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.CompletionJSON(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func TestAccumulatorPastItsLimitLetsTheTextGoButKeepsUsageAndCount(t *testing.T) {
 	chunk := func(content string) []byte {
 		return []byte(`{"id":"c1","object":"chat.completion.chunk","created":7,"model":"m","choices":[{"index":0,"delta":{"content":"` + content + `"},"finish_reason":null}]}`)
