@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# streams_pair.sh: the gateway's CPU per stream against the bare proxy's,
+# the two serving N streams each at the same time.
+#
+# scripts/streams_compare.sh runs the proxy and the gateway one after the
+# other; on a shared VM the machine's speed moves between two runs by
+# 10-20 %, and so does their CPU ratio. Here the two run together, each with
+# its own `edge-agent bench` (N workers, ROUNDS_PER_WORKER streams each,
+# default 3, every stream a prompt of its own) against one simulated
+# provider (1 s to the first token, then 50 chunks 20 ms apart): whatever
+# slows the machine slows both, and the ratio of their CPU per completed
+# stream (utime + stime from /proc/PID/stat) moves by about 1 % between
+# rounds (docs/benchmarks.md). The same run with the gateway in both places
+# (SAME=1) shows the method's own spread. The two load the machine with 2N
+# streams, so absolute figures are not comparable to streams_compare.sh's.
+#
+#   N        streams of each (default 1500)
+#   REPEAT   rounds (default 5), fresh processes each, the proxy's and the
+#            gateway's load started in alternating order
+#
+# Prints every round's CPU ms per stream and ratio, and their median. Linux
+# only (/proc).
+source "$(dirname "$0")/lib.sh"
+N="${N:-1500}"
+REPEAT="${REPEAT:-5}"
+ROUNDS_PER_WORKER="${ROUNDS_PER_WORKER:-3}"
+STEP_TIMEOUT="${STEP_TIMEOUT:-90s}"
+SAME="${SAME:-0}"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+build
+(cd "$ROOT" && go build -o "$ROOT/bin/revproxy" ./scripts/revproxy)
+TCK=$(getconf CLK_TCK)
+procstat() { awk '{print $14+$15}' /proc/"$1"/stat; } # utime+stime, clock ticks
+
+stop_all() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+
+# load URL OUT: one bench run of N workers in the background; sets LOAD_PID.
+load() {
+  "$BIN" bench --url "$1/v1/chat/completions" --json -q -c "$N" -n $((N * ROUNDS_PER_WORKER)) -d "$STEP_TIMEOUT" \
+    --stream-share 1 --mix unique --interval 0 --timeout "$STEP_TIMEOUT" >"$2" || true &
+  LOAD_PID=$!
+}
+
+# per_stream PID CPU0 OUT: CPU ms per completed stream since CPU0.
+per_stream() {
+  local ok
+  ok=$(( $(jget "$3" requests) - $(jget "$3" errors) ))
+  awk -v c0="$2" -v c1="$(procstat "$1")" -v ok="$ok" -v tck="$TCK" 'BEGIN { printf "%.3f", (ok > 0 ? (c1 - c0) * 1000 / tck / ok : 0) }'
+}
+
+other=bare-proxy
+if [ "$SAME" = 1 ]; then other=gateway; fi
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), RLIMIT_NOFILE $(ulimit -n)"
+echo "$N streams through each of the gateway and the $other at the same time, $ROUNDS_PER_WORKER per worker, $REPEAT rounds; $(date -u '+%Y-%m-%d %H:%M UTC')"
+printf "%-6s %14s %14s %8s %7s\n" round "gateway ms" "$other ms" ratio failed
+ratios=()
+for ((r = 1; r <= REPEAT; r++)); do
+  serve "$WORK/sim.log" '"$BIN" simulate --addr "127.0.0.1:$PORT" --latency 1s --chunk-delay 20ms --words 150'
+  SIM_URL="http://127.0.0.1:$PORT"
+  start_gateway pair
+  gpid=$PID_pair gurl=$URL_pair
+  if [ "$SAME" = 1 ]; then
+    start_gateway other
+    opid=$PID_other ourl=$URL_other
+  else
+    serve "$WORK/proxy.log" '"$ROOT/bin/revproxy" --addr "127.0.0.1:$PORT" --upstream "$SIM_URL"'
+    opid=$LAST_PID ourl="http://127.0.0.1:$PORT"
+  fi
+  g0=$(procstat "$gpid") o0=$(procstat "$opid")
+  if ((r % 2)); then load "$gurl" "$WORK/g.json"; gl=$LOAD_PID; load "$ourl" "$WORK/o.json"; ol=$LOAD_PID
+  else load "$ourl" "$WORK/o.json"; ol=$LOAD_PID; load "$gurl" "$WORK/g.json"; gl=$LOAD_PID; fi
+  wait "$gl"; g=$(per_stream "$gpid" "$g0" "$WORK/g.json")
+  wait "$ol"; o=$(per_stream "$opid" "$o0" "$WORK/o.json")
+  failed=$(( $(jget "$WORK/g.json" errors) + $(jget "$WORK/o.json" errors) ))
+  stop_all
+  ratio=$(awk -v g="$g" -v o="$o" 'BEGIN { printf "%.3f", (o > 0 ? g / o : 0) }')
+  ratios+=("$ratio")
+  printf "%-6d %14s %14s %7sx %7d\n" "$r" "$g" "$o" "$ratio" "$failed"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "median ratio %.3fx (%d rounds, %.3f-%.3f)\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, NR, v[1], v[NR] }'
