@@ -424,6 +424,9 @@ func jsonString(v []byte) string {
 	if string(v) == "null" {
 		return ""
 	}
+	if len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
+		return gjson.Parse(View(v)).String() // a number as gjson writes it: 0.0 is "0"
+	}
 	return View(v)
 }
 
