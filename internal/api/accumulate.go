@@ -67,9 +67,30 @@ func (c *accChoice) addContent(s []byte) {
 	c.hasText = true
 }
 
+// messageRole is the role the answer's message carries: the stream's, or
+// the assistant's when it named none.
+func (c *accChoice) messageRole() string {
+	if c.role == "" {
+		return "assistant"
+	}
+	return c.role
+}
+
+// hasContent reports whether the message carries content (null when the
+// choice was only tool calls).
+func (c *accChoice) hasContent() bool { return c.hasText || len(c.tools) == 0 }
+
 type accTool struct {
 	id, typ, name string
 	args          []byte
+}
+
+// kind is the tool call's type, "function" when the stream named none.
+func (t *accTool) kind() string {
+	if t.typ == "" {
+		return "function"
+	}
+	return t.typ
 }
 
 // Add folds one chunk payload into the answer. The chunk is read in one
@@ -147,9 +168,8 @@ func (a *Accumulator) checkLimit() {
 // addLike folds chunk when it is the chunk read last with another content
 // string (chunkParse.tmpl), and reports whether it was. Everything else in
 // it was folded with that chunk and would fold to the same again (an id
-// or a role set to what it is), so only the string is added: a stream's
-// chunks touch the few bytes of the answer they change, which matters
-// more than the parsing when thousands of streams share the CPU's caches.
+// or a role set to what it is), so only the string is added
+// (BenchmarkAccumulatorAdd and the streams figures: docs/benchmarks.md).
 func (a *Accumulator) addLike(chunk []byte) bool {
 	t := &a.parse.tmpl
 	if len(t.buf) == 0 {
@@ -546,23 +566,16 @@ func (a *Accumulator) Completion() *ChatCompletion {
 		SystemFingerprint: a.fingerprint, Usage: a.usage, Choices: make([]Choice, len(a.choices))}
 	for i := range a.choices {
 		c := &a.choices[i]
-		role := c.role
-		if role == "" {
-			role = "assistant"
-		}
-		m := Message{Role: role, Annotations: json.RawMessage("[]")}
-		if c.hasText || len(c.tools) == 0 {
+		m := Message{Role: c.messageRole(), Annotations: json.RawMessage("[]")}
+		if c.hasContent() {
 			m.Content = Ptr(string(c.content))
 		}
 		if c.hasRefuse {
 			m.Refusal = Ptr(string(c.refusal))
 		}
-		for _, t := range c.tools {
-			typ := t.typ
-			if typ == "" {
-				typ = "function"
-			}
-			m.ToolCalls = append(m.ToolCalls, ToolCall{ID: t.id, Type: typ, Function: FunctionCall{Name: t.name, Arguments: string(t.args)}})
+		for j := range c.tools {
+			t := &c.tools[j]
+			m.ToolCalls = append(m.ToolCalls, ToolCall{ID: t.id, Type: t.kind(), Function: FunctionCall{Name: t.name, Arguments: string(t.args)}})
 		}
 		cc.Choices[i] = Choice{Index: i, Message: m, FinishReason: c.finish, Logprobs: json.RawMessage("null")}
 	}
@@ -572,8 +585,9 @@ func (a *Accumulator) Completion() *ChatCompletion {
 // CompletionJSON returns the accumulated answer as chat.completion JSON:
 // Completion as encoding/json writes it, without its HTML escaping (OpenAI
 // writes none), appended in one buffer of its size. It is built at the end
-// of every stream that is cached, and json.Marshal's reflection was 2 % of
-// the gateway's CPU at thousands of streams.
+// of every stream that is cached; json.Marshal's reflection over
+// Completion took 1.6 times as long, with 7 allocations for 1
+// (BenchmarkCompletionJSON, docs/benchmarks.md).
 func (a *Accumulator) CompletionJSON() ([]byte, error) {
 	n := 192 + len(a.id) + len(a.model) + len(a.fingerprint)
 	for i := range a.choices {
@@ -599,13 +613,9 @@ func (a *Accumulator) CompletionJSON() ([]byte, error) {
 		b = append(b, `{"index":`...)
 		b = strconv.AppendInt(b, int64(i), 10)
 		b = append(b, `,"message":{"role":`...)
-		role := c.role
-		if role == "" {
-			role = "assistant"
-		}
-		b = AppendString(b, role)
+		b = AppendString(b, c.messageRole())
 		b = append(b, `,"content":`...)
-		if c.hasText || len(c.tools) == 0 {
+		if c.hasContent() {
 			b = AppendString(b, View(c.content))
 		} else {
 			b = append(b, "null"...)
@@ -618,7 +628,8 @@ func (a *Accumulator) CompletionJSON() ([]byte, error) {
 		}
 		if len(c.tools) > 0 {
 			b = append(b, `,"tool_calls":[`...)
-			for j, t := range c.tools {
+			for j := range c.tools {
+				t := &c.tools[j]
 				if j > 0 {
 					b = append(b, ',')
 				}
@@ -628,12 +639,8 @@ func (a *Accumulator) CompletionJSON() ([]byte, error) {
 					b = AppendString(b, t.id)
 					b = append(b, ',')
 				}
-				typ := t.typ
-				if typ == "" {
-					typ = "function"
-				}
 				b = append(b, `"type":`...)
-				b = AppendString(b, typ)
+				b = AppendString(b, t.kind())
 				b = append(b, `,"function":{`...)
 				if t.name != "" {
 					b = append(b, `"name":`...)
