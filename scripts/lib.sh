@@ -20,9 +20,15 @@ build() {
   (cd "$ROOT" && go build -o "$BIN" ./cmd/edge-agent && go build -o "$JSONGET" ./scripts/jsonget)
 }
 
-cleanup() {
+# stop_all: stops every process started through serve, and waits for them.
+stop_all() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+
+cleanup() {
+  stop_all
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -79,6 +85,17 @@ start_sim() {
   serve "$WORK/sim.log" '"$BIN" simulate --addr "127.0.0.1:$PORT" "${SIM_ARGS[@]}"'
   SIM_URL="http://127.0.0.1:$PORT"
 }
+
+# start_stream_upstream [ENV...] -> UP_URL, UP_PID: the streams benchmarks'
+# upstream, 1 s to the first token, then 50 chunks 20 ms apart.
+start_stream_upstream() {
+  UP_ENV=("$@")
+  serve "$WORK/sim.log" 'env "${UP_ENV[@]}" "$BIN" simulate --addr "127.0.0.1:$PORT" --latency 1s --chunk-delay 20ms --words 150'
+  UP_PID=$LAST_PID UP_URL="http://127.0.0.1:$PORT"
+}
+
+# cpu_ticks PID: the process's utime + stime, in clock ticks.
+cpu_ticks() { awk '{print $14+$15}' /proc/"$1"/stat; }
 
 # start_redis -> REDIS_URL
 start_redis() {

@@ -60,20 +60,7 @@ OUT="$ROOT/results"
 mkdir -p "$OUT"
 TCK=$(getconf CLK_TCK)
 
-procstat() { awk '{print $14+$15}' /proc/"$1"/stat; } # utime+stime, clock ticks
 kib() { awk -v k="$2" '$1 == k":" {print $2}' /proc/"$1"/status; }
-
-start_upstream() { # [ENV...] -> UP_URL, UP_PID
-  UP_ENV=("$@")
-  serve "$WORK/sim.log" 'env "${UP_ENV[@]}" "$BIN" simulate --addr "127.0.0.1:$PORT" --latency 1s --chunk-delay 20ms --words 150'
-  UP_PID=$LAST_PID UP_URL="http://127.0.0.1:$PORT"
-}
-
-stop_all() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
 
 ROWS="$OUT/streams.tsv" RUNS="$OUT/streams-rounds.tsv"
 HEADER='target\tmode\tn\tcompleted\tfailed\tcpu_ms_per_req\tpeak_rss_mib\trss_kib_per_req\tttft_p50_ms\tttft_p99_ms\ttotal_p50_ms'
@@ -83,7 +70,7 @@ printf "$HEADER\tround\n" >"$RUNS"
 # step TARGET MODE N ROUND: fresh processes, one bench run, one row.
 step() {
   local target=$1 mode=$2 n=$3 round=$4 pid url
-  if [ "$target" = simulated-provider ]; then start_upstream "${TGT_ENV[@]}"; else start_upstream; pin 0 "$UP_PID"; fi
+  if [ "$target" = simulated-provider ]; then start_stream_upstream "${TGT_ENV[@]}"; else start_stream_upstream; pin 0 "$UP_PID"; fi
   case "$target" in
     simulated-provider) pid=$UP_PID url=$UP_URL ;;
     bare-proxy)
@@ -98,10 +85,10 @@ step() {
   local share=1 reqs=$((n * ROUNDS_PER_WORKER))
   if [ "$mode" = json ]; then share=0 reqs=$n; fi
   local rss0 cpu0 cpu1 hwm f="$WORK/$target-$mode-$n.json"
-  rss0=$(kib "$pid" VmRSS); cpu0=$(procstat "$pid")
+  rss0=$(kib "$pid" VmRSS); cpu0=$(cpu_ticks "$pid")
   "${LOAD_PIN[@]}" "$BIN" bench --url "$url/v1/chat/completions" --json -q --label "$target" -c "$n" -n "$reqs" -d "$STEP_TIMEOUT" \
     --stream-share "$share" --mix unique --interval 0 --timeout "$STEP_TIMEOUT" >"$f" || true
-  cpu1=$(procstat "$pid"); hwm=$(kib "$pid" VmHWM)
+  cpu1=$(cpu_ticks "$pid"); hwm=$(kib "$pid" VmHWM)
   stop_all
   local done_ errs
   errs=$(jget "$f" errors); done_=$(( $(jget "$f" requests) - errs ))

@@ -30,14 +30,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 build
 (cd "$ROOT" && go build -o "$ROOT/bin/revproxy" ./scripts/revproxy)
 TCK=$(getconf CLK_TCK)
-procstat() { awk '{print $14+$15}' /proc/"$1"/stat; } # utime+stime, clock ticks
-
-stop_all() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-
 # load URL OUT: one bench run of N workers in the background; sets LOAD_PID.
 load() {
   "$BIN" bench --url "$1/v1/chat/completions" --json -q -c "$N" -n $((N * ROUNDS_PER_WORKER)) -d "$STEP_TIMEOUT" \
@@ -49,7 +41,7 @@ load() {
 per_stream() {
   local ok
   ok=$(( $(jget "$3" requests) - $(jget "$3" errors) ))
-  awk -v c0="$2" -v c1="$(procstat "$1")" -v ok="$ok" -v tck="$TCK" 'BEGIN { printf "%.3f", (ok > 0 ? (c1 - c0) * 1000 / tck / ok : 0) }'
+  awk -v c0="$2" -v c1="$(cpu_ticks "$1")" -v ok="$ok" -v tck="$TCK" 'BEGIN { printf "%.3f", (ok > 0 ? (c1 - c0) * 1000 / tck / ok : 0) }'
 }
 
 other=bare-proxy
@@ -59,8 +51,8 @@ echo "$N streams through each of the gateway and the $other at the same time, $R
 printf "%-6s %14s %14s %8s %7s\n" round "gateway ms" "$other ms" ratio failed
 ratios=()
 for ((r = 1; r <= REPEAT; r++)); do
-  serve "$WORK/sim.log" '"$BIN" simulate --addr "127.0.0.1:$PORT" --latency 1s --chunk-delay 20ms --words 150'
-  SIM_URL="http://127.0.0.1:$PORT"
+  start_stream_upstream
+  SIM_URL=$UP_URL
   start_gateway pair
   gpid=$PID_pair gurl=$URL_pair
   if [ "$SAME" = 1 ]; then
@@ -70,7 +62,7 @@ for ((r = 1; r <= REPEAT; r++)); do
     serve "$WORK/proxy.log" '"$ROOT/bin/revproxy" --addr "127.0.0.1:$PORT" --upstream "$SIM_URL"'
     opid=$LAST_PID ourl="http://127.0.0.1:$PORT"
   fi
-  g0=$(procstat "$gpid") o0=$(procstat "$opid")
+  g0=$(cpu_ticks "$gpid") o0=$(cpu_ticks "$opid")
   if ((r % 2)); then load "$gurl" "$WORK/g.json"; gl=$LOAD_PID; load "$ourl" "$WORK/o.json"; ol=$LOAD_PID
   else load "$ourl" "$WORK/o.json"; ol=$LOAD_PID; load "$gurl" "$WORK/g.json"; gl=$LOAD_PID; fi
   wait "$gl"; g=$(per_stream "$gpid" "$g0" "$WORK/g.json")
