@@ -20,19 +20,23 @@ import (
 type Accumulator struct {
 	id, model, fingerprint string
 	created                int64
-	choices                []accChoice
 	usage                  *Usage
-	chunks                 int
+
+	parse chunkParse // Add's scratch, reused; its template last
+
+	// What a chunk read from the template (addLike) touches, after it:
+	// a stream's chunks come 20 ms or more apart, by when all of it is out
+	// of the processor's caches, and each line of memory it touches costs
+	// one fetch from RAM (docs/benchmarks.md).
+	choices []accChoice
+	chunks  int
+	limit   int  // bound on held text bytes; 0: none
+	text    int  // text bytes seen, held or not
+	over    bool // the text passed limit; choices were dropped
 
 	// the shape of the chunk added last (UsageOnly)
 	lastChoices bool // it had a choice
 	lastUsage   bool // it had a usage object
-
-	parse chunkParse // Add's scratch, reused
-
-	limit int  // bound on held text bytes; 0: none
-	text  int  // text bytes seen, held or not
-	over  bool // the text passed limit; choices were dropped
 }
 
 // SetLimit bounds the text the accumulator holds to n bytes (0: no bound).
@@ -184,7 +188,7 @@ func (a *Accumulator) addLike(chunk []byte) bool {
 		return false
 	}
 	s, _ := stringValue(chunk[len(pre):e])
-	a.parse.tmplHits++
+	t.hits++
 	a.chunks++
 	a.lastChoices, a.lastUsage = true, t.usage
 	a.text += len(s)
@@ -222,8 +226,8 @@ type chunkParse struct {
 		pre   int    // len(pre): where the content's literal starts
 		idx   int    // the choice's index
 		usage bool   // the chunk carries a usage object
-	}
-	tmplHits int // chunks read from tmpl (for the tests)
+		hits  int    // chunks read from it (for the tests)
+	} // last: Accumulator's fields addLike reads follow it
 }
 
 // chunkHead is where the fields before and after the choices lie in the

@@ -366,8 +366,8 @@ func TestAccumulatorEndsTheTemplateAtAChunkOfAnotherShape(t *testing.T) {
 				t.Fatalf("after %s, then %s:\n got  %s\n want %s", between, c, gj, wj)
 			}
 		}
-		if got.parse.tmplHits != 1 {
-			t.Errorf("after %s: %d chunks folded from the template, want 1", between, got.parse.tmplHits)
+		if got.parse.tmpl.hits != 1 {
+			t.Errorf("after %s: %d chunks folded from the template, want 1", between, got.parse.tmpl.hits)
 		}
 	}
 }
@@ -396,19 +396,19 @@ func TestAccumulatorReadsChunksThatDifferOnlyInTheirContent(t *testing.T) {
 			t.Fatalf("after %s:\n got  %s\n want %s", chunk, gj, wj)
 		}
 	}
-	if got.parse.tmplHits != len(contents)-1 {
-		t.Fatalf("%d chunks read from the template, want %d", got.parse.tmplHits, len(contents)-1)
+	if got.parse.tmpl.hits != len(contents)-1 {
+		t.Fatalf("%d chunks read from the template, want %d", got.parse.tmpl.hits, len(contents)-1)
 	}
 
 	for _, bad := range []string{`"a\x"`, "\"ctl\x01\"", `"unterminated`, `"two" "strings"`, `"a"}`} {
-		before, hits := stateOf(&got), got.parse.tmplHits
+		before, hits := stateOf(&got), got.parse.tmpl.hits
 		if err := got.Add([]byte(pre + bad + suf)); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
 		if !reflect.DeepEqual(stateOf(&got), before) {
 			t.Errorf("%s: changed the answer", bad)
 		}
-		if got.parse.tmplHits != hits {
+		if got.parse.tmpl.hits != hits {
 			t.Errorf("%s: read from the template", bad)
 		}
 	}
@@ -416,7 +416,7 @@ func TestAccumulatorReadsChunksThatDifferOnlyInTheirContent(t *testing.T) {
 	// Another shape is read whole (and becomes the template): a finish
 	// reason after the content moves every span after it.
 	other := pre + `"end"},"finish_reason":"stop"}],"system_fingerprint":"fp2"}`
-	hits := got.parse.tmplHits
+	hits := got.parse.tmpl.hits
 	for _, c := range []string{other, other} {
 		if err := got.Add([]byte(c)); err != nil {
 			t.Fatal(err)
@@ -428,7 +428,7 @@ func TestAccumulatorReadsChunksThatDifferOnlyInTheirContent(t *testing.T) {
 			t.Fatalf("after %s:\n got  %s\n want %s", c, gj, wj)
 		}
 	}
-	if got.parse.tmplHits != hits+1 {
-		t.Fatalf("the second of two identical chunks was not read from the template (%d hits, want %d)", got.parse.tmplHits, hits+1)
+	if got.parse.tmpl.hits != hits+1 {
+		t.Fatalf("the second of two identical chunks was not read from the template (%d hits, want %d)", got.parse.tmpl.hits, hits+1)
 	}
 }

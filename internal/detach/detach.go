@@ -215,6 +215,7 @@ type Response struct {
 	err        error // the first write error: the client is gone
 	closeAfter bool  // the client asked for Connection: close
 	broken     bool  // Abort: the connection is not reused
+	ended      bool  // EndBody wrote the body's end
 	closed     bool
 }
 
@@ -254,6 +255,9 @@ func (rw *Response) Write(p []byte) (int, error) {
 	}
 	if rw.closed {
 		return 0, http.ErrHijacked
+	}
+	if rw.ended {
+		return 0, ErrBodyEnded
 	}
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusOK)
@@ -298,19 +302,31 @@ func (rw *Response) FlushError() error {
 	return rw.writeOut()
 }
 
-// Abort keeps the connection from being reused: Close closes it (a
-// response cut in the middle, a panic).
-func (rw *Response) Abort() { rw.broken = true }
+// ErrBodyEnded is a Write after EndBody.
+var ErrBodyEnded = errors.New("detach: write after the end of the body")
 
-// Close ends the response: what is held is written, and a chunked body's
-// end. The connection then goes back to the server for the client's next
-// request, or is closed when the response did not end cleanly, the client
-// asked for it or is gone, or the server is shutting down. The context
-// ends.
-func (rw *Response) Close() {
-	if rw.closed {
-		return
+// EndBody writes what is held and the end of the body (a chunked body's
+// last chunk) with one write, before the handler's work after the answer
+// (the cache, the price) and Close: a stream's last event and its end go
+// in the same system call, as its other events do, instead of the end in
+// one of its own at Close. Write fails after it; Close then only hands
+// the connection on.
+func (rw *Response) EndBody() error {
+	if rw.err != nil || rw.ended {
+		return rw.err
 	}
+	if rw.closed {
+		return http.ErrHijacked
+	}
+	rw.endBody()
+	return rw.writeOut()
+}
+
+// endBody ends the body in the output held: the headers and the body with
+// its length when none were sent, a chunked body's last chunk when they
+// were.
+func (rw *Response) endBody() {
+	rw.ended = true
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusOK)
 	}
@@ -320,7 +336,25 @@ func (rw *Response) Close() {
 		b := rw.take()
 		*b = append(*b, "0\r\n\r\n"...)
 	}
-	_ = rw.writeOut()
+}
+
+// Abort keeps the connection from being reused: Close closes it (a
+// response cut in the middle, a panic).
+func (rw *Response) Abort() { rw.broken = true }
+
+// Close ends the response: what is held is written, and a chunked body's
+// end (unless EndBody wrote them). The connection then goes back to the server for the client's next
+// request, or is closed when the response did not end cleanly, the client
+// asked for it or is gone, or the server is shutting down. The context
+// ends.
+func (rw *Response) Close() {
+	if rw.closed {
+		return
+	}
+	if !rw.ended {
+		rw.endBody()
+		_ = rw.writeOut()
+	}
 	rw.closed = true
 	rw.stopBase()
 	rw.cancel(nil)

@@ -507,3 +507,50 @@ func TestConnectionWaitingForItsNextRequestIsClosedAtTheIdleTimeout(t *testing.T
 		}
 	})
 }
+
+// TestEndBodyEndsTheAnswerBeforeClose: EndBody puts the last bytes and a
+// chunked body's end on the wire at once, so the client has its whole
+// answer while the handler still works (the cache, the price); a Write
+// after it fails, and Close only hands the connection on, which serves
+// the next request.
+func TestEndBodyEndsTheAnswerBeforeClose(t *testing.T) {
+	forEachWatch(t, func(t *testing.T) {
+		read := make(chan struct{})
+		late := make(chan error, 1)
+		s := startServer(t, func(rw *detach.Response, r *http.Request) {
+			if r.URL.Path != "/detach/end" {
+				streamAnswer(rw, r)
+				return
+			}
+			_, _ = io.WriteString(rw, "data: first\n\n")
+			rw.Flush()
+			_, _ = io.WriteString(rw, "data: last\n\n")
+			if err := rw.EndBody(); err != nil {
+				late <- err
+				return
+			}
+			<-read // Close waits for the client to have read the answer
+			_, err := io.WriteString(rw, "data: late\n\n")
+			late <- err
+		})
+		conn, br := s.send(t, rawRequest("/detach/end", ""))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		close(read)
+		if err != nil || string(body) != "data: first\n\ndata: last\n\n" || len(resp.TransferEncoding) != 1 {
+			t.Fatalf("body %q (%v), transfer encoding %v", body, err, resp.TransferEncoding)
+		}
+		if err := <-late; !errors.Is(err, detach.ErrBodyEnded) {
+			t.Fatalf("a write after EndBody: %v, want ErrBodyEnded", err)
+		}
+		if _, err := io.WriteString(conn, rawRequest("/detach/next", "")); err != nil {
+			t.Fatal(err)
+		}
+		if next := readWhole(t, br); next.StatusCode != http.StatusOK {
+			t.Fatalf("the next request on the connection: %d", next.StatusCode)
+		}
+	})
+}

@@ -8,10 +8,10 @@ import "net"
 // while idle fails on its next write, and the request is sent again.
 type peeker struct{}
 
-func newPeeker(net.Conn) *peeker { return nil }
+func (p *peeker) init(net.Conn) {}
 
 func (p *peeker) alive() bool { return true }
 
 func (p *peeker) canWait() bool { return false }
 
-func (p *peeker) wait(func(fd int) bool) error { return nil }
+func (p *peeker) wait(func(fd uintptr) bool) error { return nil }

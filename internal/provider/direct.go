@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"os"
 	"sync"
 	"syscall"
@@ -65,12 +66,12 @@ const directBufSize = 4 << 10
 type dconn struct {
 	c      net.Conn
 	cr     connReader // what br reads
-	peek   *peeker
+	peek   peeker     // here, not beside: a stream's every wait reads both
 	br     *bufio.Reader
 	spare  *bufio.Reader // an empty Reader that takes br's buffer to the pool at park
 	parked bool          // br's buffer is in the pool (await): a read takes one back
 	t      *direct
-	try    func(fd int) bool // tryRead, made once
+	try    func(fd uintptr) bool // tryRead, for peek.wait; made once
 	addr   string
 	idleAt time.Time
 	reused bool
@@ -128,11 +129,11 @@ func (t *direct) await(dc *dconn) error {
 
 // tryRead is await's read that must not block, on the socket fd; it
 // reports whether something was there.
-func (dc *dconn) tryRead(fd int) bool {
+func (dc *dconn) tryRead(fd uintptr) bool {
 	if dc.parked {
 		dc.t.unpark(dc)
 	}
-	dc.cr.fd, dc.cr.nonblock = fd, true
+	dc.cr.fd, dc.cr.nonblock = int(fd), true
 	_, err := dc.br.Peek(1) // a read error is read again by the next Read
 	dc.cr.nonblock = false
 	if err == errWouldBlock {
@@ -253,6 +254,14 @@ func (t *direct) wrap(dc *dconn, req *http.Request, resp *http.Response, stop fu
 		b.finish(true)
 		return resp
 	}
+	if len(resp.TransferEncoding) == 1 && resp.TransferEncoding[0] == "chunked" {
+		// A stream is read with net/http's chunked reader straight from
+		// the connection's buffer, not through the body reader
+		// ReadResponse put over it (a lock and a struct more for every
+		// event, which directBody keeps itself); its trailer, which no
+		// caller reads, is read past at the end.
+		b.chunks = httputil.NewChunkedReader(dc.br)
+	}
 	resp.Body = b
 	return resp
 }
@@ -265,11 +274,12 @@ var aLongTimeAgo = time.Unix(1, 0)
 // back; closed before, it closes the connection. Close may be called from
 // another goroutine while Read is blocked (a stream being aborted).
 type directBody struct {
-	t    *direct
-	dc   *dconn
-	body io.ReadCloser
-	stop func() bool
-	keep bool
+	t      *direct
+	dc     *dconn
+	body   io.ReadCloser
+	chunks io.Reader // a chunked body's chunks, read instead of body
+	stop   func() bool
+	keep   bool
 
 	ready bool // WaitRead saw something to read since the last Read
 
@@ -306,11 +316,47 @@ func (b *directBody) Read(p []byte) (int, error) {
 		b.t.unpark(b.dc)
 	}
 	b.ready = false
-	n, err := b.body.Read(p)
+	var (
+		n   int
+		err error
+	)
+	if b.chunks != nil {
+		n, err = b.chunks.Read(p)
+		if err == io.EOF {
+			if terr := readTrailer(b.dc.br); terr != nil {
+				err = terr
+			}
+		}
+	} else {
+		n, err = b.body.Read(p)
+	}
 	if err != nil {
 		b.finish(err == io.EOF)
 	}
 	return n, err
+}
+
+// errLongTrailer is a chunked body's trailer longer than the read buffer.
+var errLongTrailer = errors.New("provider: chunked body's trailer too long")
+
+// readTrailer reads what follows a chunked body's last chunk: trailer
+// fields, if any, through the blank line that ends the body. Like
+// net/http, it bounds them by the read buffer.
+func readTrailer(br *bufio.Reader) error {
+	for read := 0; ; {
+		line, err := br.ReadSlice('\n')
+		read += len(line)
+		switch {
+		case err == bufio.ErrBufferFull || read > directBufSize:
+			return errLongTrailer
+		case err == io.EOF:
+			return io.ErrUnexpectedEOF
+		case err != nil:
+			return err
+		case string(line) == "\r\n":
+			return nil
+		}
+	}
 }
 
 func (b *directBody) Close() error {
@@ -373,7 +419,8 @@ func (t *direct) get(ctx context.Context, addr string) (*dconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	dc := &dconn{c: c, cr: connReader{c: c}, peek: newPeeker(c), t: t, addr: addr}
+	dc := &dconn{c: c, cr: connReader{c: c}, t: t, addr: addr}
+	dc.peek.init(c)
 	dc.br = t.reader(&dc.cr)
 	dc.try = dc.tryRead
 	return dc, nil

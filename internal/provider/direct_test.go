@@ -380,6 +380,7 @@ func TestDirectWireCases(t *testing.T) {
 	}{
 		{"early hints before the answer", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", 1},
 		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n", "ok!!!", 1},
+		{"chunked with a trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 2\r\nX-More: 3\r\n\r\n", "ok", 1},
 		{"bytes after the answer", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK", "ok", 2},
 		{"no body", "HTTP/1.1 204 No Content\r\n\r\n", "", 1},
 		{"HTTP/1.0 without keep-alive", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", "ok", 2},
@@ -398,6 +399,73 @@ func TestDirectWireCases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDirectChunkedBodyThatDoesNotEndCleanly: a chunked body cut inside
+// its trailer, or with a trailer past the read buffer, is an error to its
+// reader, and its connection is not used again.
+func TestDirectChunkedBodyThatDoesNotEndCleanly(t *testing.T) {
+	head := "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+	tests := []struct {
+		name, reply string
+		want        error
+	}{
+		{"cut in the trailer", head + "X-Sum: 2\r\n", io.ErrUnexpectedEOF},
+		{"trailer past the buffer", head + "X-Long: " + strings.Repeat("a", directBufSize) + "\r\n\r\n", errLongTrailer},
+		{"many trailer lines past the buffer", head + strings.Repeat("X-A: 1\r\n", directBufSize/8) + "\r\n", errLongTrailer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, conns := rawServer(t, func(int) string { return tt.reply })
+			if tt.want == io.ErrUnexpectedEOF {
+				url, conns = closingServer(t, tt.reply)
+			}
+			c, _ := newDirectClient(t)
+			for i := range 2 {
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader("{}"))
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !errors.Is(err, tt.want) || string(b) != "ok" {
+					t.Fatalf("call %d: %q, %v; want ok and %v", i, b, err, tt.want)
+				}
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("opened %d connections, want 2 (none used again)", n)
+			}
+		})
+	}
+}
+
+// closingServer answers every request with reply and closes the
+// connection.
+func closingServer(t *testing.T, reply string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, reply)
+			}
+			c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String(), &conns
 }
 
 func TestDirectMalformedAnswer(t *testing.T) {
@@ -592,7 +660,7 @@ func TestDirectStreamWaitsForItsNextEventWithoutAReadBuffer(t *testing.T) {
 	// finds nothing, seen by the goroutine that waits.
 	held := make(chan int, 8)
 	try := b.dc.try
-	b.dc.try = func(fd int) bool {
+	b.dc.try = func(fd uintptr) bool {
 		ok := try(fd)
 		if !ok {
 			select {

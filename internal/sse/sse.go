@@ -75,8 +75,16 @@ type Pool struct{ p sync.Pool }
 // goes back to it when the stream ends (Next returns an error) or at
 // Release.
 func (p *Pool) NewReader(r io.Reader) *Reader {
-	w, _ := r.(Waiter)
-	return &Reader{br: p.get(r), pool: p, src: r, wait: w}
+	rd := new(Reader)
+	p.Init(rd, r)
+	return rd
+}
+
+// Init makes r, a zero Reader, what NewReader returns: for a Reader kept
+// inside a stream's own struct, one object fewer that every event touches.
+func (p *Pool) Init(r *Reader, src io.Reader) {
+	w, _ := src.(Waiter)
+	*r = Reader{br: p.get(src), pool: p, src: src, wait: w}
 }
 
 func (p *Pool) get(r io.Reader) *bufio.Reader {

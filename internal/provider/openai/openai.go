@@ -200,8 +200,7 @@ func (p *Provider) ChatCompletion(ctx context.Context, req *provider.Request) (*
 		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
-		sb := provider.StreamBody(resp)
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: sb, r: p.events.NewReader(sb)}}, nil
+		return &provider.Response{Stream: p.newStream(provider.StreamBody(resp), false, false)}, nil
 	}
 	defer resp.Body.Close()
 	b, err := readAll(resp.Body, resp.ContentLength, p.maxBody)
@@ -333,12 +332,18 @@ type stream struct {
 	name string
 	key  string // scrubbed from the upstream's error events
 	body io.ReadCloser
-	r    *sse.Reader
+	r    sse.Reader // held here, not beside: every event reads both
 	done bool
 	// raw: a passed-through surface's events, handed on as they are (an
 	// error event is the surface's to interpret). eofEnds: the end of the
 	// body ends the stream (the Responses API sends no [DONE]).
 	raw, eofEnds bool
+}
+
+func (p *Provider) newStream(body io.ReadCloser, raw, eofEnds bool) *stream {
+	s := &stream{name: p.name, key: p.key, body: body, raw: raw, eofEnds: eofEnds}
+	p.events.Init(&s.r, body)
+	return s
 }
 
 var errorKey = []byte(`"error"`)
@@ -420,9 +425,7 @@ func (p *Provider) passthrough(ctx context.Context, req *provider.Request) (*pro
 		return nil, p.upstreamError(resp)
 	}
 	if req.Stream {
-		sb := provider.StreamBody(resp)
-		return &provider.Response{Stream: &stream{name: p.name, key: p.key, body: sb, r: p.events.NewReader(sb),
-			raw: true, eofEnds: req.Surface == provider.SurfaceResponses}}, nil
+		return &provider.Response{Stream: p.newStream(provider.StreamBody(resp), true, req.Surface == provider.SurfaceResponses)}, nil
 	}
 	defer resp.Body.Close()
 	b, err := readAll(resp.Body, resp.ContentLength, p.maxBody)

@@ -19,14 +19,18 @@ func appendData(dst, payload []byte) []byte {
 // NewStream copies chat.completion.chunk payloads to the client as they
 // come, accumulating them into the answer.
 func (r *Request) NewStream(_ bool, maxCapture int) surface.Stream {
-	s := &stream{req: r}
+	s := &stream{req: r, includeUsage: r.IncludeUsage}
 	s.acc.SetLimit(maxCapture)
 	return s
 }
 
 type stream struct {
-	req *Request
 	acc api.Accumulator
+	// includeUsage is req's, read with every chunk: here, after the
+	// accumulator's fields a chunk reads, it is on a line the chunk
+	// touches anyway.
+	includeUsage bool
+	req          *Request
 }
 
 var errInvalidChunk = &api.Error{Status: http.StatusBadGateway, Type: api.TypeUpstream, Code: "upstream_invalid_chunk",
@@ -36,7 +40,7 @@ func (s *stream) Add(dst, chunk []byte) ([]byte, error) {
 	if err := s.acc.Add(chunk); err != nil {
 		return dst, errInvalidChunk
 	}
-	if !s.req.IncludeUsage && s.acc.UsageOnly() {
+	if !s.includeUsage && s.acc.UsageOnly() {
 		return dst, nil // asked for to price the answer; the client did not
 	}
 	return appendData(dst, chunk), nil
