@@ -343,10 +343,10 @@ func (rw *Response) endBody() {
 func (rw *Response) Abort() { rw.broken = true }
 
 // Close ends the response: what is held is written, and a chunked body's
-// end (unless EndBody wrote them). The connection then goes back to the server for the client's next
-// request, or is closed when the response did not end cleanly, the client
-// asked for it or is gone, or the server is shutting down. The context
-// ends.
+// end (unless EndBody wrote them). The connection then goes back to the
+// server for the client's next request, or is closed when the response did
+// not end cleanly, the client asked for it or is gone, or the server is
+// shutting down. The context ends.
 func (rw *Response) Close() {
 	if rw.closed {
 		return

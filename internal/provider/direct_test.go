@@ -327,6 +327,13 @@ func TestDirectConnectionClose(t *testing.T) {
 // returns for it, and counts connections.
 func rawServer(t *testing.T, reply func(i int) string) (string, *atomic.Int64) {
 	t.Helper()
+	return rawServerClosing(t, reply, false)
+}
+
+// rawServerClosing is rawServer; closeAfter: it closes each connection
+// after its first answer.
+func rawServerClosing(t *testing.T, reply func(i int) string, closeAfter bool) (string, *atomic.Int64) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -361,7 +368,8 @@ func rawServer(t *testing.T, reply func(i int) string) (string, *atomic.Int64) {
 						return
 					}
 					_, _ = io.Copy(io.Discard, req.Body)
-					if _, err := io.WriteString(c, reply(j)); err != nil {
+					if _, err := io.WriteString(c, reply(j)); err != nil || closeAfter {
+						c.Close()
 						return
 					}
 				}
@@ -416,10 +424,8 @@ func TestDirectChunkedBodyThatDoesNotEndCleanly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			url, conns := rawServer(t, func(int) string { return tt.reply })
-			if tt.want == io.ErrUnexpectedEOF {
-				url, conns = closingServer(t, tt.reply)
-			}
+			// A body cut short is one whose connection closes.
+			url, conns := rawServerClosing(t, func(int) string { return tt.reply }, tt.want == io.ErrUnexpectedEOF)
 			c, _ := newDirectClient(t)
 			for i := range 2 {
 				req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader("{}"))
@@ -438,34 +444,6 @@ func TestDirectChunkedBodyThatDoesNotEndCleanly(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closingServer answers every request with reply and closes the
-// connection.
-func closingServer(t *testing.T, reply string) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns atomic.Int64
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Add(1)
-			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-				_, _ = io.Copy(io.Discard, req.Body)
-				_, _ = io.WriteString(c, reply)
-			}
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String(), &conns
 }
 
 func TestDirectMalformedAnswer(t *testing.T) {
