@@ -11,7 +11,9 @@
 # slows the machine slows both, and the ratio of their CPU per completed
 # stream (utime + stime from /proc/PID/stat) moves by about 1 % between
 # rounds (docs/benchmarks.md). The same run with the gateway in both places
-# (SAME=1) shows the method's own spread. The two load the machine with 2N
+# (SAME=1) shows the method's own spread; with another build of it there
+# (OTHER_BIN=path/to/edge-agent) the ratio is a change's effect, to the same
+# spread. The two load the machine with 2N
 # streams, so absolute figures are not comparable to streams_compare.sh's.
 #
 #   N        streams of each (default 1500)
@@ -26,6 +28,7 @@ REPEAT="${REPEAT:-5}"
 ROUNDS_PER_WORKER="${ROUNDS_PER_WORKER:-3}"
 STEP_TIMEOUT="${STEP_TIMEOUT:-90s}"
 SAME="${SAME:-0}"
+OTHER_BIN="${OTHER_BIN:-}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 build
 (cd "$ROOT" && go build -o "$ROOT/bin/revproxy" ./scripts/revproxy)
@@ -46,6 +49,7 @@ per_stream() {
 
 other=bare-proxy
 if [ "$SAME" = 1 ]; then other=gateway; fi
+if [ -n "$OTHER_BIN" ]; then other="$(basename "$OTHER_BIN")"; SAME=1; fi
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), RLIMIT_NOFILE $(ulimit -n)"
 echo "$N streams through each of the gateway and the $other at the same time, $ROUNDS_PER_WORKER per worker, $REPEAT rounds; $(date -u '+%Y-%m-%d %H:%M UTC')"
 printf "%-6s %14s %14s %8s %7s\n" round "gateway ms" "$other ms" ratio failed
@@ -56,7 +60,7 @@ for ((r = 1; r <= REPEAT; r++)); do
   start_gateway pair
   gpid=$PID_pair gurl=$URL_pair
   if [ "$SAME" = 1 ]; then
-    start_gateway other
+    BIN=${OTHER_BIN:-$BIN} start_gateway other
     opid=$PID_other ourl=$URL_other
   else
     serve "$WORK/proxy.log" '"$ROOT/bin/revproxy" --addr "127.0.0.1:$PORT" --upstream "$SIM_URL"'

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/zeebo/xxh3"
 )
 
 // Accumulator rebuilds a complete chat.completion from the chunks of a
@@ -17,6 +18,9 @@ import (
 // (content, refusals, tool names and arguments): past it, it lets go of
 // what it held and keeps only the usage and a count of the text, so the
 // answer can still be priced but not rebuilt or cached.
+//
+// An Accumulator must not be copied once used: its first choice lives in
+// it (one).
 type Accumulator struct {
 	id, model, fingerprint string
 	created                int64
@@ -37,6 +41,11 @@ type Accumulator struct {
 	// the shape of the chunk added last (UsageOnly)
 	lastChoices bool // it had a choice
 	lastUsage   bool // it had a usage object
+
+	// one holds the first choice, choices' storage while there is only
+	// it: a stream's choice beside what addLike reads, not in memory of
+	// its own, one fetch from RAM less for each chunk.
+	one [1]accChoice
 }
 
 // SetLimit bounds the text the accumulator holds to n bytes (0: no bound).
@@ -50,13 +59,13 @@ func (a *Accumulator) Overflowed() bool { return a.over }
 func (a *Accumulator) TextBytes() int { return a.text }
 
 type accChoice struct {
-	role string
 	// []byte, not strings.Builder: choices and tools live in slices that
 	// grow as a stream names a new index, and a Builder must not be copied.
-	content   []byte
-	refusal   []byte
+	content   []byte // first: what addLike writes
 	hasText   bool
 	hasRefuse bool
+	refusal   []byte
+	role      string
 	tools     []accTool
 	finish    string
 }
@@ -148,6 +157,9 @@ func (a *Accumulator) Add(chunk []byte) error {
 		if idx < 0 || idx > 127 {
 			continue
 		}
+		if a.choices == nil {
+			a.choices = a.one[:0]
+		}
 		for len(a.choices) <= int(idx) {
 			a.choices = append(a.choices, accChoice{})
 		}
@@ -165,7 +177,7 @@ func (a *Accumulator) Add(chunk []byte) error {
 func (a *Accumulator) checkLimit() {
 	if a.limit > 0 && a.text > a.limit && !a.over {
 		a.over = true
-		a.choices = nil // let the held text go
+		a.choices, a.one = nil, [1]accChoice{} // let the held text go
 	}
 }
 
@@ -176,18 +188,14 @@ func (a *Accumulator) checkLimit() {
 // (BenchmarkAccumulatorAdd and the streams figures: docs/benchmarks.md).
 func (a *Accumulator) addLike(chunk []byte) bool {
 	t := &a.parse.tmpl
-	if len(t.buf) == 0 {
+	if !t.set || len(chunk) < t.pre+2+t.suf || chunk[t.pre] != '"' {
 		return false
 	}
-	pre, suf := t.buf[:t.pre], t.buf[t.pre:]
-	if len(chunk) < len(pre)+2+len(suf) || chunk[len(pre)] != '"' || string(chunk[:len(pre)]) != string(pre) {
+	e := stringEnd(chunk, t.pre)
+	if e < 0 || len(chunk)-e != t.suf || xxh3.Hash128(chunk[:t.pre]) != t.preHash || xxh3.Hash128(chunk[e:]) != t.sufHash {
 		return false
 	}
-	e := stringEnd(chunk, len(pre))
-	if e < 0 || len(chunk)-e != len(suf) || string(chunk[e:]) != string(suf) {
-		return false
-	}
-	s, _ := stringValue(chunk[len(pre):e])
+	s, _ := stringValue(chunk[t.pre:e])
 	t.hits++
 	a.chunks++
 	a.lastChoices, a.lastUsage = true, t.usage
@@ -221,12 +229,20 @@ type chunkParse struct {
 	// bytes around a string literal (pre, then the literal, then suf) adds
 	// that string to the choice, and nothing else (Accumulator.addLike).
 	// Nothing else of it is read; the literal is checked.
+	//
+	// pre and suf are kept as their lengths and 128-bit hashes (xxh3),
+	// not as bytes: comparing a chunk with bytes kept 20 ms before costs
+	// a fetch from RAM for each 64 of them, hashing the chunk's own, just
+	// read, costs none. A chunk whose pre or suf differs but hashes the
+	// same (one chance in 2^128) would fold its string and not what else
+	// differs.
 	tmpl struct {
-		buf   []byte // pre, then suf; empty when there is no template
-		pre   int    // len(pre): where the content's literal starts
-		idx   int    // the choice's index
-		usage bool   // the chunk carries a usage object
-		hits  int    // chunks read from it (for the tests)
+		set              bool // there is a template
+		usage            bool // the chunk carries a usage object
+		pre, suf         int  // len(pre): where the content's literal starts; len(suf)
+		preHash, sufHash xxh3.Uint128
+		idx              int // the choice's index
+		hits             int // chunks read from it (for the tests)
 	} // last: Accumulator's fields addLike reads follow it
 }
 
@@ -236,12 +252,8 @@ type chunkHead struct {
 	id, model, created, fingerprint, usage [2]int
 }
 
-// maxOpen bounds the opening chunkParse remembers, maxTmpl the bytes
-// around a content it remembers.
-const (
-	maxOpen = 512
-	maxTmpl = 1024
-)
+// maxOpen bounds the opening chunkParse remembers.
+const maxOpen = 512
 
 // contentStart is the capacity a choice's content starts with.
 const contentStart = 256
@@ -332,25 +344,22 @@ func (p *chunkParse) chunk(b []byte) bool {
 // this one changed).
 func (p *chunkParse) record(b []byte) {
 	t := &p.tmpl
-	t.buf = t.buf[:0]
+	t.set = false
 	if len(p.choices) != 1 {
 		return
 	}
 	ch := p.choices[0]
 	c := ch.content
-	n := len(b) - (c[1] - c[0]) // the bytes around the literal
 	idx := int64(0)
 	if v := field(b, ch.index); v != nil {
 		idx = jsonInt(v)
 	}
-	if c[1] == 0 || b[c[0]] != '"' || n > maxTmpl || idx < 0 || idx > 127 || !absent(b, ch.refusal) || !absent(b, ch.tools) {
+	if c[1] == 0 || b[c[0]] != '"' || idx < 0 || idx > 127 || !absent(b, ch.refusal) || !absent(b, ch.tools) {
 		return
 	}
-	if cap(t.buf) < n {
-		t.buf = make([]byte, 0, n) // of its size: two appends would double it
-	}
-	t.buf = append(append(t.buf, b[:c[0]]...), b[c[1]:]...)
-	t.pre, t.idx = c[0], int(idx)
+	t.set = true
+	t.pre, t.suf, t.idx = c[0], len(b)-c[1], int(idx)
+	t.preHash, t.sufHash = xxh3.Hash128(b[:c[0]]), xxh3.Hash128(b[c[1]:])
 	u := field(b, p.usage)
 	t.usage = len(u) > 0 && u[0] == '{'
 }

@@ -432,3 +432,28 @@ func TestAccumulatorReadsChunksThatDifferOnlyInTheirContent(t *testing.T) {
 		t.Fatalf("the second of two identical chunks was not read from the template (%d hits, want %d)", got.parse.tmpl.hits, hits+1)
 	}
 }
+
+// The template is kept as hashes: a chunk of the template's lengths around
+// its content but one byte different before or after it is read whole.
+func TestAccumulatorTemplateRefusesOneByteChanged(t *testing.T) {
+	pre := `{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":`
+	suf := `},"finish_reason":null}],"system_fingerprint":"fp"}`
+	for _, c := range []string{
+		`{"id":"c1","model":"n","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":null}],"system_fingerprint":"fp"}`,
+		`{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":null}],"system_fingerprint":"fq"}`,
+	} {
+		var got, want Accumulator
+		for _, chunk := range []string{pre + `"a"` + suf, c} {
+			if err := got.Add([]byte(chunk)); err != nil {
+				t.Fatal(err)
+			}
+			_ = want.addGJSON([]byte(chunk))
+		}
+		if got.parse.tmpl.hits != 0 {
+			t.Errorf("%s: read from the template", c)
+		}
+		if g, w := stateOf(&got), stateOf(&want); !reflect.DeepEqual(g, w) {
+			t.Errorf("%s: got %+v, want %+v", c, g, w)
+		}
+	}
+}

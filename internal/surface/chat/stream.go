@@ -26,9 +26,9 @@ func (r *Request) NewStream(_ bool, maxCapture int) surface.Stream {
 
 type stream struct {
 	acc api.Accumulator
-	// includeUsage is req's, read with every chunk: here, after the
-	// accumulator's fields a chunk reads, it is on a line the chunk
-	// touches anyway.
+	// includeUsage is req's, read after the accumulator's fields a chunk
+	// reads, and only for a chunk that is usage alone (the last): the
+	// others do not fetch its line.
 	includeUsage bool
 	req          *Request
 }
@@ -40,7 +40,7 @@ func (s *stream) Add(dst, chunk []byte) ([]byte, error) {
 	if err := s.acc.Add(chunk); err != nil {
 		return dst, errInvalidChunk
 	}
-	if !s.includeUsage && s.acc.UsageOnly() {
+	if s.acc.UsageOnly() && !s.includeUsage {
 		return dst, nil // asked for to price the answer; the client did not
 	}
 	return appendData(dst, chunk), nil
