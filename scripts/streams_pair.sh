@@ -19,9 +19,12 @@
 #   N        streams of each (default 1500)
 #   REPEAT   rounds (default 5), fresh processes each, the proxy's and the
 #            gateway's load started in alternating order
+#   SAME=1   the gateway in both places
+#   OTHER_BIN  another edge-agent binary in the second place
 #
-# Prints every round's CPU ms per stream and ratio, and their median. Linux
-# only (/proc).
+# Prints every round's CPU ms per stream, their ratio and the ratio of user
+# time alone (utime: the processes' own code, the kernel's part left out),
+# and the median ratio. Linux only (/proc).
 source "$(dirname "$0")/lib.sh"
 N="${N:-1500}"
 REPEAT="${REPEAT:-5}"
@@ -49,10 +52,14 @@ per_stream() {
 
 other=bare-proxy
 if [ "$SAME" = 1 ]; then other=gateway; fi
-if [ -n "$OTHER_BIN" ]; then other="$(basename "$OTHER_BIN")"; SAME=1; fi
+if [ -n "$OTHER_BIN" ]; then
+  [ -x "$OTHER_BIN" ] || { echo "OTHER_BIN=$OTHER_BIN is not an executable" >&2; exit 1; }
+  other="$(basename "$OTHER_BIN")" SAME=1
+fi
+utime() { awk '{print $14}' /proc/"$1"/stat; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), RLIMIT_NOFILE $(ulimit -n)"
 echo "$N streams through each of the gateway and the $other at the same time, $ROUNDS_PER_WORKER per worker, $REPEAT rounds; $(date -u '+%Y-%m-%d %H:%M UTC')"
-printf "%-6s %14s %14s %8s %7s\n" round "gateway ms" "$other ms" ratio failed
+printf "%-6s %14s %14s %8s %11s %7s\n" round "gateway ms" "$other ms" ratio "user ratio" failed
 ratios=()
 for ((r = 1; r <= REPEAT; r++)); do
   start_stream_upstream
@@ -66,15 +73,17 @@ for ((r = 1; r <= REPEAT; r++)); do
     serve "$WORK/proxy.log" '"$ROOT/bin/revproxy" --addr "127.0.0.1:$PORT" --upstream "$SIM_URL"'
     opid=$LAST_PID ourl="http://127.0.0.1:$PORT"
   fi
-  g0=$(cpu_ticks "$gpid") o0=$(cpu_ticks "$opid")
+  g0=$(cpu_ticks "$gpid") o0=$(cpu_ticks "$opid") gu0=$(utime "$gpid") ou0=$(utime "$opid")
   if ((r % 2)); then load "$gurl" "$WORK/g.json"; gl=$LOAD_PID; load "$ourl" "$WORK/o.json"; ol=$LOAD_PID
   else load "$ourl" "$WORK/o.json"; ol=$LOAD_PID; load "$gurl" "$WORK/g.json"; gl=$LOAD_PID; fi
-  wait "$gl"; g=$(per_stream "$gpid" "$g0" "$WORK/g.json")
-  wait "$ol"; o=$(per_stream "$opid" "$o0" "$WORK/o.json")
+  wait "$gl"; g=$(per_stream "$gpid" "$g0" "$WORK/g.json") gu=$(( $(utime "$gpid") - gu0 ))
+  wait "$ol"; o=$(per_stream "$opid" "$o0" "$WORK/o.json") ou=$(( $(utime "$opid") - ou0 ))
   failed=$(( $(jget "$WORK/g.json" errors) + $(jget "$WORK/o.json" errors) ))
   stop_all
   ratio=$(awk -v g="$g" -v o="$o" 'BEGIN { printf "%.3f", (o > 0 ? g / o : 0) }')
+  uratio=$(awk -v g="$gu" -v o="$ou" -v gs="$(( $(jget "$WORK/g.json" requests) - $(jget "$WORK/g.json" errors) ))" \
+    -v os="$(( $(jget "$WORK/o.json" requests) - $(jget "$WORK/o.json" errors) ))" 'BEGIN { printf "%.3f", (o > 0 && gs > 0 ? (g / gs) / (o / os) : 0) }')
   ratios+=("$ratio")
-  printf "%-6d %14s %14s %7sx %7d\n" "$r" "$g" "$o" "$ratio" "$failed"
+  printf "%-6d %14s %14s %7sx %10sx %7d\n" "$r" "$g" "$o" "$ratio" "$uratio" "$failed"
 done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "median ratio %.3fx (%d rounds, %.3f-%.3f)\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, NR, v[1], v[NR] }'
